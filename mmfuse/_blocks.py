@@ -1,0 +1,678 @@
+"""Modality blocks: which columns of one 2-D ``X`` form each modality.
+
+Every multimodal estimator of mmfuse takes one ``X`` with the modalities side
+by side and a ``blocks`` parameter. :func:`resolve_blocks` is the one resolver
+that turns any accepted form of ``blocks`` into integer column indices and
+modality names; estimators call it in ``fit`` through :func:`fit_blocks`.
+"""
+
+from collections.abc import Mapping
+from numbers import Integral
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mmfuse.utils._compat import (
+    Interval,
+    StrOptions,
+    _check_feature_names_in,
+    _fit_context,
+)
+
+__all__ = [
+    "ModalitySelector",
+    "check_complete",
+    "fit_blocks",
+    "present_modalities",
+    "resolve_blocks",
+    "stack_modalities",
+]
+
+# The separator ColumnTransformer writes between a transformer's name and a
+# feature name; ``blocks="auto"`` splits feature names on it.
+SEPARATOR = "__"
+
+BLOCKS_CONSTRAINT = [
+    StrOptions({"auto"}),
+    Interval(Integral, 1, None, closed="left"),
+    list,
+    tuple,
+    dict,
+]
+
+
+def resolve_blocks(
+    blocks,
+    n_features: int,
+    feature_names: ArrayLike | None = None,
+    *,
+    min_blocks: int = 1,
+) -> tuple[list[NDArray[np.intp]], list[str]]:
+    """Resolve a ``blocks`` specification into column indices and names.
+
+    Columns that belong to no block are ignored by the estimators.
+
+    Parameters
+    ----------
+    blocks : "auto", int, list, tuple or dict
+        Which columns form each modality:
+
+        - ``"auto"``: from feature names of the form ``"<modality>__<feature>"``
+          (as :class:`~sklearn.compose.ColumnTransformer` writes them), in
+          order of first appearance; columns without ``"__"`` are ignored.
+        - an int ``k``: ``k`` consecutive blocks of near-equal width.
+        - a list of ints: consecutive blocks of these widths, from column 0.
+        - a list of slices, integer index lists or boolean masks: explicit
+          column positions, one entry a block.
+        - a list of strings: name prefixes; block ``"img"`` holds the columns
+          whose name starts with ``"img__"`` or, if there is none, with
+          ``"img"``.
+        - a dict ``{name: spec}``: any of the above, named; a spec is a slice,
+          a list of positions, a boolean mask, a list of column names or a
+          prefix string; a dict whose values are all ints gives widths.
+    n_features : int
+        Number of columns of ``X``.
+    feature_names : array-like of str, default=None
+        Column names of ``X``, needed by ``"auto"``, prefixes and names.
+    min_blocks : int, default=1
+        Fewest blocks the caller accepts.
+
+    Returns
+    -------
+    blocks : list of ndarray of intp
+        The column positions of each block, in the order given.
+    names : list of str
+        The modality names (``"block0"``, ``"block1"``… when unnamed).
+
+    Raises
+    ------
+    ValueError
+        When a block is empty, out of range, overlaps another, names an
+        unknown column or prefix, or when there are fewer than ``min_blocks``.
+
+    Examples
+    --------
+    >>> from mmfuse import resolve_blocks
+    >>> idx, names = resolve_blocks([2, 3], n_features=5)
+    >>> [i.tolist() for i in idx], names
+    ([[0, 1], [2, 3, 4]], ['block0', 'block1'])
+    >>> idx, names = resolve_blocks("auto", 3, ["img__a", "img__b", "txt__a"])
+    >>> [i.tolist() for i in idx], names
+    ([[0, 1], [2]], ['img', 'txt'])
+    """
+    if feature_names is not None:
+        feature_names = np.asarray(feature_names, dtype=object)
+    if isinstance(blocks, str):
+        if blocks != "auto":
+            raise ValueError(
+                f"blocks={blocks!r} is not understood: the only string accepted "
+                f"is 'auto'; to select the columns prefixed {blocks!r}, pass "
+                f"blocks=[{blocks!r}, ...] with one prefix a modality."
+            )
+        indices, names = _blocks_from_feature_names(feature_names)
+    elif isinstance(blocks, Integral) and not isinstance(blocks, bool):
+        indices = _equal_blocks(int(blocks), n_features)
+        names = [f"block{i}" for i in range(len(indices))]
+    elif isinstance(blocks, Mapping):
+        names = list(blocks)
+        for name in names:
+            if not isinstance(name, str) or not name:
+                raise ValueError(
+                    f"blocks is a dict whose keys must be non-empty modality "
+                    f"names (str); got the key {name!r}."
+                )
+        indices = _blocks_from_specs(
+            list(blocks.values()), names, n_features, feature_names
+        )
+    elif isinstance(blocks, list | tuple):
+        specs = list(blocks)
+        if specs and all(isinstance(s, str) for s in specs):
+            names = specs
+        else:
+            names = [f"block{i}" for i in range(len(specs))]
+        indices = _blocks_from_specs(specs, names, n_features, feature_names)
+    else:
+        raise ValueError(
+            f"blocks={blocks!r} of type {type(blocks).__name__} is not "
+            f"understood; pass 'auto', an int, a list of widths, a list of "
+            f"column selections or a dict of named blocks."
+        )
+    _check_blocks(indices, names, n_features, min_blocks)
+    return indices, names
+
+
+def _equal_blocks(k: int, n_features: int) -> list[NDArray[np.intp]]:
+    if k < 1:
+        raise ValueError(f"blocks={k} must be a positive number of blocks.")
+    if k > n_features:
+        raise ValueError(
+            f"blocks={k} asks for {k} blocks but X has n_features={n_features}"
+            f" ({n_features} feature(s)); use blocks <= {n_features}."
+        )
+    return np.array_split(np.arange(n_features, dtype=np.intp), k)
+
+
+def _blocks_from_feature_names(feature_names):
+    if feature_names is None:
+        raise ValueError(
+            "blocks='auto' needs feature names of the form "
+            "'<modality>__<feature>' (a DataFrame such as "
+            "load_mfeat(as_frame=True).data, or the output of a "
+            "ColumnTransformer), but X has no feature names. Pass blocks "
+            "explicitly: an int k, a list of widths such as [76, 216], or a "
+            "dict of column positions."
+        )
+    groups: dict[str, list[int]] = {}
+    for position, name in enumerate(feature_names):
+        prefix, separator, _ = str(name).partition(SEPARATOR)
+        if separator and prefix:
+            groups.setdefault(prefix, []).append(position)
+    if not groups:
+        shown = ", ".join(repr(str(n)) for n in feature_names[:3])
+        raise ValueError(
+            f"blocks='auto' found no feature name of the form "
+            f"'<modality>__<feature>' (X's columns start {shown}). Rename the "
+            f"columns with a modality prefix, or pass blocks explicitly, e.g. "
+            f"a dict of column names."
+        )
+    return [np.asarray(v, dtype=np.intp) for v in groups.values()], list(groups)
+
+
+def _blocks_from_specs(specs, names, n_features, feature_names):
+    if not specs:
+        raise ValueError("blocks is empty; give at least one block.")
+    widths = [isinstance(s, Integral) and not isinstance(s, bool) for s in specs]
+    if all(widths):
+        return _blocks_from_widths([int(s) for s in specs], names, n_features)
+    if any(widths):
+        name = names[widths.index(True)]
+        raise ValueError(
+            f"block {name!r} is an int while other blocks are column "
+            f"selections; give every block as a width, or block {name!r} as a "
+            f"list of positions such as [{specs[widths.index(True)]}]."
+        )
+    return [
+        _one_block(spec, name, n_features, feature_names)
+        for spec, name in zip(specs, names, strict=True)
+    ]
+
+
+def _blocks_from_widths(widths, names, n_features):
+    for width, name in zip(widths, names, strict=True):
+        if width < 1:
+            raise ValueError(
+                f"block {name!r} has width {width}; every width must be >= 1."
+            )
+    total = sum(widths)
+    if total > n_features:
+        raise ValueError(
+            f"blocks widths {widths} add up to {total} columns but X has only "
+            f"{n_features}: block {names[-1]!r} is out of range."
+        )
+    bounds = np.cumsum([0, *widths])
+    return [
+        np.arange(a, b, dtype=np.intp)
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+    ]
+
+
+def _one_block(spec, name, n_features, feature_names):
+    if isinstance(spec, slice):
+        return _block_from_slice(spec, name, n_features)
+    if isinstance(spec, str):
+        return _block_from_prefix(spec, name, feature_names)
+    try:
+        values = np.asarray(spec)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"block {name!r} = {spec!r} is not understood.") from exc
+    if values.ndim != 1:
+        raise ValueError(
+            f"block {name!r} must be a slice, a prefix or a 1-D list of "
+            f"columns; got {spec!r}."
+        )
+    if values.size == 0:
+        raise ValueError(f"block {name!r} is empty; give it at least one column.")
+    if values.dtype == bool:
+        if values.size != n_features:
+            raise ValueError(
+                f"block {name!r} is a boolean mask of length {values.size} but "
+                f"X has {n_features} columns."
+            )
+        return np.flatnonzero(values).astype(np.intp)
+    if values.dtype.kind in "iu":
+        return _block_from_positions(values, name, n_features)
+    if values.dtype.kind in "UO" and all(isinstance(v, str) for v in values):
+        return _block_from_names(values, name, feature_names)
+    raise ValueError(
+        f"block {name!r} = {spec!r} is not understood: give column positions "
+        f"(ints), a boolean mask, column names (str) or a slice."
+    )
+
+
+def _block_from_slice(spec, name, n_features):
+    for bound in (spec.start, spec.stop):
+        if bound is not None and not isinstance(bound, Integral):
+            raise ValueError(
+                f"block {name!r} = {spec!r} must be a slice of column positions."
+            )
+        if bound is not None and not -n_features <= bound <= n_features:
+            raise ValueError(
+                f"block {name!r} = {spec!r} is out of range: X has "
+                f"{n_features} columns."
+            )
+    if spec.step is not None and not isinstance(spec.step, Integral):
+        raise ValueError(f"block {name!r} = {spec!r} must have an integer step.")
+    if spec.step == 0:
+        raise ValueError(f"block {name!r} = {spec!r} has step 0.")
+    indices = np.arange(n_features, dtype=np.intp)[spec]
+    if indices.size == 0:
+        raise ValueError(
+            f"block {name!r} = {spec!r} selects no column of the {n_features}."
+        )
+    return indices
+
+
+def _block_from_positions(values, name, n_features):
+    bad = values[(values < 0) | (values >= n_features)]
+    if bad.size:
+        raise ValueError(
+            f"block {name!r} has column index {bad[0]} out of range: X has "
+            f"{n_features} columns (valid positions 0 to {n_features - 1})."
+        )
+    unique, counts = np.unique(values, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(
+            f"block {name!r} lists column {unique[counts > 1][0]} more than once."
+        )
+    return values.astype(np.intp)
+
+
+def _require_names(feature_names, name, what):
+    if feature_names is None:
+        raise ValueError(
+            f"block {name!r} is given by {what}, but X has no feature names; "
+            f"pass a DataFrame with string column names, or give the block as "
+            f"column positions."
+        )
+
+
+def _block_from_names(values, name, feature_names):
+    _require_names(feature_names, name, "column names")
+    position = {str(f): i for i, f in enumerate(feature_names)}
+    unknown = [v for v in values if v not in position]
+    if unknown:
+        raise ValueError(
+            f"block {name!r} names unknown column(s) {unknown[:5]}; X's "
+            f"columns are {list(feature_names[:5])}..."
+        )
+    return _block_from_positions(
+        np.asarray([position[v] for v in values]), name, len(feature_names)
+    )
+
+
+def _block_from_prefix(prefix, name, feature_names):
+    _require_names(feature_names, name, f"the prefix {prefix!r}")
+    as_str = [str(f) for f in feature_names]
+    for start in (prefix + SEPARATOR, prefix):
+        found = [i for i, f in enumerate(as_str) if f.startswith(start)]
+        if found:
+            return np.asarray(found, dtype=np.intp)
+    raise ValueError(
+        f"block {name!r}: no column name starts with the prefix {prefix!r}; "
+        f"X's columns start {as_str[:3]}."
+    )
+
+
+def _check_blocks(indices, names, n_features, min_blocks):
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        raise ValueError(f"modality names must be unique; {duplicated} repeat.")
+    if len(indices) < min_blocks:
+        raise ValueError(
+            f"this estimator needs at least {min_blocks} modality blocks but "
+            f"blocks resolved to {len(indices)} ({names}); pass more blocks, "
+            f"e.g. blocks={min_blocks} or a list of {min_blocks} widths."
+        )
+    owner = np.full(n_features, -1)
+    for b, block in enumerate(indices):
+        taken = owner[block] >= 0
+        if taken.any():
+            other = names[owner[block][taken][0]]
+            cols = block[taken][:5].tolist()
+            raise ValueError(
+                f"blocks {other!r} and {names[b]!r} overlap at column(s) {cols}; "
+                f"each column may belong to one block only."
+            )
+        owner[block] = b
+
+
+def fit_blocks(estimator: BaseEstimator, *, min_blocks: int = 1) -> None:
+    """Resolve ``estimator.blocks`` after ``validate_data`` in ``fit``.
+
+    Sets ``estimator.blocks_`` and ``estimator.modality_names_`` from
+    ``n_features_in_`` and, when present, ``feature_names_in_``.
+
+    Parameters
+    ----------
+    estimator : estimator with a ``blocks`` parameter
+        Its ``fit`` has just run ``validate_data``.
+    min_blocks : int, default=1
+        Fewest blocks the estimator accepts.
+    """
+    estimator.blocks_, estimator.modality_names_ = resolve_blocks(
+        estimator.blocks,
+        estimator.n_features_in_,
+        getattr(estimator, "feature_names_in_", None),
+        min_blocks=min_blocks,
+    )
+
+
+def _nan_counts(X, block: NDArray[np.intp]) -> NDArray[np.intp]:
+    """Count the NaN entries of each row of ``X[:, block]``."""
+    sub = X[:, block]
+    if sp.issparse(sub):
+        sub = sp.csr_array(sub)
+        nan = sp.csr_array((np.isnan(sub.data), sub.indices, sub.indptr), sub.shape)
+        return np.asarray(nan.sum(axis=1)).ravel()
+    return np.isnan(sub).sum(axis=1)
+
+
+def modality_mask(X, blocks: list[NDArray[np.intp]]) -> NDArray[np.bool_]:
+    """Boolean ``(n_samples, n_blocks)``: True where a row has the modality.
+
+    A row lacks a modality when its block is entirely NaN.
+    """
+    return np.column_stack([_nan_counts(X, block) < len(block) for block in blocks])
+
+
+def present_modalities(X: ArrayLike, blocks="auto") -> NDArray[np.bool_]:
+    """Tell which modalities each row has.
+
+    A row *lacks* a modality when every column of that modality's block is
+    NaN in that row. Estimators that cope with missing modalities (late
+    fusion, the deep models) use this rule; the others reject such rows.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        The data, modalities side by side.
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        The modality blocks, in any form :func:`resolve_blocks` accepts.
+
+    Returns
+    -------
+    present : ndarray of bool, shape (n_samples, n_modalities)
+        ``present[i, m]`` is True when row ``i`` has modality ``m``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse import present_modalities
+    >>> X = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, 3.0]])
+    >>> present_modalities(X, blocks=[2, 1])
+    array([[ True,  True],
+           [False,  True]])
+    """
+    names = getattr(X, "columns", None)
+    X = _as_2d_float(X)
+    indices, _ = resolve_blocks(
+        blocks, X.shape[1], None if names is None else [str(c) for c in names]
+    )
+    return modality_mask(X, indices)
+
+
+def _as_2d_float(X):
+    if sp.issparse(X):
+        return sp.csr_array(X, dtype=float)
+    X = np.asarray(X, dtype=float)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D; got an array of shape {X.shape}.")
+    return X
+
+
+def check_complete(
+    X, blocks: list[NDArray[np.intp]], names: list[str], estimator_name: str
+) -> None:
+    """Raise when any row lacks a modality or has stray NaN.
+
+    For estimators that need every modality in every row (the CCA family).
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Validated data that may contain NaN.
+    blocks : list of ndarray
+        Resolved blocks (``blocks_``).
+    names : list of str
+        Modality names (``modality_names_``).
+    estimator_name : str
+        Used in the message.
+
+    Raises
+    ------
+    ValueError
+        Naming the modality, how many rows lack it, and what to do.
+    """
+    for block, name in zip(blocks, names, strict=True):
+        counts = _nan_counts(X, block)
+        missing = int((counts == len(block)).sum())
+        if missing:
+            raise ValueError(
+                f"{missing} row(s) lack modality {name!r} (its block is all NaN"
+                f" there): {estimator_name} needs every modality in every row. "
+                f"Drop or impute those rows (e.g. MultimodalVAE.impute), or use"
+                f" an estimator that handles missing modalities, such as "
+                f"LateFusionClassifier."
+            )
+        partial = int((counts > 0).sum())
+        if partial:
+            raise ValueError(
+                f"{partial} row(s) have NaN in part of modality {name!r}: "
+                f"{estimator_name} accepts no missing values. Impute them "
+                f"(e.g. sklearn.impute.SimpleImputer) first."
+            )
+
+
+def stack_modalities(mapping: Mapping | None = None, /, **arrays):
+    """Put modalities side by side in one ``X`` and say where each lies.
+
+    Parameters
+    ----------
+    mapping : dict of {str: array-like}, default=None
+        Modality name to its 2-D data. Use either this or keyword arguments.
+    **arrays : array-like of shape (n_samples, n_features_m)
+        The modalities as keyword arguments, in order.
+
+    Returns
+    -------
+    X : ndarray, sparse matrix or DataFrame of shape (n_samples, n_features)
+        The modalities side by side, in the order given: a CSR matrix if any
+        modality is sparse, a DataFrame with columns ``"<modality>__<column>"``
+        if any is a DataFrame, else a float ndarray.
+    blocks : dict of {str: int}
+        Modality name to width, ready for any estimator's ``blocks``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse import stack_modalities
+    >>> X, blocks = stack_modalities(image=np.ones((4, 3)), text=np.zeros((4, 2)))
+    >>> X.shape, blocks
+    ((4, 5), {'image': 3, 'text': 2})
+    """
+    if mapping is not None and arrays:
+        raise ValueError(
+            "stack_modalities takes a dict or keyword arguments, not both."
+        )
+    modalities = dict(mapping if mapping is not None else arrays)
+    if not modalities:
+        raise ValueError("stack_modalities needs at least one modality.")
+    n_rows = None
+    for name, data in modalities.items():
+        shape = getattr(data, "shape", None) or np.shape(data)
+        if len(shape) != 2:
+            raise ValueError(
+                f"modality {name!r} has shape {tuple(shape)}; each modality must "
+                f"be 2-D (a single feature: reshape it with .reshape(-1, 1))."
+            )
+        if n_rows is None:
+            first, n_rows = name, shape[0]
+        elif shape[0] != n_rows:
+            raise ValueError(
+                f"modality {name!r} has {shape[0]} rows but {first!r} has "
+                f"{n_rows}; all modalities must describe the same samples."
+            )
+    blocks = {name: int(np.shape(data)[1]) for name, data in modalities.items()}
+    values = list(modalities.values())
+    if any(sp.issparse(v) for v in values):
+        return sp.hstack(values, format="csr", dtype=float), blocks
+    if any(hasattr(v, "columns") for v in values):
+        import pandas as pd
+
+        frames = []
+        for name, data in modalities.items():
+            if not hasattr(data, "columns"):
+                data = pd.DataFrame(np.asarray(data, dtype=float))
+            columns = [f"{name}{SEPARATOR}{c}" for c in data.columns]
+            frames.append(data.set_axis(columns, axis=1).reset_index(drop=True))
+        return pd.concat(frames, axis=1), blocks
+    return np.hstack([np.asarray(v, dtype=float) for v in values]), blocks
+
+
+class ModalitySelector(TransformerMixin, BaseEstimator):
+    """Keep the columns of one modality.
+
+    A transformer for per-modality pipelines: put it first in a
+    :class:`~sklearn.pipeline.Pipeline` to fit the following steps on one
+    modality of a multimodal ``X``. NaN (missing modalities) and sparse
+    input pass through unchanged.
+
+    Parameters
+    ----------
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        The modality blocks, in any form :func:`resolve_blocks` accepts.
+    modality : str or int, default=0
+        The modality to keep: its name, or its position among the blocks.
+
+    Attributes
+    ----------
+    blocks_ : list of ndarray of intp
+        Column positions of each modality.
+    modality_names_ : list of str
+        Name of each modality.
+    columns_ : ndarray of intp
+        Column positions kept.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` had string column names.
+
+    See Also
+    --------
+    stack_modalities : Build ``X`` and ``blocks`` from separate modalities.
+    sklearn.compose.ColumnTransformer : Apply transformers to column subsets.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from mmfuse import ModalitySelector
+    >>> X = np.arange(12.0).reshape(3, 4)
+    >>> ModalitySelector(blocks={"a": 1, "b": 3}, modality="b").fit_transform(X)
+    array([[ 1.,  2.,  3.],
+           [ 5.,  6.,  7.],
+           [ 9., 10., 11.]])
+    >>> pipe = make_pipeline(ModalitySelector(blocks=2, modality=1), StandardScaler())
+    >>> pipe.fit_transform(X).shape
+    (3, 2)
+    """
+
+    _parameter_constraints: dict = {
+        "blocks": BLOCKS_CONSTRAINT,
+        "modality": [str, Interval(Integral, 0, None, closed="left")],
+    }
+
+    def __init__(self, blocks="auto", modality=0):
+        self.blocks = blocks
+        self.modality = modality
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Resolve the blocks and the modality to keep.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Multimodal data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ModalitySelector
+            The fitted selector.
+        """
+        validate_data(self, X, accept_sparse=True, ensure_all_finite="allow-nan")
+        fit_blocks(self)
+        if isinstance(self.modality, str):
+            if self.modality not in self.modality_names_:
+                raise ValueError(
+                    f"modality={self.modality!r} is not one of the modalities "
+                    f"{self.modality_names_}."
+                )
+            position = self.modality_names_.index(self.modality)
+        else:
+            position = self.modality
+            if position >= len(self.blocks_):
+                raise ValueError(
+                    f"modality={position} is out of range: there are "
+                    f"{len(self.blocks_)} modalities {self.modality_names_}."
+                )
+        self.columns_ = self.blocks_[position]
+        return self
+
+    def transform(self, X):
+        """Return the columns of the selected modality.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Multimodal data with the columns seen in ``fit``.
+
+        Returns
+        -------
+        X_modality : {ndarray, sparse matrix} of shape (n_samples, n_columns)
+            The selected modality.
+        """
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, accept_sparse=True, ensure_all_finite="allow-nan", reset=False
+        )
+        return X[:, self.columns_]
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the kept columns.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Input column names; defaults to ``feature_names_in_`` or
+            ``x0, x1, …``.
+
+        Returns
+        -------
+        names : ndarray of str
+            Names of the selected columns.
+        """
+        check_is_fitted(self)
+        return _check_feature_names_in(self, input_features)[self.columns_]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.input_tags.sparse = True
+        return tags

@@ -1,0 +1,3 @@
+"""Fusion strategies as scikit-learn meta-estimators."""
+
+__all__: list[str] = []

@@ -1,0 +1,1 @@
+"""Utilities shared by mmfuse estimators and tests."""

@@ -1,0 +1,24 @@
+"""The one place that imports private scikit-learn names.
+
+scikit-learn keeps parameter validation and the fit context private. mmfuse
+uses them as scikit-learn's own estimators do; should they move, only this
+module changes.
+"""
+
+from sklearn.base import _fit_context
+from sklearn.utils._param_validation import (
+    HasMethods,
+    Interval,
+    Options,
+    StrOptions,
+)
+from sklearn.utils.validation import _check_feature_names_in
+
+__all__ = [
+    "HasMethods",
+    "Interval",
+    "Options",
+    "StrOptions",
+    "_check_feature_names_in",
+    "_fit_context",
+]

@@ -1,0 +1,42 @@
+"""scikit-learn's common checks on every public estimator of mmfuse.
+
+Estimators are discovered, so one added later is checked without touching
+this file; only its test parameters go in ``PARAMS`` (when the defaults do
+not suit the checks' small data) and each check it cannot pass, with the
+reason, in ``EXPECTED_FAILED``.
+"""
+
+import inspect
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from mmfuse.utils.discovery import all_estimators
+
+# Parameters given to every estimator that has them: the common checks use
+# small X (often 2-5 columns), so two near-equal blocks fit everywhere.
+DEFAULT_PARAMS = {"blocks": 2}
+
+# Per-estimator parameters, by class name.
+PARAMS: dict[str, dict] = {
+    "ModalitySelector": {"modality": 1},
+}
+
+# Per-estimator checks expected to fail: {class name: {check name: reason}}.
+EXPECTED_FAILED: dict[str, dict[str, str]] = {}
+
+
+def _instances():
+    for name, cls in all_estimators():
+        accepted = inspect.signature(cls).parameters
+        params = {k: v for k, v in DEFAULT_PARAMS.items() if k in accepted}
+        params.update(PARAMS.get(name, {}))
+        yield cls(**params)
+
+
+def _expected_failed(estimator):
+    return EXPECTED_FAILED.get(type(estimator).__name__, {})
+
+
+@parametrize_with_checks(list(_instances()), expected_failed_checks=_expected_failed)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
