@@ -1,0 +1,295 @@
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from numpy.testing import assert_array_equal
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mmfuse import (
+    ModalitySelector,
+    present_modalities,
+    resolve_blocks,
+    stack_modalities,
+)
+from mmfuse._blocks import check_complete
+
+
+def as_lists(indices):
+    return [i.tolist() for i in indices]
+
+
+NAMES = ["img__a", "img__b", "txt__a", "txt__b", "txt__c", "other"]
+
+
+# --- every accepted form -----------------------------------------------------
+
+
+def test_int_gives_near_equal_consecutive_blocks():
+    indices, names = resolve_blocks(3, 7)
+    assert as_lists(indices) == [[0, 1, 2], [3, 4], [5, 6]]
+    assert names == ["block0", "block1", "block2"]
+
+
+def test_widths_and_trailing_columns_ignored():
+    indices, names = resolve_blocks([2, 3], 6)
+    assert as_lists(indices) == [[0, 1], [2, 3, 4]]
+    assert names == ["block0", "block1"]
+
+
+def test_tuple_of_widths():
+    indices, _ = resolve_blocks((1, 1), 2)
+    assert as_lists(indices) == [[0], [1]]
+
+
+def test_slices_index_lists_and_masks():
+    mask = np.array([False, False, False, False, True, True])
+    indices, names = resolve_blocks([slice(0, 2), [3, 2], mask], 6)
+    assert as_lists(indices) == [[0, 1], [3, 2], [4, 5]]
+    assert names == ["block0", "block1", "block2"]
+
+
+def test_negative_slice_bounds():
+    indices, _ = resolve_blocks([slice(0, 2), slice(-2, None)], 5)
+    assert as_lists(indices) == [[0, 1], [3, 4]]
+
+
+def test_numpy_index_arrays():
+    indices, _ = resolve_blocks([np.array([0, 1]), np.arange(2, 4)], 4)
+    assert as_lists(indices) == [[0, 1], [2, 3]]
+
+
+def test_named_widths():
+    indices, names = resolve_blocks({"image": 2, "text": 3}, 5)
+    assert as_lists(indices) == [[0, 1], [2, 3, 4]]
+    assert names == ["image", "text"]
+
+
+def test_named_positions():
+    indices, names = resolve_blocks({"b": slice(2, 4), "a": [0, 1]}, 4)
+    assert as_lists(indices) == [[2, 3], [0, 1]]
+    assert names == ["b", "a"]
+
+
+def test_named_column_names():
+    spec = {"i": ["img__b", "img__a"], "t": ["txt__c"]}
+    indices, names = resolve_blocks(spec, 6, NAMES)
+    assert as_lists(indices) == [[1, 0], [4]]
+    assert names == ["i", "t"]
+
+
+def test_named_prefixes():
+    indices, names = resolve_blocks({"i": "img", "t": "txt"}, 6, NAMES)
+    assert as_lists(indices) == [[0, 1], [2, 3, 4]]
+    assert names == ["i", "t"]
+
+
+def test_list_of_prefixes_names_the_blocks():
+    indices, names = resolve_blocks(["txt", "img"], 6, NAMES)
+    assert as_lists(indices) == [[2, 3, 4], [0, 1]]
+    assert names == ["txt", "img"]
+
+
+def test_prefix_without_separator_falls_back_to_plain_prefix():
+    indices, _ = resolve_blocks(["px", "sn"], 4, ["px0", "px1", "sn0", "sn1"])
+    assert as_lists(indices) == [[0, 1], [2, 3]]
+
+
+def test_separator_prefix_preferred_over_plain_prefix():
+    cols = ["pix__0", "pixel_count", "fou__0"]
+    indices, _ = resolve_blocks(["pix", "fou"], 3, cols)
+    assert as_lists(indices) == [[0], [2]]
+
+
+def test_auto_from_column_transformer_names_ignores_unprefixed():
+    indices, names = resolve_blocks("auto", 6, NAMES)
+    assert as_lists(indices) == [[0, 1], [2, 3, 4]]
+    assert names == ["img", "txt"]
+
+
+def test_auto_on_column_transformer_output():
+    X = pd.DataFrame(np.arange(24.0).reshape(6, 4), columns=list("abcd"))
+    ct = ColumnTransformer(
+        [("left", StandardScaler(), ["a", "b"]), ("right", "passthrough", ["c", "d"])]
+    ).set_output(transform="pandas")
+    out = ct.fit_transform(X)
+    indices, names = resolve_blocks("auto", out.shape[1], out.columns)
+    assert names == ["left", "right"]
+    assert as_lists(indices) == [[0, 1], [2, 3]]
+
+
+# --- every error, with its message -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "blocks, n_features, feature_names, match",
+    [
+        ([slice(0, 3), slice(2, 4)], 4, None, r"'block0' and 'block1' overlap.*\[2\]"),
+        ({"a": [0, 1], "b": [1]}, 3, None, r"'a' and 'b' overlap at column\(s\) \[1\]"),
+        ([[0], []], 3, None, r"block 'block1' is empty"),
+        ([slice(2, 2), [0]], 3, None, r"block 'block0' = slice\(2, 2.*selects no col"),
+        ({"a": [0, 5]}, 3, None, r"block 'a' has column index 5 out of range.*3 col"),
+        ([[0], [-1]], 3, None, r"column index -1 out of range"),
+        ([slice(0, 9)], 3, None, r"block 'block0' = slice\(0, 9.*out of range"),
+        ([2, 3], 4, None, r"add up to 5 columns but X has only 4.*'block1'"),
+        ([2, 0], 4, None, r"block 'block1' has width 0"),
+        (5, 3, None, r"blocks=5 asks for 5 blocks but X has n_features=3"),
+        ({"a": ["img__a", "nope"]}, 6, NAMES, r"block 'a' names unknown column.*nope"),
+        (["img", "zzz"], 6, NAMES, r"block 'zzz': no column name starts with.*'zzz'"),
+        ("auto", 3, None, r"blocks='auto' needs feature names.*no feature names"),
+        ("auto", 2, ["a", "b"], r"found no feature name of the form"),
+        (["img"], 3, None, r"prefix 'img', but X has no feature names"),
+        ("image", 3, None, r"blocks='image' is not understood"),
+        ({1: [0]}, 3, None, r"keys must be non-empty modality names"),
+        ([], 3, None, r"blocks is empty"),
+        ([2, [0]], 3, None, r"block 'block0' is an int while other blocks"),
+        ([[0, 0], [1]], 3, None, r"lists column 0 more than once"),
+        ([np.ones(2, bool)], 3, None, r"boolean mask of length 2 but X has 3"),
+        ([[[0, 1]]], 3, None, r"must be a slice, a prefix or a 1-D list"),
+        ([[0.5]], 3, None, r"is not understood: give column positions"),
+        (2.5, 3, None, r"of type float is not understood"),
+        (None, 3, None, r"of type NoneType is not understood"),
+        (["a", "a"], 3, ["a__x", "b__y", "c__z"], r"modality names must be unique"),
+        ([slice(0, 2, 0)], 3, None, r"has step 0"),
+        ([slice("a", None)], 3, None, r"must be a slice of column positions"),
+    ],
+)
+def test_errors_name_the_block_and_problem(blocks, n_features, feature_names, match):
+    with pytest.raises(ValueError, match=match):
+        resolve_blocks(blocks, n_features, feature_names)
+
+
+def test_fewer_blocks_than_needed():
+    with pytest.raises(ValueError, match=r"needs at least 2 modality blocks.*1"):
+        resolve_blocks(1, 4, min_blocks=2)
+
+
+# --- missing modalities ------------------------------------------------------
+
+
+def test_present_modalities_dense_and_sparse():
+    X = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, 3.0], [np.nan, 2.0, np.nan]])
+    expected = [[True, True], [False, True], [True, False]]
+    assert_array_equal(present_modalities(X, [2, 1]), expected)
+    assert_array_equal(present_modalities(sp.csr_array(X), [2, 1]), expected)
+
+
+def test_present_modalities_auto_on_frame():
+    X = pd.DataFrame([[np.nan, 1.0]], columns=["a__0", "b__0"])
+    assert_array_equal(present_modalities(X), [[False, True]])
+
+
+def test_check_complete_messages():
+    X = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, 3.0]])
+    blocks, names = resolve_blocks({"img": 2, "txt": 1}, 3)
+    with pytest.raises(ValueError, match=r"1 row\(s\) lack modality 'img'.*MCCA"):
+        check_complete(X, blocks, names, "MCCA")
+    X[1] = [np.nan, 1.0, 3.0]
+    with pytest.raises(ValueError, match=r"NaN in part of modality 'img'"):
+        check_complete(X, blocks, names, "MCCA")
+    X[1] = [1.0, 1.0, 3.0]
+    check_complete(X, blocks, names, "MCCA")
+
+
+# --- stack_modalities --------------------------------------------------------
+
+
+def test_stack_modalities_arrays_round_trip():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 2))
+    X, blocks = stack_modalities(image=a, text=b)
+    assert blocks == {"image": 3, "text": 2}
+    indices, names = resolve_blocks(blocks, X.shape[1])
+    assert names == ["image", "text"]
+    assert_array_equal(X[:, indices[0]], a)
+    assert_array_equal(X[:, indices[1]], b)
+    X2, blocks2 = stack_modalities({"image": a, "text": b})
+    assert_array_equal(X, X2)
+    assert blocks2 == blocks
+
+
+def test_stack_modalities_frames_get_prefixed_names():
+    a = pd.DataFrame({"x": [1.0, 2.0], "y": [3.0, 4.0]})
+    X, blocks = stack_modalities(img=a, txt=np.zeros((2, 1)))
+    assert list(X.columns) == ["img__x", "img__y", "txt__0"]
+    indices, names = resolve_blocks("auto", X.shape[1], X.columns)
+    assert names == ["img", "txt"]
+    assert blocks == {"img": 2, "txt": 1}
+
+
+def test_stack_modalities_sparse():
+    X, blocks = stack_modalities(a=sp.eye(3, format="csr"), b=np.ones((3, 1)))
+    assert sp.issparse(X) and X.shape == (3, 4)
+    assert_array_equal(X.toarray()[:, 3], 1.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"a": np.ones((3, 1)), "b": np.ones((4, 1))}, r"'b' has 4 rows but 'a' has 3"),
+        ({"a": np.ones(3)}, r"'a' has shape \(3,\).*reshape"),
+        ({}, r"at least one modality"),
+    ],
+)
+def test_stack_modalities_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        stack_modalities(**kwargs)
+
+
+def test_stack_modalities_dict_and_kwargs_together():
+    with pytest.raises(ValueError, match="not both"):
+        stack_modalities({"a": np.ones((2, 1))}, b=np.ones((2, 1)))
+
+
+# --- ModalitySelector --------------------------------------------------------
+
+
+def test_selector_by_name_and_feature_names_out():
+    X = pd.DataFrame(np.arange(12.0).reshape(2, 6), columns=NAMES)
+    selector = ModalitySelector(modality="txt").fit(X)
+    assert_array_equal(selector.transform(X), X.iloc[:, 2:5].to_numpy())
+    assert selector.get_feature_names_out().tolist() == ["txt__a", "txt__b", "txt__c"]
+    out = selector.set_output(transform="pandas").transform(X)
+    assert list(out.columns) == ["txt__a", "txt__b", "txt__c"]
+
+
+def test_selector_in_pipeline_keeps_nan_and_sparse():
+    X = np.array([[1.0, np.nan, 2.0], [3.0, np.nan, 4.0]])
+    out = ModalitySelector(blocks=[1, 2], modality=1).fit_transform(X)
+    assert out.shape == (2, 2) and np.isnan(out[:, 0]).all()
+    Xs = sp.csr_array(np.eye(3))
+    assert sp.issparse(ModalitySelector(blocks=3, modality=2).fit_transform(Xs))
+    pipe = make_pipeline(ModalitySelector(blocks=[1, 2], modality=0), StandardScaler())
+    assert pipe.fit_transform(np.arange(6.0).reshape(2, 3)).shape == (2, 1)
+
+
+def test_selector_clone_and_pickle():
+    X = np.arange(12.0).reshape(3, 4)
+    selector = ModalitySelector(blocks=2, modality=1).fit(X)
+    assert_array_equal(pickle.loads(pickle.dumps(selector)).transform(X), X[:, 2:])
+    assert clone(selector).get_params() == {"blocks": 2, "modality": 1}
+
+
+@pytest.mark.parametrize(
+    "modality, match",
+    [
+        (
+            "nope",
+            r"modality='nope' is not one of the modalities \['block0', 'block1'\]",
+        ),
+        (3, r"modality=3 is out of range: there are 2 modalities"),
+    ],
+)
+def test_selector_errors(modality, match):
+    with pytest.raises(ValueError, match=match):
+        ModalitySelector(blocks=2, modality=modality).fit(np.ones((2, 4)))
+
+
+def test_selector_checks_columns_at_transform():
+    selector = ModalitySelector(blocks=2).fit(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="X has 3 features"):
+        selector.transform(np.ones((2, 3)))
