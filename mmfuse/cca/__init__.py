@@ -1,3 +1,5 @@
 """Closed-form subspace learning: multiset CCA, generalized CCA, kernel CCA."""
 
-__all__: list[str] = []
+from mmfuse.cca._mcca import GCCA, MCCA
+
+__all__ = ["GCCA", "MCCA"]

@@ -1,0 +1,528 @@
+"""Multiset CCA (SUMCOR) and generalized CCA (MAXVAR) in closed form.
+
+Both depend on the data only through the views' means and the stacked
+centred cross-product matrix ``S = Σ_i (x_i − μ)(x_i − μ)ᵀ``, accumulated in
+float64 chunk by chunk, so ``fit`` never copies the whole ``X`` and
+``partial_fit`` equals ``fit``. With ``C = S / (n − 1)`` and the regularized
+within-view covariances ``D_v = (1 − r_v) C_vv + r_v tr(C_vv) / d_v I``, both
+solve a top-k generalized symmetric eigenproblem ``A a = λ D a`` (``D``
+block-diagonal) through :func:`mmfuse.cca._solvers.eigh_top`:
+
+- MCCA: ``A`` is ``C`` with its diagonal blocks replaced by ``D_v``
+  (Kettenring 1971, SUMCOR; Nielsen 2002).
+- GCCA: ``A = C``; the whitened ``A`` is the ``P × P`` Gram matrix of the
+  whitened views ``X_v L_v⁻ᵀ``, whose nonzero spectrum is that of
+  ``Σ_v X_v D_v⁻¹ X_vᵀ / (n − 1)``, the MAXVAR matrix of Carroll (1968).
+"""
+
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
+from mmfuse.cca._base import _BaseCCA
+from mmfuse.cca._solvers import SingularBlockError, eigh_top, flip_signs
+from mmfuse.metrics import _mean_pairwise_correlation
+from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
+
+__all__ = ["GCCA", "MCCA"]
+
+# Rows per chunk of the centred cross-product: about 2**21 values (16 MiB in
+# float64) but at least 1024 rows, so that each BLAS call stays efficient
+# and the memory above the input small.
+_CHUNK_VALUES = 2**21
+
+# Total width above which solver="auto" picks the iterative solver (when
+# n_components is at most a tenth of it). At 3 x 1000 columns and 10
+# components a dense solve was still faster than Lanczos (whose restarts
+# are slow when the trailing components sit in the noise bulk); the dense
+# cost grows as the cube of the width.
+_ITERATIVE_WIDTH = 5000
+
+
+def _centred_statistics(X, columns, dtype):
+    """Rows, column means and centred cross-products of ``X[:, columns]``.
+
+    Dense input takes one pass, chunk by chunk, over rows shifted by the
+    first chunk's mean: ``S = Σ (x − s)(x − s)ᵀ − n (μ − s)(μ − s)ᵀ``, sums
+    in float64 and products in ``dtype``. With ``s`` close to ``μ`` the
+    correction is tiny, so this is as accurate as two passes (Chan, Golub
+    and LeVeque 1983, "shifted data"). Sparse input is centred implicitly,
+    ``XᵀX − n μμᵀ``, so it is never densified.
+    """
+    n = X.shape[0]
+    if sp.issparse(X):
+        sub = sp.csc_array(X[:, columns], dtype=np.float64)
+        mean = np.asarray(sub.sum(axis=0)).ravel() / n
+        scatter = (sub.T @ sub).toarray()
+        scatter -= n * np.outer(mean, mean)
+        return n, mean, scatter
+    whole = np.array_equal(columns, np.arange(X.shape[1]))
+    step = max(1024, _CHUNK_VALUES // len(columns))
+    shift = None
+    sums = np.zeros(len(columns))
+    scatter = np.zeros((len(columns), len(columns)))
+    for start in range(0, n, step):
+        chunk = X[start : start + step] if whole else X[start : start + step, columns]
+        if shift is None:
+            shift = chunk.mean(axis=0, dtype=np.float64).astype(dtype)
+        shifted = np.subtract(chunk, shift, dtype=dtype)
+        sums += shifted.sum(axis=0, dtype=np.float64)
+        scatter += shifted.T @ shifted
+    offset = sums / n
+    scatter -= n * np.outer(offset, offset)
+    return n, shift + offset, scatter
+
+
+class _MultisetCCA(_BaseCCA):
+    """Shared fit, partial_fit and solve of MCCA and GCCA."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "blocks": BLOCKS_CONSTRAINT,
+        "regularization": [Interval(Real, 0, 1, closed="both"), "array-like"],
+        "output": [StrOptions({"concat", "mean"})],
+        "solver": [StrOptions({"auto", "dense", "iterative"})],
+        "dtype": [Options(type, {np.float64, np.float32}), None],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        blocks="auto",
+        regularization=0.0,
+        output="concat",
+        solver="auto",
+        dtype=np.float64,
+        tol=0.0,
+        random_state=None,
+    ):
+        self.n_components = n_components
+        self.blocks = blocks
+        self.regularization = regularization
+        self.output = output
+        self.solver = solver
+        self.dtype = dtype
+        self.tol = tol
+        self.random_state = random_state
+
+    def _objective(self, C, D):
+        """Return the left-hand side ``A`` of ``A a = λ D a``."""
+        raise NotImplementedError
+
+    def _validate(self, X, reset):
+        dtype = [np.float64, np.float32] if self.dtype is None else self.dtype
+        X = validate_data(
+            self,
+            X,
+            accept_sparse=("csr", "csc"),
+            dtype=dtype,
+            ensure_all_finite="allow-nan",
+            ensure_min_samples=2,
+            reset=reset,
+        )
+        if reset:
+            fit_blocks(self, min_blocks=2)
+            self._check_blocks_params()
+        return X
+
+    def _statistics(self, X):
+        """Centred statistics of the blocks' columns; NaN means a bad row."""
+        statistics = _centred_statistics(X, np.concatenate(self.blocks_), X.dtype)
+        if not np.isfinite(statistics[1]).all():
+            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
+        return statistics
+
+    def _check_blocks_params(self):
+        widths = [len(block) for block in self.blocks_]
+        narrowest = int(np.argmin(widths))
+        if self.n_components > widths[narrowest]:
+            raise ValueError(
+                f"n_components={self.n_components} exceeds block "
+                f"{self.modality_names_[narrowest]!r} width {widths[narrowest]}; "
+                f"use n_components <= {widths[narrowest]}."
+            )
+        if np.ndim(self.regularization) == 0:
+            return
+        values = np.asarray(self.regularization, dtype=float)
+        if values.shape != (len(widths),) or not np.all((values >= 0) & (values <= 1)):
+            raise ValueError(
+                f"regularization={self.regularization!r} must be a float in "
+                f"[0, 1] or one such value for each of the {len(widths)} "
+                f"modalities {self.modality_names_}."
+            )
+
+    def _set_statistics(self, X, n, mean, scatter):
+        self._n_samples, self._mean, self._scatter = n, mean, scatter
+        self._dtype = X.dtype.type
+        self.means_ = [mean[view].astype(self._dtype) for view in self._slices()]
+        self._set_n_features_out()
+        self._solution = None
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the canonical weights on all rows of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            Multimodal data, every modality in every row. Sparse input is
+            centred implicitly, never densified.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        X = self._validate(X, reset=True)
+        self._set_statistics(X, *self._statistics(X))
+        self._solved()
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Add the rows of ``X`` to the accumulated statistics.
+
+        The per-view sums and centred cross-products are merged in float64
+        (the pairwise update of Chan, Golub and LeVeque, 1979), so any split
+        of the rows gives ``fit`` on all of them, to rounding. The
+        eigenproblem is solved on demand, when a fitted attribute,
+        ``transform`` or ``score`` first needs it; a chunk may therefore
+        have fewer rows than a view has columns.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+            A chunk of rows, every modality in every row, at least 2 rows.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The estimator, statistics updated.
+        """
+        first = not hasattr(self, "_n_samples")
+        X = self._validate(X, reset=first)
+        n_b, mean_b, scatter_b = self._statistics(X)
+        if first:
+            self._set_statistics(X, n_b, mean_b, scatter_b)
+            return self
+        n_a, mean_a = self._n_samples, self._mean
+        n = n_a + n_b
+        delta = mean_b - mean_a
+        scatter = self._scatter + scatter_b
+        scatter += np.outer(delta, delta) * (n_a * n_b / n)
+        self._set_statistics(X, n, mean_a + delta * (n_b / n), scatter)
+        return self
+
+    def _slices(self):
+        """Position of each modality in the stacked statistics."""
+        starts = np.cumsum([0] + [len(block) for block in self.blocks_])
+        return [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+
+    def _solved(self):
+        """Weights, eigenvalues and correlations, solving when stale."""
+        check_is_fitted(self)
+        if self._solution is None:
+            self._solution = self._solve()
+        return self._solution
+
+    def _regularization(self):
+        return np.broadcast_to(
+            np.asarray(self.regularization, dtype=float), (len(self.blocks_),)
+        )
+
+    def _solve(self):
+        n, dtype = self._n_samples, self._dtype
+        widths = [len(block) for block in self.blocks_]
+        views = self._slices()
+        C = (self._scatter / (n - 1)).astype(dtype)
+        regularization = self._regularization()
+        D = []
+        for view, width, r in zip(views, widths, regularization, strict=True):
+            C_vv = C[view, view]
+            D.append((1 - r) * C_vv + (r * np.trace(C_vv) / width) * np.eye(width))
+        for v, (width, r) in enumerate(zip(widths, regularization, strict=True)):
+            if r == 0 and width >= n:
+                self._raise_singular(v, f"it has {width} columns but only {n} rows")
+        solver = self.solver
+        if solver == "auto":
+            total = sum(widths)
+            large = total > _ITERATIVE_WIDTH and self.n_components * 10 <= total
+            solver = "iterative" if large else "dense"
+        try:
+            eigenvalues, vectors = eigh_top(
+                self._objective(C, D),
+                self.n_components,
+                B=D,
+                solver=solver,
+                random_state=self.random_state,
+                tol=self.tol,
+            )
+        except SingularBlockError as exc:
+            self._raise_singular(
+                exc.block, "it is rank-deficient (constant or duplicate columns)"
+            )
+        weights = [vectors[view] for view in views]
+        variances = [
+            np.einsum("ik,ij,jk->k", W, C[view, view], W)
+            for W, view in zip(weights, views, strict=True)
+        ]
+        for W, variance in zip(weights, variances, strict=True):
+            W *= np.where(variance > 0, 1 / np.sqrt(np.maximum(variance, 1e-300)), 0)
+        stacked = flip_signs(np.vstack(weights))
+        weights = [stacked[view] for view in views]
+        cross = np.array(
+            [
+                [
+                    np.einsum("ik,ij,jk->k", W_v, C[v, w], W_w)
+                    for W_w, w in zip(weights, views, strict=True)
+                ]
+                for W_v, v in zip(weights, views, strict=True)
+            ]
+        )
+        return {
+            "weights": weights,
+            "eigenvalues": eigenvalues.astype(np.float64),
+            "correlations": _mean_pairwise_correlation(cross.astype(np.float64)),
+        }
+
+    def _raise_singular(self, view, reason):
+        name = self.modality_names_[view]
+        r = self._regularization()[view]
+        raise ValueError(
+            f"the covariance of modality {name!r} is singular: {reason}, so "
+            f"it cannot be whitened with regularization={r:g}. Raise the "
+            f"regularization of this modality, e.g. regularization=0.1 (or a "
+            f"list with one value a modality)."
+        )
+
+    @property
+    def weights_(self):
+        """Canonical weights, one ``(d_v, n_components)`` array a modality."""
+        return self._solved()["weights"]
+
+    @property
+    def eigenvalues_(self):
+        """Top eigenvalues of the generalized eigenproblem, decreasing."""
+        return self._solved()["eigenvalues"]
+
+    @property
+    def canonical_correlations_(self):
+        """Training canonical correlation of each component."""
+        return self._solved()["correlations"]
+
+    def _transform_view(self, X_view, view):
+        W = self.weights_[view]
+        variates = np.asarray(X_view @ W, dtype=W.dtype)
+        variates -= self.means_[view] @ W
+        return variates
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if self.dtype is None:
+            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        elif self.dtype is np.float32:
+            tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+_SHARED_PARAMETERS = """
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of canonical components; at most the width of the narrowest
+        modality.
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        Which columns form each modality (at least two), in any form
+        :func:`mmfuse.resolve_blocks` accepts.
+    regularization : float or array-like of shape (n_modalities,), default=0.0
+        Shrinkage ``r_v`` in [0, 1] of each within-modality covariance
+        towards a multiple of the identity,
+        ``(1 − r_v) C_vv + r_v tr(C_vv) / d_v I`` (scale invariant; on
+        standardized columns the target is ``I``). One value for all
+        modalities or one a modality. A modality with more columns than
+        rows, or with constant or duplicate columns, needs ``r_v > 0``.
+    output : {"concat", "mean"}, default="concat"
+        What ``transform`` returns: the modalities' variates side by side,
+        or their mean, one shared representation (over the modalities a row
+        has: a row whose block is all NaN lacks that modality).
+    solver : {"auto", "dense", "iterative"}, default="auto"
+        ``"dense"``: one Cholesky whitening and a subset
+        :func:`scipy.linalg.eigh`. ``"iterative"``: Lanczos
+        (:func:`scipy.sparse.linalg.eigsh`) on the whitened operator, cheaper
+        when the total width is large and ``n_components`` small. ``"auto"``
+        takes the iterative solver when the total width exceeds 5000 and
+        ``n_components`` is at most a tenth of it.
+    dtype : {np.float64, np.float32} or None, default=np.float64
+        Precision of the computation, the weights and the output. ``None``
+        keeps float32 input in float32 (end to end) and computes anything
+        else in float64. The statistics are always accumulated in float64.
+    tol : float, default=0.0
+        Relative accuracy of the iterative solver (0: machine precision).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the iterative solver's start vector.
+
+    Attributes
+    ----------
+    weights_ : list of ndarray of shape (d_v, n_components)
+        Canonical weights of each modality, scaled so that each variate has
+        unit variance on the training data (on the centred columns). Signs
+        are fixed by one rule: in each component, the entry of largest
+        magnitude of the modalities' weights stacked is positive (the rule of
+        :func:`sklearn.utils.extmath.svd_flip`), so two fits on the same
+        data, with either solver, give the same weights.
+    canonical_correlations_ : ndarray of shape (n_components,)
+        Training canonical correlation of each component: for two
+        modalities the correlation of their variates, for more the mean
+        over pairs of modalities (see
+        :func:`mmfuse.metrics.canonical_correlation`).
+    eigenvalues_ : ndarray of shape (n_components,)
+        Top eigenvalues of the generalized eigenproblem, decreasing.
+    means_ : list of ndarray of shape (d_v,)
+        Training mean of each modality's columns.
+    blocks_ : list of ndarray of intp
+        Column positions of each modality.
+    modality_names_ : list of str
+        Name of each modality.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` had string column names.
+"""
+
+
+class MCCA(_MultisetCCA):
+    __doc__ = (
+        """Multiset canonical correlation analysis (SUMCOR), in closed form.
+
+    Finds, for each modality ``v``, weights ``a_v`` whose variates
+    ``X_v a_v`` are maximally correlated across modalities: with
+    ``C_vw = X_vᵀX_w / (n − 1)`` on centred columns and ``D`` block-diagonal
+    with the regularized within-modality covariances ``D_v``, it solves the
+    generalized symmetric eigenproblem ``C a = λ D a`` for the top
+    ``n_components`` pairs, where ``C`` has the cross-covariances off the
+    diagonal and ``D_v`` on it, so ``λ − 1`` is the eigenvalue of the
+    cross-covariance part alone. With two modalities and no regularization
+    this is classic CCA: ``λ = 1 + ρ``.
+
+    Fitting depends on the data only through the modalities' means and
+    centred cross-products, accumulated chunk by chunk in float64: ``X`` is
+    never copied whole, sparse ``X`` never densified, and
+    :meth:`partial_fit` streams rows in chunks.
+"""
+        + _SHARED_PARAMETERS
+        + """
+    See Also
+    --------
+    GCCA : Generalized CCA (MAXVAR): one shared representation.
+    sklearn.cross_decomposition.CCA : Two-view CCA by iterated PLS.
+    mmfuse.metrics.canonical_correlation : The score of the variates.
+
+    Notes
+    -----
+    Every row needs every modality in ``fit``, ``score`` and ``transform``
+    with ``output="concat"``. ``transform`` with ``output="mean"`` averages
+    the variates of the modalities each row has, and
+    :meth:`transform_views` returns NaN variates for a missing modality.
+
+    References
+    ----------
+    J. R. Kettenring, "Canonical analysis of several sets of variables",
+    Biometrika 58(3):433-451, 1971.
+
+    A. A. Nielsen, "Multiset canonical correlations analysis and
+    multispectral, truly multitemporal remote sensing data", IEEE Trans.
+    Image Processing 11(3):293-305, 2002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca import MCCA
+    >>> from mmfuse.datasets import make_multiview
+    >>> X, _ = make_multiview(
+    ...     200, view_dims=[5, 6, 4], n_latent=2, noise=1.0, random_state=0
+    ... )
+    >>> mcca = MCCA(n_components=2, blocks=[5, 6, 4]).fit(X)
+    >>> np.round(mcca.canonical_correlations_, 2)
+    array([0.76, 0.57])
+    >>> mcca.transform(X).shape
+    (200, 6)
+    >>> mcca.get_feature_names_out()[:2]
+    array(['block0__mcca0', 'block0__mcca1'], dtype=object)
+    """
+    )
+
+    def _objective(self, C, D):
+        # SUMCOR: the cross-covariances off the diagonal, D_v on it.
+        A = C.copy()
+        start = 0
+        for D_v in D:
+            stop = start + D_v.shape[0]
+            A[start:stop, start:stop] = D_v
+            start = stop
+        return A
+
+
+class GCCA(_MultisetCCA):
+    __doc__ = (
+        """Generalized canonical correlation analysis (MAXVAR), in closed form.
+
+    Finds a shared representation ``G`` (``n × k``, ``GᵀG = I``) as the top
+    eigenvectors of the sum of the modalities' regularized projection
+    matrices ``Σ_v X_v D_v⁻¹ X_vᵀ / (n − 1)`` (``D_v`` as for :class:`MCCA`),
+    and each modality's weights as its regression onto ``G``. The nonzero
+    spectrum of that ``n × n`` matrix is that of the ``P × P`` matrix of
+    whitened cross-products (``P`` the total width), which is what is
+    solved: no ``n × n`` matrix and no SVD of the data are ever formed, so
+    GCCA costs what MCCA costs. With two modalities and no regularization
+    its canonical correlations equal MCCA's.
+
+    ``transform`` maps each row on its own (training means, no re-centring
+    on the batch), so any single row works.
+"""
+        + _SHARED_PARAMETERS
+        + """
+    See Also
+    --------
+    MCCA : Multiset CCA (SUMCOR).
+
+    Notes
+    -----
+    The eigenvalue of a component is the sum over modalities of the
+    squared multiple correlation of the shared variate with that modality
+    (its explained fraction); it lies in ``[0, n_modalities]``.
+
+    References
+    ----------
+    J. D. Carroll, "Generalization of canonical correlation analysis to
+    three or more sets of variables", Proc. 76th Convention of the American
+    Psychological Association, 227-228, 1968.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca import GCCA
+    >>> from mmfuse.datasets import make_multiview
+    >>> X, _ = make_multiview(
+    ...     200, view_dims=[5, 6, 4], n_latent=2, noise=1.0, random_state=0
+    ... )
+    >>> gcca = GCCA(n_components=2, blocks=[5, 6, 4], output="mean").fit(X)
+    >>> np.round(gcca.eigenvalues_, 2)
+    array([2.52, 2.14])
+    >>> gcca.transform(X[:1]).shape
+    (1, 2)
+    """
+    )
+
+    def _objective(self, C, D):
+        # MAXVAR: the Gram matrix of the whitened views.
+        return C

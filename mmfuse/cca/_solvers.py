@@ -1,0 +1,264 @@
+"""Top-k generalized symmetric eigenproblems for the CCA family.
+
+Every estimator of :mod:`mmfuse.cca` ends in ``A x = λ B x`` with ``A``
+symmetric and ``B`` symmetric positive definite and block-diagonal (one block
+a view). :func:`eigh_top` returns the ``k`` largest eigenpairs after one
+Cholesky whitening of ``B``, block by block, either with a subset
+``scipy.linalg.eigh`` (``solver="dense"``) or with ARPACK's Lanczos
+iteration on a linear operator (``solver="iterative"``, also for an ``A``
+that is only known through its products). Eigenvector signs follow one
+documented rule, :func:`flip_signs`.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import scipy.linalg as sla
+from numpy.typing import NDArray
+from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
+from sklearn.utils import check_random_state
+from sklearn.utils.extmath import svd_flip
+
+__all__ = [
+    "SingularBlockError",
+    "block_cholesky",
+    "eigh_top",
+    "flip_signs",
+]
+
+
+class SingularBlockError(np.linalg.LinAlgError):
+    """A diagonal block of ``B`` is not (numerically) positive definite.
+
+    Parameters
+    ----------
+    block : int
+        Position of the offending block; estimators turn it into a message
+        that names the view.
+    message : str
+        What was found.
+    """
+
+    def __init__(self, block: int, message: str):
+        super().__init__(message)
+        self.block = block
+
+
+def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
+    """Lower Cholesky factor of each diagonal block.
+
+    A block counts as singular when Cholesky fails, or when a squared pivot
+    falls below ``width * eps * max(diag(block))``: exactly singular blocks
+    (constant or duplicate columns, fewer samples than columns) often pass
+    LAPACK with pivots at rounding level, which would make the whitening
+    explode instead of failing.
+
+    Parameters
+    ----------
+    blocks : sequence of ndarray of shape (d_v, d_v)
+        Symmetric positive definite blocks.
+
+    Returns
+    -------
+    factors : list of ndarray of shape (d_v, d_v)
+        Lower triangular ``L_v`` with ``L_v L_vᵀ = blocks[v]``.
+
+    Raises
+    ------
+    SingularBlockError
+        With the position of the first singular block.
+    """
+    factors = []
+    for position, block in enumerate(blocks):
+        scale = float(np.max(np.diag(block), initial=0.0))
+        if not scale > 0:
+            raise SingularBlockError(position, f"block {position} is zero.")
+        try:
+            factor = sla.cholesky(block, lower=True, check_finite=False)
+        except np.linalg.LinAlgError as exc:
+            raise SingularBlockError(
+                position, f"block {position} is not positive definite."
+            ) from exc
+        floor = block.shape[0] * np.finfo(block.dtype).eps * scale
+        if np.min(np.diag(factor)) ** 2 <= floor:
+            raise SingularBlockError(
+                position, f"block {position} is numerically singular."
+            )
+        factors.append(factor)
+    return factors
+
+
+def _block_solve(factors, Y, *, transpose):
+    """``L⁻¹ Y`` (or ``L⁻ᵀ Y``) for block-diagonal lower triangular ``L``."""
+    out = np.empty_like(Y)
+    start = 0
+    for factor in factors:
+        stop = start + factor.shape[0]
+        out[start:stop] = sla.solve_triangular(
+            factor,
+            Y[start:stop],
+            lower=True,
+            trans="T" if transpose else "N",
+            check_finite=False,
+        )
+        start = stop
+    return out
+
+
+def flip_signs(V: NDArray) -> NDArray:
+    """Fix the sign of each column: its entry of largest magnitude is positive.
+
+    This is scikit-learn's :func:`~sklearn.utils.extmath.svd_flip` rule
+    (``u_based_decision=True``); applied to the stacked weights of all views,
+    it makes two fits on the same data, with any solver, agree.
+
+    Parameters
+    ----------
+    V : ndarray of shape (n_rows, k)
+        Eigenvectors as columns; changed in place.
+
+    Returns
+    -------
+    V : ndarray of shape (n_rows, k)
+        The same array, columns sign-flipped.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca._solvers import flip_signs
+    >>> flip_signs(np.array([[0.5, 1.0], [-2.0, 0.1]]))
+    array([[-0.5,  1. ],
+           [ 2. ,  0.1]])
+    """
+    return svd_flip(V, None, u_based_decision=True)[0]
+
+
+def eigh_top(
+    A,
+    n_components: int,
+    *,
+    B: NDArray | Sequence[NDArray] | None = None,
+    solver: str = "dense",
+    random_state=None,
+    tol: float = 0.0,
+    max_iter: int | None = None,
+) -> tuple[NDArray, NDArray]:
+    """Largest eigenpairs of ``A x = λ B x``, never a full decomposition.
+
+    ``B`` is whitened once by :func:`block_cholesky`; the standard problem
+    ``L⁻¹ A L⁻ᵀ u = λ u`` is then solved for its top ``n_components`` pairs
+    and ``x = L⁻ᵀ u``.
+
+    Parameters
+    ----------
+    A : ndarray of shape (p, p) or LinearOperator
+        Symmetric. A :class:`~scipy.sparse.linalg.LinearOperator` (only with
+        ``solver="iterative"``) is used through its products alone.
+    n_components : int
+        Number of pairs, ``1 <= n_components <= p`` (``< p`` for the
+        iterative solver).
+    B : ndarray of shape (p, p), sequence of square ndarray, or None
+        Symmetric positive definite right-hand side: one matrix, or the
+        diagonal blocks of a block-diagonal ``B`` in order. ``None`` means
+        the identity.
+    solver : {"dense", "iterative"}, default="dense"
+        ``"dense"``: form the whitened matrix and call
+        :func:`scipy.linalg.eigh` with ``subset_by_index``. ``"iterative"``:
+        :func:`scipy.sparse.linalg.eigsh` (implicitly restarted Lanczos) on
+        the whitened operator, started from a vector drawn from
+        ``random_state``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the iterative solver's start vector.
+    tol : float, default=0.0
+        Relative accuracy of the iterative solver (0: machine precision).
+    max_iter : int, default=None
+        Most Arnoldi iterations of the iterative solver (ARPACK's default
+        when None).
+
+    Returns
+    -------
+    eigenvalues : ndarray of shape (n_components,)
+        In decreasing order.
+    eigenvectors : ndarray of shape (p, n_components)
+        ``B``-orthonormal columns (``XᵀBX = I``), signs fixed by
+        :func:`flip_signs`.
+
+    Raises
+    ------
+    SingularBlockError
+        When a block of ``B`` is singular.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca._solvers import eigh_top
+    >>> A = np.diag([1.0, 4.0, 2.0])
+    >>> values, vectors = eigh_top(A, 2, B=2 * np.eye(3))
+    >>> values
+    array([2., 1.])
+    >>> np.round(vectors, 3)
+    array([[0.   , 0.   ],
+           [0.707, 0.   ],
+           [0.   , 0.707]])
+    """
+    p = A.shape[0]
+    if B is None:
+        factors = None
+    elif isinstance(B, np.ndarray):
+        factors = block_cholesky([B])
+    else:
+        factors = block_cholesky(B)
+    if solver == "dense":
+        if not isinstance(A, np.ndarray):
+            raise TypeError(
+                f"solver='dense' needs A as an ndarray; got {type(A).__name__}. "
+                f"Use solver='iterative' for a LinearOperator."
+            )
+        M = A if factors is None else _whiten(A, factors)
+        values, vectors = sla.eigh(
+            M,
+            subset_by_index=[p - n_components, p - 1],
+            overwrite_a=factors is not None,
+            check_finite=False,
+        )
+    elif solver == "iterative":
+        if n_components >= p:
+            raise ValueError(
+                f"solver='iterative' needs n_components < {p} (the problem "
+                f"size); got n_components={n_components}. Use solver='dense'."
+            )
+        operator = _whitened_operator(A, factors)
+        start = check_random_state(random_state).uniform(-1.0, 1.0, p)
+        values, vectors = eigsh(
+            operator,
+            k=n_components,
+            which="LA",
+            v0=start.astype(operator.dtype),
+            tol=tol,
+            maxiter=max_iter,
+        )
+    else:
+        raise ValueError(f"solver={solver!r} is not one of 'dense', 'iterative'.")
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    if factors is not None:
+        vectors = _block_solve(factors, vectors, transpose=True)
+    return values, flip_signs(vectors)
+
+
+def _whiten(A, factors):
+    """``L⁻¹ A L⁻ᵀ`` for symmetric ``A`` (``= L⁻¹ (L⁻¹ A)ᵀ``)."""
+    half = _block_solve(factors, A, transpose=False)
+    return _block_solve(factors, np.ascontiguousarray(half.T), transpose=False)
+
+
+def _whitened_operator(A, factors):
+    A = aslinearoperator(A)
+    if factors is None:
+        return A
+
+    def matvec(x):
+        y = _block_solve(factors, np.asarray(x).reshape(-1, 1), transpose=True)
+        return _block_solve(factors, A.matvec(y).reshape(-1, 1), transpose=False)
+
+    return LinearOperator(A.shape, matvec=matvec, dtype=A.dtype)

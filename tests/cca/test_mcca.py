@@ -1,0 +1,331 @@
+import numpy as np
+import pytest
+import scipy.linalg as sla
+import scipy.sparse as sp
+from sklearn.cross_decomposition import CCA
+from sklearn.model_selection import GridSearchCV, KFold
+
+from mmfuse.cca import GCCA, MCCA
+from mmfuse.datasets import make_multiview
+
+ESTIMATORS = [MCCA, GCCA]
+
+
+def _data(n=300, dims=(6, 8, 5), noise=1.0, seed=0):
+    X, _ = make_multiview(
+        n, view_dims=list(dims), n_latent=3, noise=noise, random_state=seed
+    )
+    return X, list(dims)
+
+
+def _textbook_cca(X, Y):
+    """Canonical correlations from the SVD of C_xx^-1/2 C_xy C_yy^-1/2."""
+    X = X - X.mean(axis=0)
+    Y = Y - Y.mean(axis=0)
+    inv_sqrt = [np.linalg.inv(sla.sqrtm(Z.T @ Z)) for Z in (X, Y)]
+    return np.linalg.svd(inv_sqrt[0] @ X.T @ Y @ inv_sqrt[1], compute_uv=False)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("solver", ["dense", "iterative"])
+def test_two_views_reproduce_textbook_cca(Estimator, solver):
+    X, dims = _data(dims=(6, 8))
+    est = Estimator(n_components=4, blocks=dims, solver=solver, random_state=0).fit(X)
+    expected = _textbook_cca(X[:, :6], X[:, 6:])[:4]
+    np.testing.assert_allclose(est.canonical_correlations_, expected, rtol=1e-10)
+    if Estimator is MCCA:
+        np.testing.assert_allclose(est.eigenvalues_, 1 + expected, rtol=1e-10)
+    else:
+        # MAXVAR with two views: λ = 1 + ρ as well (r = 0).
+        np.testing.assert_allclose(est.eigenvalues_, 1 + expected, rtol=1e-10)
+
+
+def test_two_views_match_sklearn_cca_at_convergence():
+    X, dims = _data(dims=(6, 8))
+    mcca = MCCA(n_components=3, blocks=dims).fit(X)
+    cca = CCA(n_components=3, max_iter=10_000, tol=1e-14).fit(X[:, :6], X[:, 6:])
+    u, v = cca.transform(X[:, :6], X[:, 6:])
+    sk = [np.corrcoef(u[:, j], v[:, j])[0, 1] for j in range(3)]
+    np.testing.assert_allclose(mcca.canonical_correlations_, sk, rtol=1e-8)
+    ours = mcca.transform_views(X)
+    for j in range(3):
+        # Same variates up to sign and scale.
+        assert abs(np.corrcoef(ours[0][:, j], u[:, j])[0, 1]) > 1 - 1e-8
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_variates_unit_variance_and_training_correlations(Estimator):
+    X, dims = _data()
+    est = Estimator(n_components=3, blocks=dims, regularization=0.2).fit(X)
+    views = est.transform_views(X)
+    for Z in views:
+        np.testing.assert_allclose(Z.std(axis=0, ddof=1), 1.0, rtol=1e-10)
+        np.testing.assert_allclose(Z.mean(axis=0), 0.0, atol=1e-10)
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    manual = [
+        np.mean([np.corrcoef(views[a][:, j], views[b][:, j])[0, 1] for a, b in pairs])
+        for j in range(3)
+    ]
+    np.testing.assert_allclose(est.canonical_correlations_, manual, rtol=1e-10)
+    assert est.score(X) == pytest.approx(np.mean(manual), rel=1e-10)
+    assert np.all(np.diff(est.eigenvalues_) <= 0)
+
+
+def test_solvers_and_refits_give_identical_weights():
+    X, dims = _data()
+    fits = [
+        MCCA(3, blocks=dims, solver=solver, random_state=seed).fit(X)
+        for solver, seed in (
+            ("dense", None),
+            ("dense", None),
+            ("iterative", 0),
+            ("iterative", 5),
+        )
+    ]
+    for other in fits[1:]:
+        for W, W_ref in zip(other.weights_, fits[0].weights_, strict=True):
+            np.testing.assert_allclose(W, W_ref, atol=1e-9)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_partial_fit_equals_fit(Estimator):
+    X, dims = _data(n=400)
+    X = X + 50.0  # far from the origin: a naive XᵀX − nμμᵀ would lose digits
+    full = Estimator(3, blocks=dims, regularization=[0.0, 0.1, 0.3]).fit(X)
+    streamed = Estimator(3, blocks=dims, regularization=[0.0, 0.1, 0.3])
+    # The first chunk has fewer rows than a view has columns: fine, the
+    # solve waits until a fitted attribute is needed.
+    for chunk in np.array_split(X, [4, 50, 51 + 3, 200]):
+        streamed.partial_fit(chunk)
+    np.testing.assert_allclose(streamed.eigenvalues_, full.eigenvalues_, rtol=1e-10)
+    for a, b in zip(streamed.weights_, full.weights_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+    for a, b in zip(streamed.means_, full.means_, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    np.testing.assert_allclose(streamed.transform(X), full.transform(X), atol=1e-10)
+
+
+def test_partial_fit_rejects_changed_width():
+    X, dims = _data()
+    est = MCCA(2, blocks=dims).partial_fit(X)
+    with pytest.raises(ValueError, match="X has 18 features, but MCCA is expecting 19"):
+        est.partial_fit(X[:, :-1])
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_equals_dense(Estimator, fmt):
+    rng = np.random.default_rng(0)
+    X, dims = _data(n=200)
+    X[rng.random(X.shape) < 0.6] = 0.0
+    X[:, :6] += 3.0  # a dense, shifted view: centring must be exact
+    dense = Estimator(3, blocks=dims, regularization=0.1).fit(X)
+    sparse = Estimator(3, blocks=dims, regularization=0.1).fit(
+        sp.csr_array(X).asformat(fmt)
+    )
+    np.testing.assert_allclose(sparse.eigenvalues_, dense.eigenvalues_, rtol=1e-10)
+    np.testing.assert_allclose(
+        sparse.transform(sp.csr_array(X)), dense.transform(X), atol=1e-9
+    )
+
+
+def test_sparse_fit_does_not_densify(monkeypatch):
+    X, dims = _data(n=100)
+
+    toarray = sp.csr_array.toarray
+
+    def refuse_rows(self, *args, **kwargs):
+        # Only the 19 x 19 cross-products may become dense, never 100 rows.
+        assert self.shape[0] != 100, "the data were densified"
+        return toarray(self, *args, **kwargs)
+
+    for cls in (sp.csr_array, sp.csc_array, sp.csr_matrix, sp.csc_matrix):
+        monkeypatch.setattr(cls, "toarray", refuse_rows)
+        monkeypatch.setattr(cls, "todense", refuse_rows)
+    MCCA(2, blocks=dims).fit(sp.csr_array(X)).transform(sp.csr_array(X))
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize(
+    "dtype, input_dtype, expected",
+    [
+        (np.float64, np.float32, np.float64),
+        (np.float32, np.float64, np.float32),
+        (None, np.float32, np.float32),
+        (None, np.float64, np.float64),
+    ],
+)
+def test_dtype(Estimator, dtype, input_dtype, expected):
+    X, dims = _data()
+    est = Estimator(2, blocks=dims, dtype=dtype).fit(X.astype(input_dtype))
+    assert all(W.dtype == expected for W in est.weights_)
+    assert all(m.dtype == expected for m in est.means_)
+    assert est.transform(X.astype(input_dtype)).dtype == expected
+    reference = Estimator(2, blocks=dims).fit(X)
+    np.testing.assert_allclose(
+        est.canonical_correlations_, reference.canonical_correlations_, rtol=1e-4
+    )
+
+
+def test_gcca_is_maxvar():
+    """GCCA's eigenvalues are those of Σ_v X_v D_v⁻¹ X_vᵀ / (n − 1)."""
+    X, dims = _data(n=60)
+    r = [0.3, 0.0, 0.6]
+    gcca = GCCA(3, blocks=dims, regularization=r).fit(X)
+    projections = np.zeros((60, 60))
+    start = 0
+    for d, r_v in zip(dims, r, strict=True):
+        Xv = X[:, start : start + d] - X[:, start : start + d].mean(axis=0)
+        C_vv = Xv.T @ Xv / 59
+        D_v = (1 - r_v) * C_vv + r_v * np.trace(C_vv) / d * np.eye(d)
+        projections += Xv @ np.linalg.solve(D_v, Xv.T) / 59
+        start += d
+    expected = np.linalg.eigvalsh(projections)[::-1][:3]
+    np.testing.assert_allclose(gcca.eigenvalues_, expected, rtol=1e-10)
+    # With regularization, MCCA solves another problem.
+    mcca = MCCA(3, blocks=dims, regularization=r).fit(X)
+    assert not np.allclose(mcca.eigenvalues_, expected)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_transform_single_row_is_not_recentred(Estimator):
+    X, dims = _data()
+    est = Estimator(2, blocks=dims, output="mean").fit(X)
+    batch = est.transform(X[:10])
+    np.testing.assert_allclose(
+        np.vstack([est.transform(X[i : i + 1]) for i in range(10)]), batch
+    )
+
+
+def test_output_mean_and_concat():
+    X, dims = _data()
+    est = MCCA(2, blocks=dims).fit(X)
+    views = est.transform_views(X)
+    np.testing.assert_allclose(est.transform(X), np.hstack(views))
+    est.set_params(output="mean").fit(X)
+    np.testing.assert_allclose(est.transform(X), np.mean(views, axis=0))
+
+
+def test_missing_modality_mean_over_present_views():
+    X, dims = _data()
+    est = MCCA(2, blocks=dims, output="mean").fit(X)
+    full = est.transform_views(X)
+    X_missing = X.copy()
+    X_missing[0, :6] = np.nan  # row 0 lacks view 0
+    X_missing[1, 6:14] = np.nan  # row 1 lacks view 1
+    X_missing[1, 14:] = np.nan  # and view 2
+    out = est.transform(X_missing)
+    np.testing.assert_allclose(out[0], (full[1][0] + full[2][0]) / 2)
+    np.testing.assert_allclose(out[1], full[0][1])
+    np.testing.assert_allclose(out[2:], np.mean(full, axis=0)[2:])
+    views = est.transform_views(X_missing)
+    assert np.isnan(views[0][0]).all() and not np.isnan(views[0][1]).any()
+
+
+def test_missing_modality_errors():
+    X, dims = _data()
+    X_missing = X.copy()
+    X_missing[3, 6:14] = np.nan
+    with pytest.raises(ValueError, match=r"1 row\(s\) lack modality 'block1'"):
+        MCCA(2, blocks=dims).fit(X_missing)
+    est = MCCA(2, blocks=dims).fit(X)
+    with pytest.raises(ValueError, match=r"lack modality 'block1'.*MCCA needs every"):
+        est.transform(X_missing)
+    with pytest.raises(ValueError, match=r"lack modality 'block1'"):
+        est.score(X_missing)
+    est.set_params(output="mean")
+    X_partial = X.copy()
+    X_partial[2, 7] = np.nan
+    with pytest.raises(
+        ValueError, match=r"1 row\(s\) have NaN in part of modality 'block1'"
+    ):
+        est.transform(X_partial)
+    X_empty = X.copy()
+    X_empty[5] = np.nan
+    with pytest.raises(ValueError, match=r"1 row\(s\) have none of the modalities"):
+        est.transform(X_empty)
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+@pytest.mark.parametrize(
+    "corrupt, reason",
+    [
+        ("wide", "it has 8 columns but only 7 rows"),
+        ("constant", "it is rank-deficient"),
+        ("duplicate", "it is rank-deficient"),
+    ],
+)
+def test_singular_view_error(Estimator, corrupt, reason):
+    X, dims = _data(n=40)
+    if corrupt == "wide":
+        X = X[:7]
+    elif corrupt == "constant":
+        X[:, 8] = 1.5
+    else:
+        X[:, 9] = X[:, 7]
+    est = Estimator(2, blocks={"image": 6, "text": 8, "audio": 5})
+    with pytest.raises(
+        ValueError,
+        match=rf"modality 'text' is singular: {reason}.*Raise the regularization",
+    ):
+        est.fit(X)
+    est.set_params(regularization=[0.0, 0.1, 0.0]).fit(X)
+    assert np.isfinite(est.canonical_correlations_).all()
+
+
+def test_parameter_errors():
+    X, dims = _data()
+    with pytest.raises(
+        ValueError,
+        match=r"n_components=6 exceeds block 'block2' width 5; use n_components <= 5",
+    ):
+        MCCA(6, blocks=dims).fit(X)
+    with pytest.raises(
+        ValueError,
+        match=r"regularization=\[0.1, 0.2\] must be a float in \[0, 1\] or one such",
+    ):
+        MCCA(2, blocks=dims, regularization=[0.1, 0.2]).fit(X)
+    with pytest.raises(ValueError, match=r"needs at least 2 modality blocks"):
+        MCCA(1, blocks=1).fit(X)
+    with pytest.raises(ValueError, match="'regularization' parameter of MCCA must be"):
+        MCCA(2, blocks=dims, regularization=1.5).fit(X)
+
+
+def test_grid_search_picks_regularization_without_y():
+    # Few rows for wide views: no regularization overfits and scores worse
+    # on held-out rows.
+    X, _ = make_multiview(80, view_dims=[30, 30], n_latent=2, noise=2.0, random_state=1)
+    grid = GridSearchCV(
+        MCCA(blocks=[30, 30]),
+        {"regularization": [0.0, 0.5, 0.9], "n_components": [1, 2]},
+        cv=KFold(4, shuffle=True, random_state=0),
+    ).fit(X)
+    scores = grid.cv_results_["mean_test_score"]
+    assert grid.best_params_["regularization"] > 0
+    assert (
+        scores.max()
+        > scores[grid.cv_results_["param_regularization"] == 0.0].max() + 0.1
+    )
+
+
+def test_feature_names_and_pandas_output():
+    pd = pytest.importorskip("pandas")
+    X, dims = _data()
+    columns = [f"img__{i}" for i in range(6)] + [f"txt__{i}" for i in range(8)]
+    columns += [f"aud__{i}" for i in range(5)]
+    frame = pd.DataFrame(X, columns=columns)
+    est = MCCA(2).set_output(transform="pandas").fit(frame)
+    out = est.transform(frame)
+    assert list(out.columns) == [
+        "img__mcca0",
+        "img__mcca1",
+        "txt__mcca0",
+        "txt__mcca1",
+        "aud__mcca0",
+        "aud__mcca1",
+    ]
+    gcca = GCCA(2, output="mean").set_output(transform="pandas").fit(frame)
+    assert list(gcca.transform(frame).columns) == ["gcca0", "gcca1"]
+    # The concatenated output feeds a next block-aware estimator as is.
+    again = MCCA(1).fit(out)
+    assert again.modality_names_ == ["img", "txt", "aud"]

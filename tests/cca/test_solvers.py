@@ -1,0 +1,108 @@
+import numpy as np
+import pytest
+import scipy.linalg as sla
+from scipy.sparse.linalg import aslinearoperator
+
+from mmfuse.cca._solvers import SingularBlockError, block_cholesky, eigh_top
+from mmfuse.metrics import canonical_correlation
+
+
+def _problem(p=12, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((p, p))
+    A = A + A.T
+    B1 = rng.standard_normal((5, 5))
+    B2 = rng.standard_normal((p - 5, p - 5))
+    blocks = [B1 @ B1.T + np.eye(5), B2 @ B2.T + np.eye(p - 5)]
+    return A, blocks, sla.block_diag(*blocks)
+
+
+@pytest.mark.parametrize("solver", ["dense", "iterative"])
+def test_eigh_top_matches_full_generalized_eigh(solver):
+    A, blocks, B = _problem()
+    full_values, full_vectors = sla.eigh(A, B)
+    values, vectors = eigh_top(A, 3, B=blocks, solver=solver, random_state=0)
+    np.testing.assert_allclose(values, full_values[::-1][:3], rtol=1e-10)
+    # B-orthonormal, and the same vectors up to sign.
+    np.testing.assert_allclose(vectors.T @ B @ vectors, np.eye(3), atol=1e-10)
+    expected = full_vectors[:, ::-1][:, :3]
+    np.testing.assert_allclose(np.abs(vectors.T @ B @ expected), np.eye(3), atol=1e-8)
+
+
+def test_eigh_top_one_matrix_and_identity():
+    A, blocks, B = _problem()
+    by_blocks = eigh_top(A, 2, B=blocks)
+    by_matrix = eigh_top(A, 2, B=B)
+    np.testing.assert_allclose(by_blocks[0], by_matrix[0], rtol=1e-12)
+    np.testing.assert_allclose(by_blocks[1], by_matrix[1], atol=1e-10)
+    values, _ = eigh_top(A, 2)
+    np.testing.assert_allclose(values, np.linalg.eigvalsh(A)[::-1][:2], rtol=1e-12)
+
+
+def test_eigh_top_solvers_agree_with_signs_and_on_operators():
+    A, blocks, _ = _problem(p=30, seed=1)
+    dense = eigh_top(A, 4, B=blocks, solver="dense")
+    iterative = eigh_top(A, 4, B=blocks, solver="iterative", random_state=3)
+    on_operator = eigh_top(
+        aslinearoperator(A), 4, B=blocks, solver="iterative", random_state=7
+    )
+    for values, vectors in (iterative, on_operator):
+        np.testing.assert_allclose(values, dense[0], rtol=1e-10)
+        np.testing.assert_allclose(vectors, dense[1], atol=1e-8)
+
+
+def test_sign_rule_largest_entry_positive():
+    A, blocks, _ = _problem()
+    _, vectors = eigh_top(A, 3, B=blocks)
+    largest = vectors[np.abs(vectors).argmax(axis=0), np.arange(3)]
+    assert (largest > 0).all()
+
+
+def test_singular_block_is_named():
+    A, blocks, _ = _problem()
+    blocks[1][:, 0] = blocks[1][:, 1]
+    blocks[1][0, :] = blocks[1][1, :]
+    with pytest.raises(SingularBlockError, match="block 1") as info:
+        eigh_top(A, 2, B=blocks)
+    assert info.value.block == 1
+    with pytest.raises(SingularBlockError, match="block 0 is zero"):
+        block_cholesky([np.zeros((2, 2))])
+
+
+def test_eigh_top_argument_errors():
+    A, blocks, _ = _problem()
+    with pytest.raises(TypeError, match="solver='dense' needs A as an ndarray"):
+        eigh_top(aslinearoperator(A), 2, solver="dense")
+    with pytest.raises(ValueError, match="needs n_components < 12"):
+        eigh_top(A, 12, solver="iterative")
+    with pytest.raises(ValueError, match="solver='lobster' is not one of"):
+        eigh_top(A, 2, solver="lobster")
+
+
+def test_canonical_correlation_known_values():
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.standard_normal((50, 3)) for _ in range(3))
+    b = b + a
+    two = canonical_correlation([a, b])
+    expected = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(3)]
+    np.testing.assert_allclose(two, expected, rtol=1e-12)
+    three = canonical_correlation([a, b, c])
+    pairs = [
+        [np.corrcoef(x[:, j], y[:, j])[0, 1] for j in range(3)]
+        for x, y in ((a, b), (a, c), (b, c))
+    ]
+    np.testing.assert_allclose(three, np.mean(pairs, axis=0), rtol=1e-12)
+    constant = np.ones_like(a)
+    np.testing.assert_array_equal(canonical_correlation([a, constant]), 0.0)
+
+
+def test_canonical_correlation_errors():
+    a = np.ones((5, 2))
+    with pytest.raises(ValueError, match="at least two views; got 1"):
+        canonical_correlation([a])
+    with pytest.raises(
+        ValueError, match=r"one shape .* got shapes \[\(5, 2\), \(4, 2\)"
+    ):
+        canonical_correlation([a, a[:4]])
+    with pytest.raises(ValueError, match="at least 2 rows; got 1"):
+        canonical_correlation([a[:1], a[:1]])
