@@ -31,7 +31,8 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy.linalg.lapack import dpstrf
+from scipy.linalg.blas import dtrmv
+from scipy.linalg.lapack import dlauum, dpstrf
 from scipy.sparse.linalg import LinearOperator
 from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, pairwise_kernels
 from sklearn.utils import check_random_state
@@ -99,6 +100,10 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
     # A pivot below stop / n cannot matter: n of them add up to stop.
     floor = stop / n
     factor = np.empty((n, min(n, 4 * block_size)))
+    # Rows not pivoted yet: the only ones whose residual is still updated
+    # (those of the pivots are zero), which makes the updates cost
+    # (n − rank) · rank per column instead of n · rank.
+    active = np.ones(n, dtype=bool)
     pivots = []
     rank = 0
     while rank < n and residual.sum() > stop:
@@ -107,31 +112,32 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
         candidates = candidates[residual[candidates] > floor]
         if candidates.size == 0:
             break
-        panel = np.array(columns(candidates), dtype=np.float64)
-        panel -= factor[:, :rank] @ factor[candidates, :rank].T
-        block = panel[candidates]
+        rows = np.flatnonzero(active)
+        panel = np.array(columns(candidates), dtype=np.float64)[rows]
+        if rank:
+            panel -= factor[rows, :rank] @ factor[candidates, :rank].T
+        block = panel[np.searchsorted(rows, candidates)]
         chol, order, accepted, _ = dpstrf((block + block.T) / 2, tol=floor, lower=1)
         if accepted == 0:
             break
         order = order[:accepted] - 1
         lower = np.tril(chol[:accepted, :accepted])
-        new = sla.solve_triangular(
-            lower, panel[:, order].T, lower=True, check_finite=False
-        ).T
         chosen = candidates[order]
-        # Exact zeros above the diagonal of G[pivots], which is then truly
-        # lower triangular (the residual of earlier pivots is rounding).
-        new[chosen] = lower
-        if pivots:
-            new[np.concatenate(pivots)] = 0.0
         if rank + accepted > factor.shape[1]:
             grown = np.empty((n, min(n, 2 * (rank + accepted))))
             grown[:, :rank] = factor[:, :rank]
             factor = grown
-        factor[:, rank : rank + accepted] = new
-        residual -= np.einsum("ij,ij->i", new, new)
+        new = factor[:, rank : rank + accepted]
+        # Exact zeros on the earlier pivots: G[pivots] is lower triangular.
+        new[~active] = 0.0
+        new[rows] = sla.solve_triangular(
+            lower, panel[:, order].T, lower=True, check_finite=False
+        ).T
+        new[chosen] = lower
+        residual[rows] -= np.einsum("ij,ij->i", new[rows], new[rows])
         residual[chosen] = 0.0
         np.maximum(residual, 0.0, out=residual)
+        active[chosen] = False
         pivots.append(chosen)
         rank += accepted
     pivots = np.concatenate(pivots) if pivots else np.empty(0, dtype=np.intp)
@@ -181,6 +187,98 @@ class _ViewKernel:
     def columns(self, X, idx):
         """``K[:, idx]`` on the training rows ``X``."""
         return self(X, idx if self.kernel == "precomputed" else X[idx])
+
+
+class _Features:
+    """Centred features ``Φ = G − 1 ḡᵀ`` of one modality, ``G Gᵀ ≈ K``.
+
+    ``G = K(·, X_S) L_S⁻ᵀ`` is kept as its support rows ``G[S] = L_S``
+    (lower triangular) and, once stored, its other rows ``rest``; a Nyström
+    map computes rows on demand instead. Products with ``Φ`` use the
+    triangle (half the memory traffic of a full matrix).
+    """
+
+    def __init__(self, n, support, lower, compute=None):
+        self.n = n
+        self.support = support
+        self.lower = np.ascontiguousarray(lower)
+        others = np.ones(n, dtype=bool)
+        others[support] = False
+        self.rest_rows = np.flatnonzero(others)
+        self.rest = None
+        self.mean = None
+        self._compute = compute
+
+    def store(self):
+        """Compute and keep the rows off the support, and the mean."""
+        if self.rest is None:
+            self.rest = self._compute(self.rest_rows)
+        self.mean = (self.lower.sum(axis=0) + self.rest.sum(axis=0)) / self.n
+
+    def rows(self, idx):
+        """Rows ``G[idx]`` (uncentred), ``idx`` a slice of training rows."""
+        if self.rest is None:
+            return self._compute(idx)
+        where = np.empty(self.n, dtype=np.intp)
+        where[self.support] = np.arange(len(self.support))
+        where[self.rest_rows] = len(self.support) + np.arange(len(self.rest_rows))
+        return np.vstack([self.lower, self.rest])[where[idx]]
+
+    def dot(self, a):
+        """``Φ a`` for a vector or a matrix ``a``."""
+        out = np.empty((self.n, *a.shape[1:]))
+        if a.ndim == 1:
+            out[self.support] = dtrmv(self.lower.T, a, lower=0, trans=1)
+        else:
+            out[self.support] = self.lower @ a
+        out[self.rest_rows] = self.rest @ a
+        out -= self.mean @ a
+        return out
+
+    def tdot(self, y):
+        """``Φᵀ y`` for a vector ``y``."""
+        out = dtrmv(self.lower.T, y[self.support], lower=0, trans=0)
+        out += self.rest.T @ y[self.rest_rows]
+        out -= self.mean * y.sum()
+        return out
+
+    def gram(self):
+        """``ΦᵀΦ``: the triangle by LAPACK's ``lauum``, the rest by ``syrk``."""
+        # lauum overwrites the upper triangle of Lᵀ (zero below) with LᵀL.
+        upper, _ = dlauum(self.lower.T, lower=0)
+        gram = upper + upper.T
+        gram.flat[:: gram.shape[0] + 1] /= 2
+        gram += self.rest.T @ self.rest
+        gram -= self.n * np.outer(self.mean, self.mean)
+        return gram
+
+
+def _covariance(factors, slices):
+    """Covariance of the stacked features, streamed by rows.
+
+    Each chunk is shifted by the first chunk's mean before its
+    cross-products are summed, which keeps the centring accurate when a
+    feature's mean dwarfs its spread (a wide rbf kernel). Sets each
+    modality's feature mean.
+    """
+    n = factors[0].n
+    width = slices[-1].stop
+    step = max(1, _CHUNK_VALUES // width)
+    shift, sums = None, np.zeros(width)
+    scatter = np.zeros((width, width))
+    for start in range(0, n, step):
+        rows = np.arange(start, min(n, start + step))
+        chunk = np.hstack([f.rows(rows) for f in factors])
+        if shift is None:
+            shift = chunk.mean(axis=0)
+        chunk -= shift
+        sums += chunk.sum(axis=0)
+        scatter += chunk.T @ chunk
+    centre = sums / n
+    scatter -= n * np.outer(centre, centre)
+    for f, s in zip(factors, slices, strict=True):
+        f.mean = shift[s] + centre[s]
+    return scatter / (n - 1)
 
 
 class KCCA(_BaseCCA):
@@ -497,34 +595,37 @@ class KCCA(_BaseCCA):
             self._factor(view, kernel, rng)
             for view, kernel in zip(views, kernels, strict=True)
         ]
-        self._check_ranks([len(support) for support, _, _ in factors])
+        self._check_ranks([len(f.support) for f in factors])
         self._kernels = kernels
         self._set_n_features_out()
         self._solve(views, factors, regularization, rng)
         return self
 
     def _factor(self, X_view, kernel, rng):
-        """Support rows, ``L_S`` and (exact fit) the stored factor of a modality.
-
-        The exact fit returns the whole ``n × rank`` factor and no ``L_S``
-        yet (it is the factor's support rows, read after the solve so as not
-        to hold a second ``rank × rank`` copy during it); Nyström returns
-        ``L_S`` and computes the features of the rows when needed.
-        """
+        """Factor one modality's kernel: exact or Nyström features."""
+        n = X_view.shape[0]
         if self.approximation is None:
             factor, pivots = pivoted_cholesky(
                 lambda idx: kernel.columns(X_view, idx),
                 kernel.diagonal(X_view),
                 tol=self.cholesky_tol,
             )
-            return pivots, None, factor
-        n = X_view.shape[0]
+            features = _Features(n, pivots, factor[pivots])
+            features.rest = factor[features.rest_rows]
+            return features
         landmarks = np.sort(rng.choice(n, size=self.n_landmarks, replace=False))
         K_LL = kernel.columns(X_view, landmarks)[landmarks]
         factor, pivots = pivoted_cholesky(
             lambda idx: K_LL[:, idx], np.diag(K_LL).copy(), tol=self.cholesky_tol
         )
-        return landmarks[pivots], factor[pivots], None
+        support, lower = landmarks[pivots], factor[pivots]
+        landmark_rows = support if kernel.kernel == "precomputed" else X_view[support]
+
+        def nystroem(rows):
+            K = kernel(X_view[rows], landmark_rows)
+            return sla.solve_triangular(lower, K.T, lower=True, check_finite=False).T
+
+        return _Features(n, support, lower, compute=nystroem)
 
     def _check_ranks(self, ranks):
         narrowest = int(np.argmin(ranks))
@@ -537,16 +638,9 @@ class KCCA(_BaseCCA):
                 f"{ranks[narrowest]}."
             )
 
-    def _features(self, X_view, kernel, support, lower, rows):
-        """Nyström features ``k(x, X_S) L_S⁻ᵀ`` of some training rows."""
-        columns = support if kernel.kernel == "precomputed" else X_view[support]
-        K = kernel(X_view[rows], columns)
-        return sla.solve_triangular(lower, K.T, lower=True, check_finite=False).T
-
     def _solve(self, views, factors, regularization, rng):
         n = views[0].shape[0]
-        ranks = [len(support) for support, _, _ in factors]
-        starts = np.cumsum([0, *ranks])
+        starts = np.cumsum([0, *(len(f.support) for f in factors)])
         slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         solver = self.solver
         if solver == "auto":
@@ -554,29 +648,16 @@ class KCCA(_BaseCCA):
                 starts[-1] > _ITERATIVE_WIDTH and self.n_components * 10 <= starts[-1]
             )
             solver = "iterative" if large else "dense"
-        # The exact factors are centred in place: Φ_v = G_v − mean.
-        means = [None] * len(views)
-        for v, (_, _, factor) in enumerate(factors):
-            if factor is not None:
-                means[v] = factor.mean(axis=0)
-                factor -= means[v]
         if solver == "iterative":
-            features = []
-            for v, (support, lower, factor) in enumerate(factors):
-                if factor is None:
-                    factor = self._features(
-                        views[v], self._kernels[v], support, lower, slice(None)
-                    )
-                    means[v] = factor.mean(axis=0)
-                    factor -= means[v]
-                features.append(factor)
-            weights, eigenvalues = self._solve_iterative(
-                features, regularization, slices, rng
+            for features in factors:
+                features.store()
+            eigenvalues, weights = self._solve_iterative(factors, regularization, rng)
+            variates = np.stack(
+                [f.dot(W) for f, W in zip(factors, weights, strict=True)]
             )
-            variates = np.stack([F @ W for F, W in zip(features, weights, strict=True)])
             cross = np.einsum("vnk,wnk->vwk", variates, variates) / (n - 1)
         else:
-            C = self._covariance(views, factors, means, slices)
+            C = _covariance(factors, slices)
             D = [
                 (1 - r) * C[s, s] + r * np.eye(s.stop - s.start)
                 for s, r in zip(slices, regularization, strict=True)
@@ -601,96 +682,50 @@ class KCCA(_BaseCCA):
         variances = np.einsum("vvk->vk", cross)
         scale = np.where(variances > 0, 1 / np.sqrt(np.maximum(variances, 1e-300)), 0)
         cross *= scale[:, None, :] * scale[None, :, :]
-        dual, kernel_means = [], []
-        for v, (support, lower, factor) in enumerate(factors):
-            if lower is None:
-                lower = factor[support] + means[v]
-            dual.append(
-                sla.solve_triangular(
-                    lower,
-                    weights[v] * scale[v],
-                    lower=True,
-                    trans="T",
-                    check_finite=False,
-                )
+        dual = [
+            sla.solve_triangular(
+                f.lower, W * s, lower=True, trans="T", check_finite=False
             )
-            kernel_means.append(lower @ means[v])
-        stacked = flip_signs(np.vstack(dual))
-        starts = np.cumsum([0, *ranks])
-        self.dual_coef_ = [
-            stacked[a:b] for a, b in zip(starts[:-1], starts[1:], strict=True)
+            for f, W, s in zip(factors, weights, scale, strict=True)
         ]
-        self.kernel_means_ = kernel_means
-        self.support_ = [support for support, _, _ in factors]
+        stacked = flip_signs(np.vstack(dual))
+        self.dual_coef_ = [stacked[s] for s in slices]
+        self.kernel_means_ = [f.lower @ f.mean for f in factors]
+        self.support_ = [f.support for f in factors]
         self.X_fit_ = [
-            None if kernel.kernel == "precomputed" else view[support]
-            for view, kernel, support in zip(
-                views, self._kernels, self.support_, strict=True
-            )
+            None if kernel.kernel == "precomputed" else view[f.support]
+            for view, kernel, f in zip(views, self._kernels, factors, strict=True)
         ]
         self.eigenvalues_ = np.asarray(eigenvalues, dtype=np.float64)
         self.canonical_correlations_ = _mean_pairwise_correlation(cross)
 
-    def _covariance(self, views, factors, means, slices):
-        """Covariance of the stacked features, streamed by rows.
-
-        Each chunk is shifted by the first chunk's mean before its
-        cross-products are summed, which keeps the centring accurate when a
-        feature's mean dwarfs its spread (a wide rbf kernel).
-        """
-        n = views[0].shape[0]
-        width = slices[-1].stop
-        step = max(1, _CHUNK_VALUES // width)
-        shift, sums = None, np.zeros(width)
-        scatter = np.zeros((width, width))
-        for start in range(0, n, step):
-            rows = slice(start, start + step)
-            chunk = np.hstack(
-                [
-                    factor[rows]
-                    if factor is not None
-                    else self._features(view, kernel, support, lower, rows)
-                    for view, kernel, (support, lower, factor) in zip(
-                        views, self._kernels, factors, strict=True
-                    )
-                ]
-            )
-            if shift is None:
-                shift = chunk.mean(axis=0)
-            chunk -= shift
-            sums += chunk.sum(axis=0)
-            scatter += chunk.T @ chunk
-        centre = sums / n
-        scatter -= n * np.outer(centre, centre)
-        for v, s in enumerate(slices):
-            if means[v] is None:
-                means[v] = shift[s] + centre[s]
-        return scatter / (n - 1)
-
-    def _solve_iterative(self, features, regularization, slices, rng):
+    def _solve_iterative(self, factors, regularization, rng):
         """Top-k of ``C a = λ D a`` by Lanczos, ``C`` known by its products."""
-        n = features[0].shape[0]
-        width = slices[-1].stop
+        n = factors[0].n
+        starts = np.cumsum([0, *(len(f.support) for f in factors)])
+        slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         D = []
-        for F, r in zip(features, regularization, strict=True):
-            D_v = F.T @ F
+        for f, r in zip(factors, regularization, strict=True):
+            D_v = f.gram()
             D_v *= (1 - r) / (n - 1)
             D_v.flat[:: D_v.shape[0] + 1] += r
             D.append(D_v)
 
         def matvec(x):
-            # (C a)_v = [Φ_vᵀ(Σ_w Φ_w a_w − κ_v Φ_v a_v) + (n − 1) κ_v a_v] / (n − 1)
+            # (C a)_v = [Φ_vᵀ(Σ_w Φ_w a_w − κ_v Φ_v a_v)] / (n − 1) + κ_v a_v
             x = np.ravel(x)
-            images = [F @ x[s] for F, s in zip(features, slices, strict=True)]
+            images = [f.dot(x[s]) for f, s in zip(factors, slices, strict=True)]
             total = np.sum(images, axis=0)
-            out = np.empty(width)
-            for F, s, image, r in zip(
-                features, slices, images, regularization, strict=True
+            out = np.empty(starts[-1])
+            for f, s, image, r in zip(
+                factors, slices, images, regularization, strict=True
             ):
-                out[s] = (F.T @ (total - r * image)) / (n - 1) + r * x[s]
+                out[s] = f.tdot(total - r * image) / (n - 1) + r * x[s]
             return out
 
-        operator = LinearOperator((width, width), matvec=matvec, dtype=np.float64)
+        operator = LinearOperator(
+            (starts[-1], starts[-1]), matvec=matvec, dtype=np.float64
+        )
         eigenvalues, vectors = eigh_top(
             operator,
             self.n_components,
@@ -699,7 +734,7 @@ class KCCA(_BaseCCA):
             random_state=rng,
             tol=self.tol,
         )
-        return [vectors[s] for s in slices], eigenvalues
+        return eigenvalues, [vectors[s] for s in slices]
 
     def _transform_view(self, X_view, view):
         kernel = self._kernels[view]
