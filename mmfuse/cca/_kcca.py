@@ -40,7 +40,6 @@ from sklearn.utils.validation import validate_data
 
 from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
 from mmfuse.cca._base import _BaseCCA
-from mmfuse.cca._mcca import _ITERATIVE_WIDTH
 from mmfuse.cca._solvers import eigh_top, flip_signs
 from mmfuse.metrics import _mean_pairwise_correlation
 from mmfuse.utils._compat import Interval, StrOptions, _fit_context
@@ -54,6 +53,17 @@ _PIVOT_BLOCK = 128
 # Values (rows x columns) per chunk when kernel rows are evaluated against
 # the support rows: about 2**22 float64 values, 32 MiB.
 _CHUNK_VALUES = 2**22
+
+# solver="auto" takes Lanczos on the stored features above this total
+# feature width (with n_components at most a tenth of it): the products
+# then cost less than forming the covariance (n · width² operations) and a
+# dense eigh. Unlike MCCA, whose covariance is its statistic anyway, KCCA
+# would form the covariance only for the dense solve, hence a lower bound.
+_ITERATIVE_WIDTH = 500
+
+# Largest n × width of Nyström features stored for the iterative solver
+# (2 GiB); beyond, the covariance is streamed by rows and solved densely.
+_STORED_VALUES = 2**28
 
 
 def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
@@ -189,40 +199,43 @@ class _ViewKernel:
         return self(X, idx if self.kernel == "precomputed" else X[idx])
 
 
-class _Features:
-    """Centred features ``Φ = G − 1 ḡᵀ`` of one modality, ``G Gᵀ ≈ K``.
+class _ExactFeatures:
+    """Centred features ``Φ = G − 1 ḡᵀ`` of an exactly factored kernel.
 
-    ``G = K(·, X_S) L_S⁻ᵀ`` is kept as its support rows ``G[S] = L_S``
-    (lower triangular) and, once stored, its other rows ``rest``; a Nyström
-    map computes rows on demand instead. Products with ``Φ`` use the
-    triangle (half the memory traffic of a full matrix).
+    The pivoted Cholesky factor ``G`` (``G Gᵀ ≈ K``) is kept as its support
+    rows ``G[S] = L_S`` (lower triangular) and its other rows ``rest``, so
+    that products with ``Φ`` use the triangle (half the memory traffic of a
+    full matrix) and its Gram matrix costs a ``lauum``.
     """
 
-    def __init__(self, n, support, lower, compute=None):
-        self.n = n
-        self.support = support
-        self.lower = np.ascontiguousarray(lower)
-        others = np.ones(n, dtype=bool)
-        others[support] = False
+    def __init__(self, factor, pivots):
+        self.n = factor.shape[0]
+        self.support = pivots
+        self.lower = factor[pivots]
+        others = np.ones(self.n, dtype=bool)
+        others[pivots] = False
         self.rest_rows = np.flatnonzero(others)
-        self.rest = None
-        self.mean = None
-        self._compute = compute
-
-    def store(self):
-        """Compute and keep the rows off the support, and the mean."""
-        if self.rest is None:
-            self.rest = self._compute(self.rest_rows)
+        self.rest = factor[self.rest_rows]
         self.mean = (self.lower.sum(axis=0) + self.rest.sum(axis=0)) / self.n
 
-    def rows(self, idx):
-        """Rows ``G[idx]`` (uncentred), ``idx`` a slice of training rows."""
-        if self.rest is None:
-            return self._compute(idx)
+    def store(self):
+        """Nothing to do: the factor is stored."""
+
+    def raw_rows(self, idx):
+        """Rows ``G[idx]`` (uncentred)."""
         where = np.empty(self.n, dtype=np.intp)
         where[self.support] = np.arange(len(self.support))
         where[self.rest_rows] = len(self.support) + np.arange(len(self.rest_rows))
-        return np.vstack([self.lower, self.rest])[where[idx]]
+        where = where[idx]
+        out = np.empty((len(idx), len(self.support)))
+        on_support = where < len(self.support)
+        out[on_support] = self.lower[where[on_support]]
+        out[~on_support] = self.rest[where[~on_support] - len(self.support)]
+        return out
+
+    def from_raw(self, M):
+        """Map the rows of a raw-feature product to features (identity)."""
+        return M
 
     def dot(self, a):
         """``Φ a`` for a vector or a matrix ``a``."""
@@ -253,13 +266,70 @@ class _Features:
         return gram
 
 
+class _NystroemFeatures:
+    """Centred Nyström features ``Φ = K(·, X_S) L_S⁻ᵀ − 1 ḡᵀ``.
+
+    The raw features are the kernel columns of the support rows; ``L_S⁻ᵀ``
+    is applied to products (an ``r × r`` triangular solve), never to the
+    ``n × r`` columns. The columns are computed chunk by chunk when the
+    covariance is streamed, or stored for the iterative solver.
+    """
+
+    def __init__(self, n, support, lower, kernel_columns):
+        self.n = n
+        self.support = support
+        self.lower = lower
+        self._kernel_columns = kernel_columns
+        self.columns = None
+        self.mean = None
+
+    def _solve(self, M, transpose=False):
+        return sla.solve_triangular(
+            self.lower,
+            M,
+            lower=True,
+            trans="T" if transpose else "N",
+            check_finite=False,
+        )
+
+    def store(self):
+        """Compute and keep the kernel columns of every row, and the mean."""
+        self.columns = self._kernel_columns(np.arange(self.n))
+        self._column_mean = self.columns.mean(axis=0)
+        self.mean = self._solve(self._column_mean)
+
+    def raw_rows(self, idx):
+        """Kernel columns of the support rows, at the rows ``idx``."""
+        return self._kernel_columns(idx)
+
+    def from_raw(self, M):
+        """``L_S⁻¹ M``: map the rows of a raw-feature product to features."""
+        return self._solve(M)
+
+    def dot(self, a):
+        """``Φ a`` for a vector or a matrix ``a``."""
+        b = self._solve(a, transpose=True)
+        return self.columns @ b - self._column_mean @ b
+
+    def tdot(self, y):
+        """``Φᵀ y`` for a vector ``y``."""
+        return self._solve(self.columns.T @ y - self._column_mean * y.sum())
+
+    def gram(self):
+        """``ΦᵀΦ = L_S⁻¹ (centred Gram of the kernel columns) L_S⁻ᵀ``."""
+        gram = self.columns.T @ self.columns
+        gram -= self.n * np.outer(self._column_mean, self._column_mean)
+        return self._solve(np.ascontiguousarray(self._solve(gram).T))
+
+
 def _covariance(factors, slices):
     """Covariance of the stacked features, streamed by rows.
 
-    Each chunk is shifted by the first chunk's mean before its
-    cross-products are summed, which keeps the centring accurate when a
-    feature's mean dwarfs its spread (a wide rbf kernel). Sets each
-    modality's feature mean.
+    The raw features of each chunk are shifted by the first chunk's mean
+    before their cross-products are summed, which keeps the centring
+    accurate when a feature's mean dwarfs its spread (a wide rbf kernel);
+    each block is then mapped to the features once. Sets each modality's
+    feature mean.
     """
     n = factors[0].n
     width = slices[-1].stop
@@ -268,7 +338,7 @@ def _covariance(factors, slices):
     scatter = np.zeros((width, width))
     for start in range(0, n, step):
         rows = np.arange(start, min(n, start + step))
-        chunk = np.hstack([f.rows(rows) for f in factors])
+        chunk = np.hstack([f.raw_rows(rows) for f in factors])
         if shift is None:
             shift = chunk.mean(axis=0)
         chunk -= shift
@@ -277,7 +347,9 @@ def _covariance(factors, slices):
     centre = sums / n
     scatter -= n * np.outer(centre, centre)
     for f, s in zip(factors, slices, strict=True):
-        f.mean = shift[s] + centre[s]
+        scatter[s] = f.from_raw(scatter[s])
+        scatter[:, s] = f.from_raw(np.ascontiguousarray(scatter[:, s].T)).T
+        f.mean = f.from_raw(shift[s] + centre[s])
     return scatter / (n - 1)
 
 
@@ -610,22 +682,20 @@ class KCCA(_BaseCCA):
                 kernel.diagonal(X_view),
                 tol=self.cholesky_tol,
             )
-            features = _Features(n, pivots, factor[pivots])
-            features.rest = factor[features.rest_rows]
-            return features
+            return _ExactFeatures(factor, pivots)
         landmarks = np.sort(rng.choice(n, size=self.n_landmarks, replace=False))
         K_LL = kernel.columns(X_view, landmarks)[landmarks]
         factor, pivots = pivoted_cholesky(
             lambda idx: K_LL[:, idx], np.diag(K_LL).copy(), tol=self.cholesky_tol
         )
-        support, lower = landmarks[pivots], factor[pivots]
+        support = landmarks[pivots]
         landmark_rows = support if kernel.kernel == "precomputed" else X_view[support]
-
-        def nystroem(rows):
-            K = kernel(X_view[rows], landmark_rows)
-            return sla.solve_triangular(lower, K.T, lower=True, check_finite=False).T
-
-        return _Features(n, support, lower, compute=nystroem)
+        return _NystroemFeatures(
+            n,
+            support,
+            factor[pivots],
+            lambda rows: kernel(X_view[rows], landmark_rows),
+        )
 
     def _check_ranks(self, ranks):
         narrowest = int(np.argmin(ranks))
@@ -644,10 +714,10 @@ class KCCA(_BaseCCA):
         slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         solver = self.solver
         if solver == "auto":
-            large = (
-                starts[-1] > _ITERATIVE_WIDTH and self.n_components * 10 <= starts[-1]
-            )
-            solver = "iterative" if large else "dense"
+            width = starts[-1]
+            stored = self.approximation is None or n * width <= _STORED_VALUES
+            large = width > _ITERATIVE_WIDTH and self.n_components * 10 <= width
+            solver = "iterative" if large and stored else "dense"
         if solver == "iterative":
             for features in factors:
                 features.store()
