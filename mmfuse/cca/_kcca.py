@@ -269,10 +269,11 @@ class _ExactFeatures:
 class _NystroemFeatures:
     """Centred Nyström features ``Φ = K(·, X_S) L_S⁻ᵀ − 1 ḡᵀ``.
 
-    The raw features are the kernel columns of the support rows; ``L_S⁻ᵀ``
-    is applied to products (an ``r × r`` triangular solve), never to the
-    ``n × r`` columns. The columns are computed chunk by chunk when the
-    covariance is streamed, or stored for the iterative solver.
+    The features of a row are its kernel values against the support rows
+    through a triangular solve (backward stable even when ``L_S`` is
+    ill-conditioned, unlike whitening a Gram matrix of kernel columns). They
+    are computed chunk by chunk when the covariance is streamed, or stored
+    for the iterative solver.
     """
 
     def __init__(self, n, support, lower, kernel_columns):
@@ -280,46 +281,42 @@ class _NystroemFeatures:
         self.support = support
         self.lower = lower
         self._kernel_columns = kernel_columns
-        self.columns = None
+        self.features = None
         self.mean = None
 
-    def _solve(self, M, transpose=False):
-        return sla.solve_triangular(
-            self.lower,
-            M,
-            lower=True,
-            trans="T" if transpose else "N",
-            check_finite=False,
-        )
-
-    def store(self):
-        """Compute and keep the kernel columns of every row, and the mean."""
-        self.columns = self._kernel_columns(np.arange(self.n))
-        self._column_mean = self.columns.mean(axis=0)
-        self.mean = self._solve(self._column_mean)
-
     def raw_rows(self, idx):
-        """Kernel columns of the support rows, at the rows ``idx``."""
-        return self._kernel_columns(idx)
+        """Features ``G[idx]`` (uncentred)."""
+        K = self._kernel_columns(idx)
+        return sla.solve_triangular(self.lower, K.T, lower=True, check_finite=False).T
 
     def from_raw(self, M):
-        """``L_S⁻¹ M``: map the rows of a raw-feature product to features."""
-        return self._solve(M)
+        """Map the rows of a feature product to features (identity)."""
+        return M
+
+    def store(self):
+        """Compute and keep the features of every row, and their mean."""
+        step = max(1, _CHUNK_VALUES // len(self.support))
+        self.features = np.vstack(
+            [
+                self.raw_rows(np.arange(start, min(self.n, start + step)))
+                for start in range(0, self.n, step)
+            ]
+        )
+        self.mean = self.features.mean(axis=0)
 
     def dot(self, a):
         """``Φ a`` for a vector or a matrix ``a``."""
-        b = self._solve(a, transpose=True)
-        return self.columns @ b - self._column_mean @ b
+        return self.features @ a - self.mean @ a
 
     def tdot(self, y):
         """``Φᵀ y`` for a vector ``y``."""
-        return self._solve(self.columns.T @ y - self._column_mean * y.sum())
+        return self.features.T @ y - self.mean * y.sum()
 
     def gram(self):
-        """``ΦᵀΦ = L_S⁻¹ (centred Gram of the kernel columns) L_S⁻ᵀ``."""
-        gram = self.columns.T @ self.columns
-        gram -= self.n * np.outer(self._column_mean, self._column_mean)
-        return self._solve(np.ascontiguousarray(self._solve(gram).T))
+        """``ΦᵀΦ``."""
+        gram = self.features.T @ self.features
+        gram -= self.n * np.outer(self.mean, self.mean)
+        return gram
 
 
 def _covariance(factors, slices):

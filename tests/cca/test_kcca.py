@@ -360,3 +360,28 @@ def test_errors(nonlinear, params, match):
 def test_precomputed_block_must_be_square(nonlinear):
     with pytest.raises(ValueError, match="precomputed kernel of 6 columns but X has"):
         KCCA(blocks=2, kernel="precomputed").fit(nonlinear)
+
+
+def test_nystroem_solvers_agree_with_ill_conditioned_landmarks():
+    # 3-D data: the landmarks' rbf kernel is numerically rank-deficient, so
+    # L_S is ill-conditioned; the features must stay accurate either way.
+    X, _ = make_multiview(
+        700, view_dims=[3, 3], n_latent=1, noise=0.1, nonlinear=True, random_state=1
+    )
+    exact = KCCA(2, blocks=2).fit(X)
+    fits = [
+        KCCA(
+            2,
+            blocks=2,
+            approximation="nystroem",
+            n_landmarks=300,
+            solver=solver,
+            random_state=0,
+        ).fit(X)
+        for solver in ("dense", "iterative")
+    ]
+    assert min(len(s) for s in fits[0].support_) < 300
+    np.testing.assert_allclose(fits[0].eigenvalues_, fits[1].eigenvalues_, atol=1e-8)
+    np.testing.assert_allclose(
+        fits[0].canonical_correlations_, exact.canonical_correlations_, atol=5e-3
+    )
