@@ -30,21 +30,26 @@ from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
 __all__ = ["GCCA", "MCCA"]
 
 # Rows per chunk of the centred cross-product: about 2**21 values (16 MiB in
-# float64), small enough to stay in cache-friendly BLAS calls and to keep the
-# memory above the input small.
+# float64) but at least 1024 rows, so that each BLAS call stays efficient
+# and the memory above the input small.
 _CHUNK_VALUES = 2**21
 
 # Total width above which solver="auto" picks the iterative solver (when
-# n_components is at most a tenth of it): there a dense eigh costs more
-# than a few hundred operator products.
-_ITERATIVE_WIDTH = 2000
+# n_components is at most a tenth of it). At 3 x 1000 columns and 10
+# components a dense solve was still faster than Lanczos (whose restarts
+# are slow when the trailing components sit in the noise bulk); the dense
+# cost grows as the cube of the width.
+_ITERATIVE_WIDTH = 5000
 
 
 def _centred_statistics(X, columns, dtype):
     """Rows, column means and centred cross-products of ``X[:, columns]``.
 
-    Dense input is centred chunk by chunk (two passes, float64 sums, the
-    products in ``dtype``); sparse input is centred implicitly,
+    Dense input takes one pass, chunk by chunk, over rows shifted by the
+    first chunk's mean: ``S = Σ (x − s)(x − s)ᵀ − n (μ − s)(μ − s)ᵀ``, sums
+    in float64 and products in ``dtype``. With ``s`` close to ``μ`` the
+    correction is tiny, so this is as accurate as two passes (Chan, Golub
+    and LeVeque 1983, "shifted data"). Sparse input is centred implicitly,
     ``XᵀX − n μμᵀ``, so it is never densified.
     """
     n = X.shape[0]
@@ -55,19 +60,20 @@ def _centred_statistics(X, columns, dtype):
         scatter -= n * np.outer(mean, mean)
         return n, mean, scatter
     whole = np.array_equal(columns, np.arange(X.shape[1]))
-    step = max(1, _CHUNK_VALUES // len(columns))
-
-    def chunks():
-        for start in range(0, n, step):
-            yield X[start : start + step] if whole else X[start : start + step, columns]
-
-    mean = sum(chunk.sum(axis=0, dtype=np.float64) for chunk in chunks()) / n
-    centre = mean.astype(dtype)
+    step = max(1024, _CHUNK_VALUES // len(columns))
+    shift = None
+    sums = np.zeros(len(columns))
     scatter = np.zeros((len(columns), len(columns)))
-    for chunk in chunks():
-        centred = np.asarray(chunk, dtype=dtype) - centre
-        scatter += centred.T @ centred
-    return n, mean, scatter
+    for start in range(0, n, step):
+        chunk = X[start : start + step] if whole else X[start : start + step, columns]
+        if shift is None:
+            shift = chunk.mean(axis=0, dtype=np.float64).astype(dtype)
+        shifted = np.subtract(chunk, shift, dtype=dtype)
+        sums += shifted.sum(axis=0, dtype=np.float64)
+        scatter += shifted.T @ shifted
+    offset = sums / n
+    scatter -= n * np.outer(offset, offset)
+    return n, shift + offset, scatter
 
 
 class _MultisetCCA(_BaseCCA):
@@ -123,8 +129,14 @@ class _MultisetCCA(_BaseCCA):
         if reset:
             fit_blocks(self, min_blocks=2)
             self._check_blocks_params()
-        check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
         return X
+
+    def _statistics(self, X):
+        """Centred statistics of the blocks' columns; NaN means a bad row."""
+        statistics = _centred_statistics(X, np.concatenate(self.blocks_), X.dtype)
+        if not np.isfinite(statistics[1]).all():
+            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
+        return statistics
 
     def _check_blocks_params(self):
         widths = [len(block) for block in self.blocks_]
@@ -170,8 +182,7 @@ class _MultisetCCA(_BaseCCA):
             The fitted estimator.
         """
         X = self._validate(X, reset=True)
-        columns = np.concatenate(self.blocks_)
-        self._set_statistics(X, *_centred_statistics(X, columns, X.dtype))
+        self._set_statistics(X, *self._statistics(X))
         self._solved()
         return self
 
@@ -200,8 +211,7 @@ class _MultisetCCA(_BaseCCA):
         """
         first = not hasattr(self, "_n_samples")
         X = self._validate(X, reset=first)
-        columns = np.concatenate(self.blocks_)
-        n_b, mean_b, scatter_b = _centred_statistics(X, columns, X.dtype)
+        n_b, mean_b, scatter_b = self._statistics(X)
         if first:
             self._set_statistics(X, n_b, mean_b, scatter_b)
             return self
@@ -350,7 +360,7 @@ _SHARED_PARAMETERS = """
         :func:`scipy.linalg.eigh`. ``"iterative"``: Lanczos
         (:func:`scipy.sparse.linalg.eigsh`) on the whitened operator, cheaper
         when the total width is large and ``n_components`` small. ``"auto"``
-        takes the iterative solver when the total width exceeds 2000 and
+        takes the iterative solver when the total width exceeds 5000 and
         ``n_components`` is at most a tenth of it.
     dtype : {np.float64, np.float32} or None, default=np.float64
         Precision of the computation, the weights and the output. ``None``

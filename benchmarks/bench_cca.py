@@ -1,0 +1,303 @@
+"""How close do mmfuse's MCCA and GCCA come to the floor, in time and memory.
+
+The floor is the least any closed-form multiset CCA must do: centre the
+views, form one stacked ``XᵀX``, solve one top-k generalized ``eigh`` (see
+``floor`` below, a few lines). On the same seeded data (``make_multiview``,
+3 views, ``n_components=10``, columns scaled to unit variance so that every
+library's ridge means the same thing, ``r = 0.1``) it times mmfuse MCCA and
+GCCA (float64, and MCCA on float32 input), cca-zoo MCCA and GCCA, mvlearn
+MCCA and GCCA, and, on the first 2 views without ridge, scikit-learn's CCA
+against mmfuse and the 2-view floor. For each it prints the fit time (min of
+repeats), its ratio to the floor, the peak memory allocated above the input
+(``tracemalloc``: numpy buffers, BLAS scratch excluded) and the largest
+difference of its training canonical correlations to the floor's.
+
+Each (library, size) runs in its own process with one BLAS thread
+(``OMP/OPENBLAS/MKL_NUM_THREADS=1`` and ``threadpoolctl``) and an address
+space limit of 6 GB; sizes whose data alone would need more than 5 GiB, or
+known peers' blow-ups, are skipped with the reason printed.
+
+Run (peers in their own venv, same numpy/scipy/scikit-learn as mmfuse)::
+
+    PYTHONPATH=. /work/venvs/cca/bin/python benchmarks/bench_cca.py --quick
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+N_VIEWS, N_COMPONENTS, RIDGE = 3, 10, 0.1
+MEMORY_LIMIT = 6_000_000_000  # address space of each run, bytes
+DATA_LIMIT = 5 * 2**30  # skip sizes whose data generation alone needs more
+TIME_LIMIT = 180  # seconds for one run (data, warm-up and repeats)
+
+# Known blow-ups, measured before, so that they are not re-run: (lib, n, d).
+KNOWN = {
+    ("sklearn CCA", 100_000, 200): "over 3 min (52 s at n=10^4, linear in n)",
+}
+
+
+def _spans(dims):
+    edges = [0]
+    for d in dims:
+        edges.append(edges[-1] + d)
+    return list(zip(edges[:-1], edges[1:], strict=True))
+
+
+def floor(X, dims, k, ridge, maxvar=False):
+    """Centring, one stacked XᵀX, one top-k generalized eigh."""
+    import numpy as np
+    import scipy.linalg as sla
+
+    Xc = X - X.mean(axis=0)
+    C = Xc.T @ Xc / (len(X) - 1)
+    spans = _spans(dims)
+    blocks = [C[a:b, a:b] for a, b in spans]
+    D = sla.block_diag(
+        *[(1 - ridge) * C_v + ridge * np.eye(len(C_v)) for C_v in blocks]
+    )
+    A = C if maxvar else C - sla.block_diag(*blocks) + D  # SUMCOR: D on the diagonal
+    _, V = sla.eigh(A, D, subset_by_index=[len(C) - k, len(C) - 1])
+    return [V[a:b, ::-1] for a, b in spans]
+
+
+def _variates(X, dims, weights):
+    return [
+        (X[:, a:b] - X[:, a:b].mean(axis=0)) @ W
+        for (a, b), W in zip(_spans(dims), weights, strict=True)
+    ]
+
+
+def _views(X, dims):
+    return [X[:, a:b] for a, b in _spans(dims)]
+
+
+def _mvlearn_regs(ridge, n):
+    # mvlearn shrinks XᵀX (not the covariance) towards I: same ridge.
+    return ridge * (n - 1) / ((1 - ridge) + ridge * (n - 1))
+
+
+def runners():
+    """Library name -> (views used, ridge, fit(X, dims) -> variates)."""
+
+    def mmfuse(cls, **params):
+        def fit(X, dims):
+            import mmfuse.cca
+
+            model = getattr(mmfuse.cca, cls)(N_COMPONENTS, blocks=dims, **params).fit(X)
+            return lambda: model.transform_views(X)
+
+        return fit
+
+    def floor_fit(maxvar, ridge):
+        def fit(X, dims):
+            weights = floor(X, dims, N_COMPONENTS, ridge, maxvar)
+            return lambda: _variates(X, dims, weights)
+
+        return fit
+
+    def ccazoo(cls):
+        def fit(X, dims):
+            import cca_zoo.linear
+
+            model = getattr(cca_zoo.linear, cls)(N_COMPONENTS, shrinkage=RIDGE)
+            model.fit(_views(X, dims))
+            return lambda: _variates(X, dims, model.weights_)
+
+        return fit
+
+    def mvlearn_mcca(X, dims):
+        from mvlearn.embed import MCCA
+
+        model = MCCA(N_COMPONENTS, regs=_mvlearn_regs(RIDGE, len(X))).fit(
+            _views(X, dims)
+        )
+        return lambda: list(model.transform(_views(X, dims)))
+
+    def mvlearn_gcca(X, dims):
+        from mvlearn.embed import GCCA
+
+        model = GCCA(N_COMPONENTS).fit(_views(X, dims))
+        return lambda: list(model.transform(_views(X, dims)))
+
+    def sklearn_cca(X, dims):
+        from sklearn.cross_decomposition import CCA
+
+        Xs = _views(X, dims)
+        model = CCA(N_COMPONENTS).fit(Xs[0], Xs[1])
+        return lambda: list(model.transform(Xs[0], Xs[1]))
+
+    return {
+        "floor MCCA": (N_VIEWS, floor_fit(False, RIDGE)),
+        "mmfuse MCCA": (N_VIEWS, mmfuse("MCCA", regularization=RIDGE)),
+        "mmfuse MCCA float32": (
+            N_VIEWS,
+            mmfuse("MCCA", regularization=RIDGE, dtype=None),
+        ),
+        "cca-zoo MCCA": (N_VIEWS, ccazoo("MCCA")),
+        "mvlearn MCCA": (N_VIEWS, mvlearn_mcca),
+        "floor GCCA": (N_VIEWS, floor_fit(True, RIDGE)),
+        "mmfuse GCCA": (N_VIEWS, mmfuse("GCCA", regularization=RIDGE)),
+        "cca-zoo GCCA": (N_VIEWS, ccazoo("GCCA")),
+        "mvlearn GCCA": (N_VIEWS, mvlearn_gcca),
+        "floor 2 views": (2, floor_fit(False, 0.0)),
+        "mmfuse MCCA 2 views": (2, mmfuse("MCCA")),
+        "sklearn CCA": (2, sklearn_cca),
+    }
+
+
+# Which floor each library is compared with.
+REFERENCE = {
+    "floor MCCA": "floor MCCA",
+    "mmfuse MCCA": "floor MCCA",
+    "mmfuse MCCA float32": "floor MCCA",
+    "cca-zoo MCCA": "floor MCCA",
+    "mvlearn MCCA": "floor MCCA",
+    "floor GCCA": "floor GCCA",
+    "mmfuse GCCA": "floor GCCA",
+    "cca-zoo GCCA": "floor GCCA",
+    "mvlearn GCCA": "floor GCCA",
+    "floor 2 views": "floor 2 views",
+    "mmfuse MCCA 2 views": "floor 2 views",
+    "sklearn CCA": "floor 2 views",
+}
+
+
+def worker(library, n, d, repeats):
+    """Run one library on one size; print a JSON line."""
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    from mmfuse.datasets import make_multiview
+    from mmfuse.metrics import canonical_correlation
+
+    n_views, fit = runners()[library]
+    with threadpool_limits(1):
+        X, _ = make_multiview(
+            n, view_dims=[d] * N_VIEWS, n_latent=5, noise=1.0, random_state=0
+        )
+        X = X[:, : n_views * d]
+        X /= X.std(axis=0, ddof=1)
+        if library.endswith("float32"):
+            X = X.astype(np.float32)
+        dims = [d] * n_views
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fit(X, dims)
+            times.append(time.perf_counter() - start)
+            if times[-1] > TIME_LIMIT / (2 * repeats):
+                break
+        tracemalloc.start()
+        variates = fit(X, dims)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        correlations = canonical_correlation(variates())
+    print(
+        json.dumps(
+            {
+                "time": min(times),
+                "peak": peak,
+                "input": X.nbytes,
+                "correlations": correlations.tolist(),
+            }
+        )
+    )
+
+
+def run(library, n, d, repeats):
+    env = dict(os.environ, **dict.fromkeys(THREAD_VARIABLES, "1"))
+    command = [
+        sys.executable,
+        __file__,
+        "--worker",
+        library,
+        str(n),
+        str(d),
+        str(repeats),
+    ]
+    try:
+        done = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=TIME_LIMIT
+        )
+    except subprocess.TimeoutExpired:
+        return f"skipped: over {TIME_LIMIT} s"
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"failed: {last[:70]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small grid, 2 repeats")
+    parser.add_argument("--only", nargs="*", help="libraries to run (default: all)")
+    parser.add_argument("--worker", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        library, n, d, repeats = args.worker
+        worker(library, int(n), int(d), int(repeats))
+        return
+    sizes = [
+        (n, d)
+        for n in ((1_000, 10_000) if args.quick else (1_000, 10_000, 100_000))
+        for d in (50, 200) + (() if args.quick else (1000,))
+    ]
+    repeats = 2 if args.quick else 3
+    libraries = args.only or list(REFERENCE)
+    print(
+        f"{N_VIEWS} views (2 for the 2-view rows), n_components={N_COMPONENTS}, "
+        f"ridge={RIDGE} (0 for 2 views); 1 BLAS thread; min of {repeats} fits"
+    )
+    header = (
+        f"{'n':>7} {'d/view':>6}  {'library':<20} {'fit s':>8} {'x floor':>7} "
+        f"{'peak MB':>8} {'x input':>7} {'max |Δρ|':>9}"
+    )
+    print(header)
+    print("-" * len(header))
+    for n, d in sizes:
+        # make_multiview holds the views and their hstack, plus two n x d
+        # temporaries while it draws the last view.
+        data_bytes = 8 * n * d * (2 * N_VIEWS + 2)
+        results = {}
+        for library in libraries:
+            if data_bytes > DATA_LIMIT:
+                outcome = (
+                    f"skipped: generating X needs ~{data_bytes / 2**30:.1f} GiB > 5 GiB"
+                )
+            elif (library, n, d) in KNOWN:
+                outcome = f"skipped: {KNOWN[library, n, d]}"
+            else:
+                outcome = run(library, n, d, repeats)
+            results[library] = outcome
+            reference = results.get(REFERENCE[library])
+            if isinstance(outcome, str):
+                print(f"{n:>7} {d:>6}  {library:<20} {outcome}")
+                continue
+            ratio = difference = "n/a"
+            if isinstance(reference, dict):
+                ratio = f"{outcome['time'] / reference['time']:.2f}"
+                diff = max(
+                    abs(a - b)
+                    for a, b in zip(
+                        outcome["correlations"], reference["correlations"], strict=True
+                    )
+                )
+                difference = f"{diff:.1e}"
+            print(
+                f"{n:>7} {d:>6}  {library:<20} {outcome['time']:>8.3f} {ratio:>7} "
+                f"{outcome['peak'] / 2**20:>8.1f} "
+                f"{outcome['peak'] / outcome['input']:>7.2f} {difference:>9}"
+            )
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
