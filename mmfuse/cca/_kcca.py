@@ -248,6 +248,10 @@ class _ExactFeatures:
         out -= self.mean @ a
         return out
 
+    def variates(self, W):
+        """Centred training variates ``Φ W``."""
+        return self.dot(W)
+
     def tdot(self, y):
         """``Φᵀ y`` for a vector ``y``."""
         out = dtrmv(self.lower.T, y[self.support], lower=0, trans=0)
@@ -307,6 +311,18 @@ class _NystroemFeatures:
     def dot(self, a):
         """``Φ a`` for a vector or a matrix ``a``."""
         return self.features @ a - self.mean @ a
+
+    def variates(self, W):
+        """Centred training variates ``Φ W``, streamed when not stored."""
+        if self.features is not None:
+            return self.dot(W)
+        step = max(1, _CHUNK_VALUES // len(self.support))
+        return np.vstack(
+            [
+                self.raw_rows(np.arange(start, min(self.n, start + step))) @ W
+                for start in range(0, self.n, step)
+            ]
+        ) - (self.mean @ W)
 
     def tdot(self, y):
         """``Φᵀ y`` for a vector ``y``."""
@@ -440,8 +456,12 @@ class KCCA(_BaseCCA):
     dual_coef_ : list of ndarray of shape (n_support_v, n_components)
         Dual coefficients of each modality on its support rows, scaled so
         that each variate has unit variance on the training data. Signs
-        follow :func:`mmfuse.cca._solvers.flip_signs` on the modalities'
-        coefficients stacked.
+        follow the rule of :class:`MCCA` (entry of largest magnitude
+        positive, :func:`sklearn.utils.extmath.svd_flip`) applied to the
+        modalities' training variates stacked, which, unlike coefficients on
+        support rows, do not depend on the factorization: the exact fit, a
+        Nyström fit with every row a landmark and a fit on reordered rows
+        agree.
     support_ : list of ndarray of intp
         Training rows each modality's variates are expanded on: the pivots
         of the exact factorization, or the kept Nyström landmarks.
@@ -719,10 +739,6 @@ class KCCA(_BaseCCA):
             for features in factors:
                 features.store()
             eigenvalues, weights = self._solve_iterative(factors, regularization, rng)
-            variates = np.stack(
-                [f.dot(W) for f, W in zip(factors, weights, strict=True)]
-            )
-            cross = np.einsum("vnk,wnk->vwk", variates, variates) / (n - 1)
         else:
             C = _covariance(factors, slices)
             D = [
@@ -737,26 +753,27 @@ class KCCA(_BaseCCA):
                 A, self.n_components, B=D, solver=solver, random_state=rng, tol=self.tol
             )
             weights = [vectors[s] for s in slices]
-            cross = np.array(
-                [
-                    [
-                        np.einsum("ik,ij,jk->k", W_v, C[s, t], W_w)
-                        for W_w, t in zip(weights, slices, strict=True)
-                    ]
-                    for W_v, s in zip(weights, slices, strict=True)
-                ]
-            )
-        variances = np.einsum("vvk->vk", cross)
+        variates = np.stack(
+            [f.variates(W) for f, W in zip(factors, weights, strict=True)]
+        )
+        variances = np.einsum("vnk,vnk->vk", variates, variates) / (n - 1)
         scale = np.where(variances > 0, 1 / np.sqrt(np.maximum(variances, 1e-300)), 0)
-        cross *= scale[:, None, :] * scale[None, :, :]
-        dual = [
+        variates *= scale[:, None, :]
+        # The sign rule on the training variates, stacked: unlike dual
+        # coefficients, they do not depend on the support rows, so the sign
+        # is the same for any row order, exact or Nyström.
+        stacked = variates.reshape(-1, self.n_components)
+        signs = np.where(
+            np.sum(flip_signs(stacked.copy()) * stacked, axis=0) < 0, -1, 1
+        )
+        variates *= signs
+        cross = np.einsum("vnk,wnk->vwk", variates, variates)
+        self.dual_coef_ = [
             sla.solve_triangular(
-                f.lower, W * s, lower=True, trans="T", check_finite=False
+                f.lower, W * (s * signs), lower=True, trans="T", check_finite=False
             )
             for f, W, s in zip(factors, weights, scale, strict=True)
         ]
-        stacked = flip_signs(np.vstack(dual))
-        self.dual_coef_ = [stacked[s] for s in slices]
         self.kernel_means_ = [f.lower @ f.mean for f in factors]
         self.support_ = [f.support for f in factors]
         self.X_fit_ = [
