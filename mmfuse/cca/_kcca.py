@@ -31,7 +31,7 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy.linalg.blas import dtrmv
+from scipy.linalg.blas import dger, dtrmv
 from scipy.linalg.lapack import dlauum, dpstrf
 from scipy.sparse.linalg import LinearOperator
 from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, pairwise_kernels
@@ -261,13 +261,19 @@ class _ExactFeatures:
 
     def gram(self):
         """``ΦᵀΦ``: the triangle by LAPACK's ``lauum``, the rest by ``syrk``."""
-        # lauum overwrites the upper triangle of Lᵀ (zero below) with LᵀL.
-        upper, _ = dlauum(self.lower.T, lower=0)
-        gram = upper + upper.T
-        gram.flat[:: gram.shape[0] + 1] /= 2
-        gram += self.rest.T @ self.rest
-        gram -= self.n * np.outer(self.mean, self.mean)
-        return gram
+        # lauum writes LᵀL in the upper triangle of a copy of Lᵀ (zero
+        # below); the lower triangle is mirrored in place, block by block,
+        # and the centring is a rank-one update in place: no other
+        # rank × rank array is made.
+        gram, _ = dlauum(self.lower.T, lower=0)
+        step = 512
+        for j in range(0, gram.shape[0], step):
+            block = gram[j : j + step, j : j + step]
+            block[...] = np.triu(block) + np.triu(block, 1).T
+            gram[j + step :, j : j + step] = gram[j : j + step, j + step :].T
+        if len(self.rest_rows):
+            gram += self.rest.T @ self.rest
+        return dger(-self.n, self.mean, self.mean, a=gram, overwrite_a=1)
 
 
 class _NystroemFeatures:
