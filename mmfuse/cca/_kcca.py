@@ -794,12 +794,15 @@ class KCCA(_BaseCCA):
         n = factors[0].n
         starts = np.cumsum([0, *(len(f.support) for f in factors)])
         slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
-        D = []
-        for f, r in zip(factors, regularization, strict=True):
-            D_v = f.gram()
-            D_v *= (1 - r) / (n - 1)
-            D_v.flat[:: D_v.shape[0] + 1] += r
-            D.append(D_v)
+
+        def blocks_of_D():
+            # One block at a time: eigh_top factors each block as it comes,
+            # so only one rank × rank block is alive beside the factors.
+            for f, r in zip(factors, regularization, strict=True):
+                D_v = f.gram()
+                D_v *= (1 - r) / (n - 1)
+                D_v.flat[:: D_v.shape[0] + 1] += r
+                yield D_v
 
         def matvec(x):
             # (C a)_v = [Φ_vᵀ(Σ_w Φ_w a_w − κ_v Φ_v a_v)] / (n − 1) + κ_v a_v
@@ -819,7 +822,7 @@ class KCCA(_BaseCCA):
         eigenvalues, vectors = eigh_top(
             operator,
             self.n_components,
-            B=D,
+            B=blocks_of_D(),
             solver="iterative",
             random_state=rng,
             tol=self.tol,
