@@ -7,6 +7,7 @@ calls after ``fit`` lives here.
 """
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -19,6 +20,12 @@ from mmfuse.metrics import canonical_correlation
 from mmfuse.utils._compat import _check_feature_names_in
 
 __all__ = ["_BaseCCA"]
+
+
+def _has_nan(X):
+    """Whether validated ``X`` (no inf) holds a NaN, in one reduction."""
+    values = X.data if sp.issparse(X) else X
+    return not np.isfinite(values.sum())
 
 
 class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -66,8 +73,16 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             views.append(full)
         return views
 
+    def _complete(self, X):
+        """All-True presence, after checking that every row has every view."""
+        if _has_nan(X):
+            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
+        return np.ones((X.shape[0], len(self.blocks_)), dtype=bool)
+
     def _present(self, X):
         """Which rows have each view; error on NaN inside a present view."""
+        if not _has_nan(X):
+            return np.ones((X.shape[0], len(self.blocks_)), dtype=bool)
         present = modality_mask(X, self.blocks_)
         for v, (block, name) in enumerate(
             zip(self.blocks_, self.modality_names_, strict=True)
@@ -120,9 +135,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         X = self._validate_for_transform(X)
         if self.output == "concat":
-            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
-            present = np.ones((X.shape[0], len(self.blocks_)), dtype=bool)
-            return np.hstack(self._views(X, present))
+            return np.hstack(self._views(X, self._complete(X)))
         present = self._present(X)
         empty = int((~present.any(axis=1)).sum())
         if empty:
@@ -156,9 +169,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             Mean over components of :func:`mmfuse.metrics.canonical_correlation`.
         """
         X = self._validate_for_transform(X)
-        check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
-        present = np.ones((X.shape[0], len(self.blocks_)), dtype=bool)
-        return float(canonical_correlation(self._views(X, present)).mean())
+        return float(canonical_correlation(self._views(X, self._complete(X))).mean())
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.
