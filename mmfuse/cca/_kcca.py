@@ -306,12 +306,10 @@ class _NystroemFeatures:
     def store(self):
         """Compute and keep the features of every row, and their mean."""
         step = max(1, _CHUNK_VALUES // len(self.support))
-        self.features = np.vstack(
-            [
-                self.raw_rows(np.arange(start, min(self.n, start + step)))
-                for start in range(0, self.n, step)
-            ]
-        )
+        self.features = np.empty((self.n, len(self.support)))
+        for start in range(0, self.n, step):
+            rows = np.arange(start, min(self.n, start + step))
+            self.features[rows] = self.raw_rows(rows)
         self.mean = self.features.mean(axis=0)
 
     def dot(self, a):
