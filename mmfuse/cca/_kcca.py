@@ -308,8 +308,8 @@ class _NystroemFeatures:
         step = max(1, _CHUNK_VALUES // len(self.support))
         self.features = np.empty((self.n, len(self.support)))
         for start in range(0, self.n, step):
-            rows = np.arange(start, min(self.n, start + step))
-            self.features[rows] = self.raw_rows(rows)
+            stop = min(self.n, start + step)
+            self.features[start:stop] = self.raw_rows(np.arange(start, stop))
         self.mean = self.features.mean(axis=0)
 
     def dot(self, a):
