@@ -1,0 +1,387 @@
+import numpy as np
+import pytest
+import scipy.linalg as sla
+from sklearn.base import clone
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.model_selection import GridSearchCV, train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from mmfuse.cca import KCCA, MCCA
+from mmfuse.cca._kcca import pivoted_cholesky
+from mmfuse.datasets import make_multiview
+from mmfuse.metrics import canonical_correlation
+
+
+def _centred(K):
+    return K - K.mean(axis=0) - K.mean(axis=1)[:, None] + K.mean()
+
+
+def reference_kcca(kernels, regularization, n_components):
+    """Dense full-spectrum solve of DESIGN.md's dual problem.
+
+    ``C α = λ D α`` with blocks ``K_v K_w / (n − 1)`` and diagonal blocks
+    ``(1 − κ) K_v² / (n − 1) + κ K_v`` of the centred kernels, restricted to
+    the range of each kernel (``α_v = U_v y_v`` over every eigenvector with a
+    nonzero eigenvalue: nothing is truncated) and solved by a full
+    generalized ``eigh``. Returns the eigenvalues, the training variates and
+    the dual coefficients.
+    """
+    n = kernels[0].shape[0]
+    bases, centred = [], []
+    for K in kernels:
+        Kc = _centred(K)
+        s, U = np.linalg.eigh(Kc)
+        bases.append(U[:, s > 1e-12 * s.max()])
+        centred.append(Kc)
+    widths = [U.shape[1] for U in bases]
+    starts = np.cumsum([0, *widths])
+    C = np.zeros((starts[-1], starts[-1]))
+    D = np.zeros_like(C)
+    for v, (Kv, Uv, r) in enumerate(zip(centred, bases, regularization, strict=True)):
+        sv = slice(starts[v], starts[v + 1])
+        for w, (Kw, Uw) in enumerate(zip(centred, bases, strict=True)):
+            sw = slice(starts[w], starts[w + 1])
+            C[sv, sw] = Uv.T @ Kv @ Kw @ Uw / (n - 1)
+        D[sv, sv] = Uv.T @ ((1 - r) * Kv @ Kv / (n - 1) + r * Kv) @ Uv
+        C[sv, sv] = D[sv, sv]
+    values, vectors = sla.eigh(C, D)
+    values, vectors = values[::-1][:n_components], vectors[:, ::-1][:, :n_components]
+    duals = [U @ vectors[starts[v] : starts[v + 1]] for v, U in enumerate(bases)]
+    variates = [Kc @ a for Kc, a in zip(centred, duals, strict=True)]
+    return values, variates, duals
+
+
+def _align(A, B):
+    """Flip the columns of A to B's signs."""
+    return A * np.sign(np.sum(A * B, axis=0))
+
+
+@pytest.fixture(scope="module")
+def nonlinear():
+    X, _ = make_multiview(
+        150,
+        view_dims=[4, 3, 5],
+        n_latent=2,
+        noise=0.3,
+        nonlinear=True,
+        random_state=0,
+    )
+    return X
+
+
+@pytest.mark.parametrize("solver", ["dense", "iterative"])
+def test_exact_matches_full_spectrum_reference(nonlinear, solver):
+    X = nonlinear
+    blocks = [4, 3, 5]
+    kcca = KCCA(
+        3,
+        blocks=blocks,
+        regularization=[0.1, 0.05, 0.2],
+        solver=solver,
+        random_state=0,
+    ).fit(X)
+    views = np.split(X, np.cumsum(blocks)[:-1], axis=1)
+    kernels = [rbf_kernel(V, gamma=1 / V.shape[1]) for V in views]
+    values, variates, _ = reference_kcca(kernels, [0.1, 0.05, 0.2], 3)
+    # The rbf kernels have full rank: nothing is truncated.
+    assert [len(s) for s in kcca.support_] == [150] * 3
+    np.testing.assert_allclose(kcca.eigenvalues_, values, atol=1e-6)
+    np.testing.assert_allclose(
+        kcca.canonical_correlations_, canonical_correlation(variates), atol=1e-6
+    )
+    ours = kcca.transform_views(X)
+    for mine, theirs in zip(ours, variates, strict=True):
+        theirs = theirs / theirs.std(axis=0, ddof=1)
+        np.testing.assert_allclose(_align(mine, theirs), theirs, atol=1e-5)
+
+
+def test_truncated_factor_stays_within_tolerance_of_full_spectrum():
+    # A wide rbf kernel on 2-D data has a fast decaying spectrum: the pivoted
+    # Cholesky stops well before n, yet correlations stay within 1e-6.
+    X, _ = make_multiview(
+        300,
+        view_dims=[2, 2],
+        n_latent=1,
+        noise=0.05,
+        nonlinear=True,
+        random_state=1,
+    )
+    kcca = KCCA(2, blocks=2, gamma=0.1, regularization=0.05).fit(X)
+    assert max(len(s) for s in kcca.support_) < 150
+    kernels = [rbf_kernel(V, gamma=0.1) for V in np.split(X, 2, axis=1)]
+    values, variates, _ = reference_kcca(kernels, [0.05, 0.05], 2)
+    np.testing.assert_allclose(kcca.eigenvalues_, values, atol=1e-6)
+    np.testing.assert_allclose(
+        kcca.canonical_correlations_, canonical_correlation(variates), atol=1e-6
+    )
+
+
+def test_linear_kernel_on_standardized_columns_is_mcca(nonlinear):
+    X = (nonlinear - nonlinear.mean(axis=0)) / nonlinear.std(axis=0, ddof=1)
+    r = [0.3, 0.1, 0.5]
+    kcca = KCCA(3, blocks=[4, 3, 5], kernel="linear", regularization=r).fit(X)
+    mcca = MCCA(3, blocks=[4, 3, 5], regularization=r).fit(X)
+    np.testing.assert_allclose(kcca.eigenvalues_, mcca.eigenvalues_, rtol=1e-10)
+    np.testing.assert_allclose(
+        kcca.canonical_correlations_, mcca.canonical_correlations_, rtol=1e-10
+    )
+    X_new = X[:20] + 0.1
+    ours, theirs = kcca.transform(X_new), mcca.transform(X_new)
+    np.testing.assert_allclose(_align(ours, theirs), theirs, atol=1e-10)
+    # The factor of a rank-d linear kernel has d columns: d kernel columns.
+    assert [len(s) for s in kcca.support_] == [4, 3, 5]
+
+
+@pytest.mark.parametrize("relation", ["quadratic", "sine"])
+def test_rbf_finds_nonlinear_relation_that_mcca_misses(relation):
+    rng = np.random.RandomState(0)
+    t = rng.uniform(-2, 2, (400, 1))
+    other = t**2 if relation == "quadratic" else np.sin(3 * t)
+    X = np.hstack([t, other + 0.05 * rng.standard_normal((400, 1))])
+    X_train, X_test = train_test_split(X, random_state=0)
+    kcca = KCCA(1, blocks=2, gamma=1.0, regularization=0.05).fit(X_train)
+    mcca = MCCA(1, blocks=2).fit(X_train)
+    assert kcca.canonical_correlations_[0] > 0.95
+    assert kcca.score(X_test) > 0.95
+    assert abs(mcca.score(X_test)) < 0.5
+
+
+def test_out_of_sample_centring_uses_training_statistics(nonlinear):
+    X_train, X_test = nonlinear[:120], nonlinear[120:]
+    kcca = KCCA(2, blocks=[4, 3, 5], regularization=0.1).fit(X_train)
+    for v, block in enumerate(kcca.blocks_):
+        A, B = X_train[:, block], X_test[:, block]
+        gamma = 1 / len(block)
+        K_train, K_new = rbf_kernel(A, gamma=gamma), rbf_kernel(B, A, gamma=gamma)
+        # Textbook centring of new kernel rows with the training statistics.
+        K_new_c = (
+            K_new
+            - K_new.mean(axis=1, keepdims=True)
+            - K_train.mean(axis=0)
+            + K_train.mean()
+        )
+        alpha = np.zeros((120, 2))
+        alpha[kcca.support_[v]] = kcca.dual_coef_[v]
+        # The dual coefficients lie in the centred span (they sum to 0).
+        np.testing.assert_allclose(alpha.sum(axis=0), 0, atol=1e-8)
+        expected = K_new_c @ alpha
+        np.testing.assert_allclose(kcca.transform_views(X_test)[v], expected, atol=1e-8)
+    # One row at a time gives the batch's rows.
+    batch = kcca.transform(X_test)
+    np.testing.assert_allclose(kcca.transform(X_test[3:4]), batch[3:4], atol=1e-12)
+
+
+def test_training_variates_have_unit_variance(nonlinear):
+    kcca = KCCA(2, blocks=[4, 3, 5]).fit(nonlinear)
+    for variates in kcca.transform_views(nonlinear):
+        np.testing.assert_allclose(variates.mean(axis=0), 0, atol=1e-10)
+        np.testing.assert_allclose(variates.std(axis=0, ddof=1), 1, rtol=1e-8)
+
+
+def test_nystroem_with_every_row_a_landmark_is_exact(nonlinear):
+    exact = KCCA(3, blocks=[4, 3, 5]).fit(nonlinear)
+    nystroem = KCCA(
+        3,
+        blocks=[4, 3, 5],
+        approximation="nystroem",
+        n_landmarks=150,
+        random_state=0,
+    ).fit(nonlinear)
+    np.testing.assert_allclose(nystroem.eigenvalues_, exact.eigenvalues_, atol=1e-9)
+    X_new = nonlinear[:10] * 1.1
+    np.testing.assert_allclose(
+        nystroem.transform(X_new), exact.transform(X_new), atol=1e-7
+    )
+
+
+def test_nystroem_approaches_exact_and_never_forms_n_by_n():
+    X, _ = make_multiview(
+        600,
+        view_dims=[3, 3],
+        n_latent=1,
+        noise=0.1,
+        nonlinear=True,
+        random_state=0,
+    )
+    exact = KCCA(2, blocks=2, regularization=0.1).fit(X)
+    approx = KCCA(
+        2,
+        blocks=2,
+        regularization=0.1,
+        approximation="nystroem",
+        n_landmarks=150,
+        random_state=0,
+    ).fit(X)
+    # The landmarks' kernel is factored to the same tolerance: dependent
+    # landmarks are dropped, the rest are the support rows.
+    assert all(50 < len(s) <= 150 for s in approx.support_)
+    assert [d.shape for d in approx.dual_coef_] == [
+        (len(s), 2) for s in approx.support_
+    ]
+    np.testing.assert_allclose(
+        approx.canonical_correlations_, exact.canonical_correlations_, atol=0.01
+    )
+    # Same seed, same landmarks, same fit.
+    again = clone(approx).fit(X)
+    np.testing.assert_array_equal(again.transform(X[:5]), approx.transform(X[:5]))
+
+
+def test_precomputed_kernels_equal_the_kernel_they_hold(nonlinear):
+    X_train, X_test = nonlinear[:100], nonlinear[100:]
+    blocks = [slice(0, 4), slice(4, 7), slice(7, 12)]
+    gammas = [0.5, 0.2, 1.0]
+
+    def stacked(A):
+        return np.hstack(
+            [
+                rbf_kernel(A[:, b], X_train[:, b], gamma=g)
+                for b, g in zip(blocks, gammas, strict=True)
+            ]
+        )
+
+    direct = KCCA(2, blocks=[4, 3, 5], gamma=gammas).fit(X_train)
+    pre = KCCA(2, blocks=3, kernel="precomputed").fit(stacked(X_train))
+    assert pre.__sklearn_tags__().input_tags.pairwise
+    assert not direct.__sklearn_tags__().input_tags.pairwise
+    np.testing.assert_allclose(pre.eigenvalues_, direct.eigenvalues_, atol=1e-9)
+    np.testing.assert_allclose(
+        pre.transform(stacked(X_test)), direct.transform(X_test), atol=1e-7
+    )
+
+
+def test_per_modality_kernels():
+    X, _ = make_multiview(
+        200,
+        view_dims=[3, 3],
+        n_latent=1,
+        noise=0.05,
+        nonlinear=True,
+        random_state=0,
+    )
+    # View 1 is linear in z² − 1, so a degree-2 kernel on view 0 (which
+    # holds z) and a linear one on view 1 recover it.
+    mixed = KCCA(
+        1, blocks=2, kernel=["poly", "linear"], degree=[2, 3], coef0=[1, 0]
+    ).fit(X)
+    linear = KCCA(1, blocks=2, kernel="linear").fit(X)
+    assert mixed.canonical_correlations_[0] > 0.9
+    assert linear.canonical_correlations_[0] < 0.5
+
+    def squared_distance_kernel(a, b, scale):
+        return np.exp(-np.sum((a - b) ** 2) / scale)
+
+    custom = KCCA(
+        1,
+        blocks=2,
+        kernel=squared_distance_kernel,
+        kernel_params={"scale": 3.0},
+    ).fit(X[:60])
+    rbf = KCCA(1, blocks=2, kernel="rbf", gamma=1 / 3.0).fit(X[:60])
+    np.testing.assert_allclose(custom.eigenvalues_, rbf.eigenvalues_, atol=1e-9)
+
+
+def test_pivoted_cholesky_evaluates_only_needed_columns():
+    rng = np.random.RandomState(0)
+    A = rng.standard_normal((500, 7))
+    K = A @ A.T
+    asked = []
+
+    def columns(idx):
+        asked.append(len(idx))
+        return K[:, idx]
+
+    G, pivots = pivoted_cholesky(columns, np.diag(K).copy(), tol=1e-12)
+    assert G.shape == (500, 7)
+    assert len(set(pivots)) == 7
+    assert sum(asked) <= 128
+    np.testing.assert_allclose(G @ G.T, K, atol=1e-9 * np.trace(K))
+    np.testing.assert_allclose(np.triu(G[pivots], 1), 0)
+
+
+def test_pivoted_cholesky_residual_trace_below_tolerance():
+    X = np.random.RandomState(0).standard_normal((400, 2))
+    K = rbf_kernel(X, gamma=0.5)
+    for tol in (1e-4, 1e-8, 1e-12):
+        G, _ = pivoted_cholesky(lambda idx: K[:, idx], np.ones(400), tol=tol)
+        residual = K - G @ G.T
+        assert np.trace(residual) <= tol * 400 * (1 + 1e-6)
+        assert np.linalg.eigvalsh(residual).min() > -1e-10
+
+
+def test_pipeline_set_output_and_grid_search(nonlinear):
+    pipe = make_pipeline(StandardScaler(), KCCA(2, blocks=[4, 3, 5]))
+    pipe.set_output(transform="pandas")
+    frame = pipe.fit_transform(nonlinear)
+    assert list(frame.columns[:2]) == ["block0__kcca0", "block0__kcca1"]
+    search = GridSearchCV(
+        KCCA(1, blocks=[4, 3, 5]), {"regularization": [0.01, 0.3]}, cv=3
+    ).fit(nonlinear)
+    assert search.best_params_["regularization"] in (0.01, 0.3)
+    mean = KCCA(2, blocks=[4, 3, 5], output="mean").fit(nonlinear)
+    assert mean.get_feature_names_out().tolist() == ["kcca0", "kcca1"]
+    assert mean.transform(nonlinear).shape == (150, 2)
+
+
+def test_missing_modality_rows_with_mean_output(nonlinear):
+    kcca = KCCA(2, blocks=[4, 3, 5], output="mean").fit(nonlinear)
+    X = nonlinear[:5].copy()
+    X[0, 4:7] = np.nan
+    views = kcca.transform_views(X)
+    expected = (views[0][0] + views[2][0]) / 2
+    np.testing.assert_allclose(kcca.transform(X)[0], expected)
+
+
+@pytest.mark.parametrize("regularization", [0.0, [0.1, 0.0, 0.1], 1.5])
+def test_regularization_must_be_positive(nonlinear, regularization):
+    with pytest.raises(ValueError, match=r"must be in \(0, 1\].*every canonical"):
+        KCCA(blocks=[4, 3, 5], regularization=regularization).fit(nonlinear)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"approximation": "nystroem", "n_landmarks": 151}, "n_landmarks=151 exceeds"),
+        ({"gamma": [0.1, 0.2]}, r"gamma=\[0.1, 0.2\] has 2 entries but there are 3"),
+        ({"kernel": ["rbf", "nope", "rbf"]}, "kernel 'nope' of modality 'block1'"),
+        ({"n_components": 150}, "n_components=150 exceeds n_samples - 1 = 149"),
+        (
+            {"n_components": 4, "kernel": "linear"},
+            "n_components=4 exceeds the numerical rank 3 of the kernel of "
+            "modality 'block1'",
+        ),
+    ],
+)
+def test_errors(nonlinear, params, match):
+    with pytest.raises(ValueError, match=match):
+        KCCA(blocks=[4, 3, 5], **params).fit(nonlinear)
+
+
+def test_precomputed_block_must_be_square(nonlinear):
+    with pytest.raises(ValueError, match="precomputed kernel of 6 columns but X has"):
+        KCCA(blocks=2, kernel="precomputed").fit(nonlinear)
+
+
+def test_nystroem_solvers_agree_with_ill_conditioned_landmarks():
+    # 3-D data: the landmarks' rbf kernel is numerically rank-deficient, so
+    # L_S is ill-conditioned; the features must stay accurate either way.
+    X, _ = make_multiview(
+        700, view_dims=[3, 3], n_latent=1, noise=0.1, nonlinear=True, random_state=1
+    )
+    exact = KCCA(2, blocks=2).fit(X)
+    fits = [
+        KCCA(
+            2,
+            blocks=2,
+            approximation="nystroem",
+            n_landmarks=300,
+            solver=solver,
+            random_state=0,
+        ).fit(X)
+        for solver in ("dense", "iterative")
+    ]
+    assert min(len(s) for s in fits[0].support_) < 300
+    np.testing.assert_allclose(fits[0].eigenvalues_, fits[1].eigenvalues_, atol=1e-8)
+    np.testing.assert_allclose(
+        fits[0].canonical_correlations_, exact.canonical_correlations_, atol=5e-3
+    )
