@@ -19,6 +19,12 @@ DEFAULT_PARAMS = {"blocks": 2}
 # Per-estimator parameters, by class name.
 PARAMS: dict[str, dict] = {
     "ModalitySelector": {"modality": 1},
+    "MultimodalVAE": {
+        "latent_dim": 2,
+        "hidden": (8,),
+        "max_epochs": 2,
+        "random_state": 0,
+    },
 }
 
 # Per-estimator checks expected to fail: {class name: {check name: reason}}.

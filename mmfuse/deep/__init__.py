@@ -16,3 +16,7 @@ except ImportError as exc:
     ) from exc
 
 __all__: list[str] = []
+
+from mmfuse.deep._mmvae import KLWarmup, MultimodalVAE  # noqa: E402
+
+__all__ += ["KLWarmup", "MultimodalVAE"]
