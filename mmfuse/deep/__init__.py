@@ -15,4 +15,6 @@ except ImportError as exc:
         "for a CPU-only torch)."
     ) from exc
 
-__all__: list[str] = []
+from mmfuse.deep._fusion_net import MLPFusionClassifier, MLPFusionRegressor
+
+__all__ = ["MLPFusionClassifier", "MLPFusionRegressor"]
