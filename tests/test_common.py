@@ -19,6 +19,25 @@ DEFAULT_PARAMS = {"blocks": 2}
 # Per-estimator parameters, by class name.
 PARAMS: dict[str, dict] = {
     "ModalitySelector": {"modality": 1},
+    # Tiny nets, few epochs: the checks fit them dozens of times.
+    "MLPFusionClassifier": {
+        "d_model": 8,
+        "n_tokens": 2,
+        "n_heads": 2,
+        "max_epochs": 2,
+        "verbose": 0,
+    },
+    # check_regressors_train wants R^2 > 0.5 after fit: a higher rate and
+    # smaller batches get there in 3 epochs.
+    "MLPFusionRegressor": {
+        "d_model": 8,
+        "n_tokens": 2,
+        "n_heads": 2,
+        "max_epochs": 3,
+        "lr": 1e-2,
+        "batch_size": 16,
+        "verbose": 0,
+    },
     "MultimodalVAE": {
         "latent_dim": 2,
         "hidden": (8,),

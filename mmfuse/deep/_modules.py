@@ -1,5 +1,6 @@
 """Torch building blocks shared by the deep models (no scikit-learn logic)."""
 
+import torch
 from torch import nn
 
 
@@ -32,12 +33,313 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+def masked_softmax(logits, mask):
+    """Softmax over the last axis restricted to ``mask``; all-masked rows give 0.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (..., n)
+        Scores.
+    mask : bool Tensor of shape (..., n)
+        True where an entry takes part.
+
+    Returns
+    -------
+    weights : Tensor of shape (..., n)
+        Non-negative, summing to 1 over the masked entries of each row (0 for
+        a row with none), never NaN.
+    """
+    lowest = torch.finfo(logits.dtype).min
+    weights = torch.softmax(logits.masked_fill(~mask, lowest), dim=-1) * mask
+    return weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class ModalityDropout(nn.Module):
+    """Drop whole modalities at random in training (identity in eval mode).
+
+    Each present modality of a row is dropped with probability ``p``; a row
+    always keeps at least one of the modalities it had.
+
+    Parameters
+    ----------
+    p : float, default=0.0
+        Probability of dropping a modality.
+    """
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, mask):
+        """Return the mask with dropped modalities set to False."""
+        if not self.training or self.p == 0:
+            return mask
+        keep = mask & (torch.rand(mask.shape, device=mask.device) >= self.p)
+        emptied = mask.any(dim=1) & ~keep.any(dim=1)
+        # Restore one random present modality in rows that lost them all.
+        pick = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
+        restore = nn.functional.one_hot(pick.argmax(dim=1), mask.shape[1]).bool()
+        return keep | (restore & emptied[:, None])
+
+
+class AttentionBlock(nn.Module):
+    """Pre-norm transformer block: multi-head attention then a feed-forward MLP.
+
+    Parameters
+    ----------
+    d_model : int
+        Token width.
+    n_heads : int
+        Attention heads; must divide ``d_model``.
+    dropout : float, default=0.0
+        Dropout on attention weights and residual branches.
+    """
+
+    def __init__(self, d_model, n_heads, dropout=0.0):
+        super().__init__()
+        self.norm_attention = nn.LayerNorm(d_model)
+        self.attention = nn.MultiheadAttention(
+            d_model, n_heads, dropout=dropout, batch_first=True
+        )
+        self.norm_mlp = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model, d_model, hidden=(2 * d_model,), activation=nn.GELU)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, tokens, key_padding_mask, attn_mask=None, need_weights=False):
+        """Update ``tokens`` (batch, length, d_model); optionally return weights.
+
+        ``key_padding_mask`` (batch, length) is True for tokens to ignore as
+        keys; ``attn_mask`` (length, length) is True where a query may not
+        attend to a key. Returns the tokens and the head-averaged attention
+        weights (batch, length, length), or None.
+        """
+        x = self.norm_attention(tokens)
+        out, weights = self.attention(
+            x,
+            x,
+            x,
+            key_padding_mask=key_padding_mask,
+            attn_mask=attn_mask,
+            need_weights=need_weights,
+        )
+        tokens = tokens + self.dropout(out)
+        tokens = tokens + self.dropout(self.mlp(self.norm_mlp(tokens)))
+        return tokens, weights
+
+
+FUSIONS = ("concat", "attention", "cross_attention", "co_attention", "gated", "late")
+
+
+class FusionNet(nn.Module):
+    """Per-modality encoders into tokens, a fusion step, and an MLP head.
+
+    Each modality is encoded into ``n_tokens`` tokens of width ``d_model``
+    plus a learned modality-type embedding. A learned CLS token joins the
+    tokens of the attention fusions, so every query always has a key.
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each modality in the input.
+    n_outputs : int
+        Output width (classes or targets).
+    fusion : {"concat", "attention", "cross_attention", "co_attention", \
+"gated", "late"}, default="attention"
+        How the modality tokens are fused:
+
+        - ``"concat"``: the tokens of all modalities side by side into the head;
+        - ``"attention"``: self-attention over all tokens;
+        - ``"cross_attention"``: each modality's tokens attend to the other
+          modalities' tokens (and the CLS token);
+        - ``"co_attention"``: self-attention within each modality, then
+          cross-attention between modalities, per layer;
+        - ``"gated"``: a softmax gate per row over the modality summaries;
+        - ``"late"``: one head per modality, outputs averaged.
+    d_model : int, default=64
+        Token width.
+    n_tokens : int, default=4
+        Tokens per modality.
+    n_heads : int, default=4
+        Attention heads.
+    n_layers : int, default=1
+        Attention layers (pairs of blocks for ``"co_attention"``).
+    dropout : float, default=0.1
+        Dropout in the encoders, attention blocks and heads.
+    modality_dropout : float, default=0.0
+        Probability of dropping a modality of a row in training.
+    encoders : list of callable or None, default=None
+        One per modality, called as ``encoder(in_features, out_features)``
+        and returning a module mapping ``(batch, in_features)`` to
+        ``(batch, out_features)``; None uses :class:`MLP`.
+    encoder_hidden : sequence of int, default=(128,)
+        Hidden widths of the default encoders.
+    head_hidden : sequence of int, default=(64,)
+        Hidden widths of the head(s).
+    cls_token : bool, default=True
+        Read the fused representation of the attention fusions from the CLS
+        token; False averages the present modalities' tokens instead.
+    """
+
+    def __init__(
+        self,
+        blocks,
+        n_outputs,
+        fusion="attention",
+        d_model=64,
+        n_tokens=4,
+        n_heads=4,
+        n_layers=1,
+        dropout=0.1,
+        modality_dropout=0.0,
+        encoders=None,
+        encoder_hidden=(128,),
+        head_hidden=(64,),
+        cls_token=True,
+    ):
+        super().__init__()
+        n_modalities = len(blocks)
+        self.fusion = fusion
+        self.n_tokens = n_tokens
+        self.d_model = d_model
+        self.cls_token = cls_token
+        for m, block in enumerate(blocks):
+            self.register_buffer(
+                f"columns{m}",
+                torch.as_tensor(block, dtype=torch.long),
+                persistent=False,
+            )
+        if encoders is None:
+            encoders = [None] * n_modalities
+        self.encoders = nn.ModuleList(
+            MLP(len(block), n_tokens * d_model, encoder_hidden, dropout)
+            if encoder is None
+            else encoder(len(block), n_tokens * d_model)
+            for block, encoder in zip(blocks, encoders, strict=True)
+        )
+        self.type_embedding = nn.Parameter(torch.randn(n_modalities, 1, d_model) * 0.02)
+        self.modality_dropout = ModalityDropout(modality_dropout)
+        width = n_tokens * d_model
+        if fusion == "concat":
+            self.head = MLP(n_modalities * width, n_outputs, head_hidden, dropout)
+        elif fusion == "late":
+            self.heads = nn.ModuleList(
+                MLP(width, n_outputs, head_hidden, dropout) for _ in blocks
+            )
+        elif fusion == "gated":
+            self.gate = MLP(d_model, 1, (d_model,))
+            self.head = MLP(d_model, n_outputs, head_hidden, dropout)
+        else:
+            self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
+            n_blocks = 2 * n_layers if fusion == "co_attention" else n_layers
+            self.blocks = nn.ModuleList(
+                AttentionBlock(d_model, n_heads, dropout) for _ in range(n_blocks)
+            )
+            self.norm = nn.LayerNorm(d_model)
+            self.head = MLP(d_model, n_outputs, head_hidden, dropout)
+            owner = torch.arange(n_modalities).repeat_interleave(n_tokens)
+            owner = torch.cat([torch.tensor([-1]), owner])  # the CLS token
+            same = owner[:, None] == owner[None, :]
+            is_cls = (owner[:, None] < 0) | (owner[None, :] < 0)
+            # True where a query may not attend to a key.
+            self.register_buffer("within", ~(same | is_cls), persistent=False)
+            self.register_buffer("between", same & ~is_cls, persistent=False)
+
+    def _tokens(self, X, mask):
+        """Encode each modality: (batch, n_modalities, n_tokens, d_model)."""
+        tokens = torch.stack(
+            [
+                encoder(X[:, getattr(self, f"columns{m}")]).view(
+                    len(X), self.n_tokens, self.d_model
+                )
+                for m, encoder in enumerate(self.encoders)
+            ],
+            dim=1,
+        )
+        return (tokens + self.type_embedding) * mask[:, :, None, None]
+
+    def _attend(self, tokens, mask, need_weights=False):
+        """Run the attention blocks; return the CLS/pooled output and weights."""
+        batch, n_modalities = mask.shape
+        x = torch.cat([self.cls.expand(batch, -1, -1), tokens.flatten(1, 2)], dim=1)
+        present = torch.cat(
+            [mask.new_ones(batch, 1), mask.repeat_interleave(self.n_tokens, dim=1)],
+            dim=1,
+        )
+        if self.fusion == "attention":
+            structure = [None] * len(self.blocks)
+        elif self.fusion == "cross_attention":
+            structure = [self.between] * len(self.blocks)
+        else:
+            structure = [self.within, self.between] * (len(self.blocks) // 2)
+        weights = None
+        for i, (block, attn_mask) in enumerate(
+            zip(self.blocks, structure, strict=True)
+        ):
+            last = i == len(self.blocks) - 1
+            x, weights = block(x, ~present, attn_mask, need_weights and last)
+        x = self.norm(x)
+        if self.cls_token:
+            return x[:, 0], weights, present
+        pooled = (x[:, 1:] * present[:, 1:, None]).sum(1)
+        return (
+            pooled / present[:, 1:].sum(1, keepdim=True).clamp_min(1),
+            weights,
+            present,
+        )
+
+    def forward(self, X, mask):
+        """Return the outputs (batch, n_outputs) from ``X`` and the ``mask``."""
+        mask = self.modality_dropout(mask)
+        tokens = self._tokens(X, mask)
+        if self.fusion == "concat":
+            return self.head(tokens.flatten(1))
+        if self.fusion == "late":
+            outputs = torch.stack(
+                [head(tokens[:, m].flatten(1)) for m, head in enumerate(self.heads)],
+                dim=1,
+            )
+            share = mask / mask.sum(1, keepdim=True).clamp_min(1)
+            return (outputs * share[:, :, None]).sum(1)
+        if self.fusion == "gated":
+            summary = tokens.mean(2)
+            gates = masked_softmax(self.gate(summary).squeeze(-1), mask)
+            return self.head((gates[:, :, None] * summary).sum(1))
+        return self.head(self._attend(tokens, mask)[0])
+
+    def modality_weights(self, X, mask):
+        """Per row, the share of each modality (batch, n_modalities).
+
+        Attention fusions: the attention the readout (CLS token, or the
+        present tokens when ``cls_token=False``) pays to each modality's
+        tokens in the last block, heads averaged; ``"gated"``: the gates;
+        ``"late"``: the equal shares of the present modalities. Rows sum to 1
+        (0 where no modality is present); missing modalities get 0.
+        """
+        if self.fusion == "concat":
+            raise ValueError(
+                "fusion='concat' has no per-row modality weights; use "
+                "'attention', 'cross_attention', 'co_attention', 'gated' or 'late'."
+            )
+        if self.fusion == "late":
+            return mask / mask.sum(1, keepdim=True).clamp_min(1)
+        tokens = self._tokens(X, mask)
+        if self.fusion == "gated":
+            return masked_softmax(self.gate(tokens.mean(2)).squeeze(-1), mask)
+        _, weights, present = self._attend(tokens, mask, need_weights=True)
+        if self.cls_token:
+            received = weights[:, 0, 1:]
+        else:
+            queries = present[:, 1:, None].to(weights.dtype)
+            received = (weights[:, 1:, 1:] * queries).sum(1)
+        per_modality = received.view(len(X), -1, self.n_tokens).sum(2) * mask
+        return per_modality / per_modality.sum(1, keepdim=True).clamp_min(1e-12)
+
+
 # --- multimodal VAE ---
 
 import math  # noqa: E402
 from itertools import combinations  # noqa: E402
 
-import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 # Encoders' log-variances and likelihoods' log-scales are clipped to these
