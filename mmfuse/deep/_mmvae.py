@@ -580,9 +580,3 @@ class MultimodalVAE(
             The mean evidence lower bound, in nats, of the standardized data.
         """
         return float(self._run("elbo", self._validate_input(X)).mean())
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.target_tags.required = False
-        tags.non_deterministic = False
-        return tags
