@@ -410,8 +410,9 @@ class FusionNet(nn.Module):
         Attention fusions: the attention the readout (CLS token, or the
         present tokens when ``cls_token=False``) pays to each modality's
         tokens in the last block, heads averaged; ``"gated"``: the gates;
-        ``"late"``: the equal shares of the present modalities. Rows sum to 1
-        (0 where no modality is present); missing modalities get 0.
+        ``"late"``: the equal shares of the present modalities (also used when
+        the readout attends to no modality token). Rows sum to 1 (0 where no
+        modality is present); missing modalities get 0.
         """
         if self.fusion == "concat":
             raise ValueError(
@@ -430,4 +431,8 @@ class FusionNet(nn.Module):
             queries = present[:, 1:, None].to(weights.dtype)
             received = (weights[:, 1:, 1:] * queries).sum(1)
         per_modality = received.view(len(X), -1, self.n_tokens).sum(2) * mask
-        return per_modality / per_modality.sum(1, keepdim=True).clamp_min(1e-12)
+        total = per_modality.sum(1, keepdim=True)
+        # A readout that attends to no modality token (cross-attention read
+        # from the tokens of a lone modality) is that modality's own tokens.
+        equal = mask / mask.sum(1, keepdim=True).clamp_min(1)
+        return torch.where(total > 0, per_modality / total.clamp_min(1e-12), equal)
