@@ -48,33 +48,34 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
     ``ClassifierMixin``/``RegressorMixin`` first among its bases. Its
     ``__init__`` lists all its parameters, passes the shared ones to
     ``super().__init__`` and stores the others; its ``_parameter_constraints``
-    extend this class's.
+    extend this class's. The parameters below are keyword-only here, without
+    defaults: each subclass sets its own.
 
     Parameters
     ----------
-    blocks : "auto", int, list, tuple or dict, default="auto"
+    blocks : "auto", int, list, tuple or dict
         The modality blocks, in any form :func:`~mmfuse.resolve_blocks`
         accepts.
-    optimizer : callable, default=torch.optim.AdamW
+    optimizer : callable
         The torch optimizer class; its parameters are set with
         ``set_params(optimizer__<name>=...)``.
-    lr : float, default=1e-3
+    lr : float
         Learning rate.
-    max_epochs : int, default=100
+    max_epochs : int
         Number of epochs of ``fit`` (and of each ``partial_fit`` call).
-    batch_size : int, default=128
+    batch_size : int
         Mini-batch size; -1 for the whole data set.
-    train_split : callable or None, default=ValidSplit(5)
+    train_split : callable or None
         skorch's internal validation split (``valid_loss`` in the history,
         early stopping); None trains on all the data.
-    callbacks : list of (str, Callback), "disable" or None, default=None
+    callbacks : list of (str, Callback), "disable" or None
         skorch callbacks added to the defaults (``epoch_timer``,
         ``train_loss``, ``valid_loss``, ``print_log``).
-    verbose : int, default=1
+    verbose : int
         1 prints a line per epoch; 0 is silent.
-    device : str or torch.device, default="cpu"
+    device : str or torch.device
         Where the module is trained and run, e.g. ``"cuda"``.
-    random_state : int, RandomState instance or None, default=None
+    random_state : int, RandomState instance or None
         Seeds the initial weights, shuffling and dropout: the same seed gives
         the same model on CPU. torch's global random state is restored after
         ``fit``. None draws from torch's global generator.

@@ -117,7 +117,7 @@ _SHARED_PARAMETERS = """\
           summaries;
         - ``"late"``: one head per modality, outputs averaged over the
           modalities present.
-    d_model : int, default=64
+    d_model : int, default=32
         Token width.
     n_tokens : int, default=4
         Tokens each modality is encoded into.
@@ -125,7 +125,7 @@ _SHARED_PARAMETERS = """\
         Attention heads; must divide ``d_model`` for the attention fusions.
     n_layers : int, default=1
         Attention layers.
-    dropout : float, default=0.1
+    dropout : float, default=0.2
         Dropout in the encoders, attention blocks and heads.
     modality_dropout : float, default=0.0
         In training, the probability of dropping each modality of a row (a
@@ -133,9 +133,9 @@ _SHARED_PARAMETERS = """\
     optimizer : callable, default=torch.optim.AdamW
         The torch optimizer class; set its parameters with
         ``set_params(optimizer__weight_decay=...)``.
-    lr : float, default=1e-3
+    lr : float, default=2e-3
         Learning rate.
-    max_epochs : int, default=60
+    max_epochs : int, default=40
         Training epochs.
     batch_size : int, default=64
         Mini-batch size; -1 for the whole data set. Predictions do not
@@ -201,15 +201,15 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         blocks="auto",
         *,
         fusion="attention",
-        d_model=64,
+        d_model=32,
         n_tokens=4,
         n_heads=4,
         n_layers=1,
-        dropout=0.1,
+        dropout=0.2,
         modality_dropout=0.0,
         optimizer=torch.optim.AdamW,
-        lr=1e-3,
-        max_epochs=60,
+        lr=2e-3,
+        max_epochs=40,
         batch_size=64,
         train_split=_STRATIFIED_SPLIT,
         callbacks=None,
@@ -288,15 +288,15 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         blocks="auto",
         *,
         fusion="attention",
-        d_model=64,
+        d_model=32,
         n_tokens=4,
         n_heads=4,
         n_layers=1,
-        dropout=0.1,
+        dropout=0.2,
         modality_dropout=0.0,
         optimizer=torch.optim.AdamW,
-        lr=1e-3,
-        max_epochs=60,
+        lr=2e-3,
+        max_epochs=40,
         batch_size=64,
         train_split=_SPLIT,
         callbacks=None,

@@ -1,5 +1,7 @@
 """Torch building blocks shared by the deep models (no scikit-learn logic)."""
 
+import math
+
 import torch
 from torch import nn
 
@@ -82,8 +84,119 @@ class ModalityDropout(nn.Module):
         return keep | (restore & emptied[:, None])
 
 
+class GroupedLinear(nn.Module):
+    """One linear layer per group, applied to all groups in one batched product.
+
+    Maps ``(n_groups, batch, max_in)`` to ``(n_groups, batch, out_features)``;
+    group ``g`` uses its first ``in_features[g]`` inputs (the rest is padding,
+    expected to be 0). Initialized like :class:`torch.nn.Linear`.
+
+    Parameters
+    ----------
+    in_features : sequence of int
+        Input width of each group.
+    out_features : int
+        Output width, the same for every group.
+    """
+
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        n_groups, widest = len(in_features), max(in_features)
+        self.weight = nn.Parameter(torch.empty(n_groups, widest, out_features))
+        self.bias = nn.Parameter(torch.empty(n_groups, out_features))
+        for g, width in enumerate(in_features):
+            bound = 1 / math.sqrt(width)
+            nn.init.uniform_(self.weight[g], -bound, bound)
+            nn.init.uniform_(self.bias[g], -bound, bound)
+            self.weight.data[g, width:] = 0
+
+    def forward(self, x):
+        """Map ``x`` (n_groups, batch, max_in) to (n_groups, batch, out)."""
+        return torch.baddbmm(self.bias[:, None, :], x, self.weight)
+
+
+class GroupedMLP(nn.Module):
+    """The default encoders: one :class:`MLP` per modality, computed together.
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each modality in the input.
+    out_features : int
+        Output width of every encoder.
+    hidden : sequence of int, default=(128,)
+        Hidden widths.
+    dropout : float, default=0.0
+        Dropout after each hidden activation.
+    """
+
+    def __init__(self, blocks, out_features, hidden=(128,), dropout=0.0):
+        super().__init__()
+        widths = [len(block) for block in blocks]
+        n_columns = 1 + max(max(block) for block in blocks)
+        # Padded column positions; position n_columns reads an appended 0.
+        index = torch.full((len(blocks), max(widths)), n_columns, dtype=torch.long)
+        for m, block in enumerate(blocks):
+            index[m, : len(block)] = torch.as_tensor(block, dtype=torch.long)
+        self.register_buffer("index", index, persistent=False)
+        layers = []
+        for width in hidden:
+            layers += [GroupedLinear(widths, width), nn.ReLU(), nn.Dropout(dropout)]
+            widths = [width] * len(blocks)
+        layers.append(GroupedLinear(widths, out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, X):
+        """Encode ``X`` (batch, n_features) into (batch, n_modalities, out)."""
+        padded = torch.cat([X, X.new_zeros(len(X), 1)], dim=1)[:, self.index]
+        return self.layers(padded.transpose(0, 1)).transpose(0, 1)
+
+
+class ModalityEncoders(nn.ModuleList):
+    """One encoder module per modality, given by the user (default :class:`MLP`).
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each modality in the input.
+    out_features : int
+        Output width of every encoder.
+    encoders : list of callable or None
+        One per modality, called as ``encoder(in_features, out_features)``;
+        None gives an :class:`MLP` with ``hidden`` and ``dropout``.
+    hidden : sequence of int, default=(128,)
+        Hidden widths of the default encoders.
+    dropout : float, default=0.0
+        Dropout of the default encoders.
+    """
+
+    def __init__(self, blocks, out_features, encoders, hidden=(128,), dropout=0.0):
+        super().__init__(
+            MLP(len(block), out_features, hidden, dropout)
+            if encoder is None
+            else encoder(len(block), out_features)
+            for block, encoder in zip(blocks, encoders, strict=True)
+        )
+        for m, block in enumerate(blocks):
+            self.register_buffer(
+                f"columns{m}",
+                torch.as_tensor(block, dtype=torch.long),
+                persistent=False,
+            )
+
+    def forward(self, X):
+        """Encode ``X`` (batch, n_features) into (batch, n_modalities, out)."""
+        return torch.stack(
+            [
+                encoder(X[:, getattr(self, f"columns{m}")])
+                for m, encoder in enumerate(self)
+            ],
+            dim=1,
+        )
+
+
 class AttentionBlock(nn.Module):
-    """Pre-norm transformer block: multi-head attention then a feed-forward MLP.
+    """Pre-norm transformer encoder layer (batch first) with a boolean mask.
 
     Parameters
     ----------
@@ -92,37 +205,43 @@ class AttentionBlock(nn.Module):
     n_heads : int
         Attention heads; must divide ``d_model``.
     dropout : float, default=0.0
-        Dropout on attention weights and residual branches.
+        Dropout on the residual branches.
     """
 
     def __init__(self, d_model, n_heads, dropout=0.0):
         super().__init__()
+        self.n_heads = n_heads
         self.norm_attention = nn.LayerNorm(d_model)
-        self.attention = nn.MultiheadAttention(
-            d_model, n_heads, dropout=dropout, batch_first=True
-        )
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
         self.norm_mlp = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model, d_model, hidden=(2 * d_model,), activation=nn.GELU)
+        self.mlp = MLP(d_model, d_model, hidden=(2 * d_model,))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, tokens, key_padding_mask, attn_mask=None, need_weights=False):
-        """Update ``tokens`` (batch, length, d_model); optionally return weights.
+    def forward(self, tokens, allowed, need_weights=False):
+        """Update ``tokens`` (batch, length, d_model).
 
-        ``key_padding_mask`` (batch, length) is True for tokens to ignore as
-        keys; ``attn_mask`` (length, length) is True where a query may not
-        attend to a key. Returns the tokens and the head-averaged attention
-        weights (batch, length, length), or None.
+        ``allowed`` (batch, 1, length, length) is True where a query may
+        attend to a key; every query must have one. Returns the tokens and,
+        when ``need_weights``, the head-averaged attention weights (batch,
+        length, length), else None.
         """
-        x = self.norm_attention(tokens)
-        out, weights = self.attention(
-            x,
-            x,
-            x,
-            key_padding_mask=key_padding_mask,
-            attn_mask=attn_mask,
-            need_weights=need_weights,
+        batch, length, width = tokens.shape
+        q, k, v = (
+            self.qkv(self.norm_attention(tokens))
+            .view(batch, length, 3, self.n_heads, width // self.n_heads)
+            .permute(2, 0, 3, 1, 4)
         )
-        tokens = tokens + self.dropout(out)
+        weights = None
+        if need_weights:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(width // self.n_heads)
+            attention = torch.softmax(scores.masked_fill(~allowed, -math.inf), -1)
+            out = attention @ v
+            weights = attention.mean(1)
+        else:
+            out = nn.functional.scaled_dot_product_attention(q, k, v, allowed)
+        out = out.transpose(1, 2).reshape(batch, length, width)
+        tokens = tokens + self.dropout(self.out(out))
         tokens = tokens + self.dropout(self.mlp(self.norm_mlp(tokens)))
         return tokens, weights
 
@@ -134,8 +253,9 @@ class FusionNet(nn.Module):
     """Per-modality encoders into tokens, a fusion step, and an MLP head.
 
     Each modality is encoded into ``n_tokens`` tokens of width ``d_model``
-    plus a learned modality-type embedding. A learned CLS token joins the
-    tokens of the attention fusions, so every query always has a key.
+    plus a learned modality-type embedding; the tokens of a missing modality
+    are zero and masked out. A learned CLS token joins the tokens of the
+    attention fusions, so every query always has a key to attend to.
 
     Parameters
     ----------
@@ -155,7 +275,7 @@ class FusionNet(nn.Module):
           cross-attention between modalities, per layer;
         - ``"gated"``: a softmax gate per row over the modality summaries;
         - ``"late"``: one head per modality, outputs averaged.
-    d_model : int, default=64
+    d_model : int, default=32
         Token width.
     n_tokens : int, default=4
         Tokens per modality.
@@ -163,14 +283,14 @@ class FusionNet(nn.Module):
         Attention heads.
     n_layers : int, default=1
         Attention layers (pairs of blocks for ``"co_attention"``).
-    dropout : float, default=0.1
+    dropout : float, default=0.2
         Dropout in the encoders, attention blocks and heads.
     modality_dropout : float, default=0.0
         Probability of dropping a modality of a row in training.
     encoders : list of callable or None, default=None
         One per modality, called as ``encoder(in_features, out_features)``
         and returning a module mapping ``(batch, in_features)`` to
-        ``(batch, out_features)``; None uses :class:`MLP`.
+        ``(batch, out_features)``; None (or a None entry) uses :class:`MLP`.
     encoder_hidden : sequence of int, default=(128,)
         Hidden widths of the default encoders.
     head_hidden : sequence of int, default=(64,)
@@ -185,11 +305,11 @@ class FusionNet(nn.Module):
         blocks,
         n_outputs,
         fusion="attention",
-        d_model=64,
+        d_model=32,
         n_tokens=4,
         n_heads=4,
         n_layers=1,
-        dropout=0.1,
+        dropout=0.2,
         modality_dropout=0.0,
         encoders=None,
         encoder_hidden=(128,),
@@ -202,28 +322,23 @@ class FusionNet(nn.Module):
         self.n_tokens = n_tokens
         self.d_model = d_model
         self.cls_token = cls_token
-        for m, block in enumerate(blocks):
-            self.register_buffer(
-                f"columns{m}",
-                torch.as_tensor(block, dtype=torch.long),
-                persistent=False,
+        width = n_tokens * d_model
+        if encoders is None or all(encoder is None for encoder in encoders):
+            self.encoders = GroupedMLP(blocks, width, encoder_hidden, dropout)
+        else:
+            self.encoders = ModalityEncoders(
+                blocks, width, encoders, encoder_hidden, dropout
             )
-        if encoders is None:
-            encoders = [None] * n_modalities
-        self.encoders = nn.ModuleList(
-            MLP(len(block), n_tokens * d_model, encoder_hidden, dropout)
-            if encoder is None
-            else encoder(len(block), n_tokens * d_model)
-            for block, encoder in zip(blocks, encoders, strict=True)
-        )
         self.type_embedding = nn.Parameter(torch.randn(n_modalities, 1, d_model) * 0.02)
         self.modality_dropout = ModalityDropout(modality_dropout)
-        width = n_tokens * d_model
         if fusion == "concat":
             self.head = MLP(n_modalities * width, n_outputs, head_hidden, dropout)
         elif fusion == "late":
-            self.heads = nn.ModuleList(
-                MLP(width, n_outputs, head_hidden, dropout) for _ in blocks
+            self.heads = GroupedMLP(
+                [range(m * width, (m + 1) * width) for m in range(n_modalities)],
+                n_outputs,
+                head_hidden,
+                dropout,
             )
         elif fusion == "gated":
             self.gate = MLP(d_model, 1, (d_model,))
@@ -240,52 +355,38 @@ class FusionNet(nn.Module):
             owner = torch.cat([torch.tensor([-1]), owner])  # the CLS token
             same = owner[:, None] == owner[None, :]
             is_cls = (owner[:, None] < 0) | (owner[None, :] < 0)
-            # True where a query may not attend to a key.
-            self.register_buffer("within", ~(same | is_cls), persistent=False)
-            self.register_buffer("between", same & ~is_cls, persistent=False)
+            # Which query may attend to which key, before masking.
+            structure = {
+                "attention": [torch.ones_like(same)],
+                "cross_attention": [~same | is_cls],
+                "co_attention": [same | is_cls, ~same | is_cls],
+            }[fusion] * n_layers
+            self.register_buffer("structure", torch.stack(structure), persistent=False)
 
     def _tokens(self, X, mask):
         """Encode each modality: (batch, n_modalities, n_tokens, d_model)."""
-        tokens = torch.stack(
-            [
-                encoder(X[:, getattr(self, f"columns{m}")]).view(
-                    len(X), self.n_tokens, self.d_model
-                )
-                for m, encoder in enumerate(self.encoders)
-            ],
-            dim=1,
-        )
+        tokens = self.encoders(X).view(len(X), -1, self.n_tokens, self.d_model)
         return (tokens + self.type_embedding) * mask[:, :, None, None]
 
     def _attend(self, tokens, mask, need_weights=False):
-        """Run the attention blocks; return the CLS/pooled output and weights."""
-        batch, n_modalities = mask.shape
+        """Run the attention blocks; return the readout, weights and key mask."""
+        batch = len(mask)
         x = torch.cat([self.cls.expand(batch, -1, -1), tokens.flatten(1, 2)], dim=1)
         present = torch.cat(
             [mask.new_ones(batch, 1), mask.repeat_interleave(self.n_tokens, dim=1)],
             dim=1,
         )
-        if self.fusion == "attention":
-            structure = [None] * len(self.blocks)
-        elif self.fusion == "cross_attention":
-            structure = [self.between] * len(self.blocks)
-        else:
-            structure = [self.within, self.between] * (len(self.blocks) // 2)
         weights = None
-        for i, (block, attn_mask) in enumerate(
-            zip(self.blocks, structure, strict=True)
-        ):
+        for i, block in enumerate(self.blocks):
+            allowed = self.structure[i] & present[:, None, None, :]
             last = i == len(self.blocks) - 1
-            x, weights = block(x, ~present, attn_mask, need_weights and last)
+            x, weights = block(x, allowed, need_weights and last)
         x = self.norm(x)
         if self.cls_token:
             return x[:, 0], weights, present
         pooled = (x[:, 1:] * present[:, 1:, None]).sum(1)
-        return (
-            pooled / present[:, 1:].sum(1, keepdim=True).clamp_min(1),
-            weights,
-            present,
-        )
+        count = present[:, 1:].sum(1, keepdim=True).clamp_min(1)
+        return pooled / count, weights, present
 
     def forward(self, X, mask):
         """Return the outputs (batch, n_outputs) from ``X`` and the ``mask``."""
@@ -294,10 +395,7 @@ class FusionNet(nn.Module):
         if self.fusion == "concat":
             return self.head(tokens.flatten(1))
         if self.fusion == "late":
-            outputs = torch.stack(
-                [head(tokens[:, m].flatten(1)) for m, head in enumerate(self.heads)],
-                dim=1,
-            )
+            outputs = self.heads(tokens.flatten(1))
             share = mask / mask.sum(1, keepdim=True).clamp_min(1)
             return (outputs * share[:, :, None]).sum(1)
         if self.fusion == "gated":
@@ -307,13 +405,14 @@ class FusionNet(nn.Module):
         return self.head(self._attend(tokens, mask)[0])
 
     def modality_weights(self, X, mask):
-        """Per row, the share of each modality (batch, n_modalities).
+        """Return the share of each modality in each row (batch, n_modalities).
 
         Attention fusions: the attention the readout (CLS token, or the
         present tokens when ``cls_token=False``) pays to each modality's
         tokens in the last block, heads averaged; ``"gated"``: the gates;
-        ``"late"``: the equal shares of the present modalities. Rows sum to 1
-        (0 where no modality is present); missing modalities get 0.
+        ``"late"``: the equal shares of the present modalities (also used when
+        the readout attends to no modality token). Rows sum to 1 (0 where no
+        modality is present); missing modalities get 0.
         """
         if self.fusion == "concat":
             raise ValueError(
@@ -332,12 +431,15 @@ class FusionNet(nn.Module):
             queries = present[:, 1:, None].to(weights.dtype)
             received = (weights[:, 1:, 1:] * queries).sum(1)
         per_modality = received.view(len(X), -1, self.n_tokens).sum(2) * mask
-        return per_modality / per_modality.sum(1, keepdim=True).clamp_min(1e-12)
+        total = per_modality.sum(1, keepdim=True)
+        # A readout that attends to no modality token (cross-attention read
+        # from the tokens of a lone modality) is that modality's own tokens.
+        equal = mask / mask.sum(1, keepdim=True).clamp_min(1)
+        return torch.where(total > 0, per_modality / total.clamp_min(1e-12), equal)
 
 
 # --- multimodal VAE ---
 
-import math  # noqa: E402
 from itertools import combinations  # noqa: E402
 
 from torch.nn import functional as F  # noqa: E402

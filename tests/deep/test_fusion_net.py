@@ -291,3 +291,37 @@ def test_cuda_matches_cpu_and_pickles(data):
     loaded = pickle.loads(pickle.dumps(gpu))
     np.testing.assert_allclose(loaded.predict_proba(X), gpu.predict_proba(X))
     assert gpu.score(X, y) > 0.3
+
+
+@pytest.mark.parametrize("fusion", ["attention", "cross_attention"])
+def test_mean_pooling_readout_without_cls(data, fusion):
+    X, y, _ = data
+    clf = classifier(fusion=fusion).set_params(module__cls_token=False).fit(X, y)
+    missing = X.copy()
+    missing[:10, 5:] = np.nan
+    weights = clf.modality_weights(missing)
+    np.testing.assert_allclose(weights.sum(1), 1, atol=1e-5)
+    assert (weights[:10] == [1, 0, 0]).all()
+    assert np.isfinite(clf.predict_proba(missing)).all()
+
+
+def test_late_weights_are_equal_shares(data):
+    X, y, _ = data
+    clf = classifier(fusion="late").fit(X, y)
+    missing = X.copy()
+    missing[0, :5] = np.nan
+    np.testing.assert_allclose(
+        clf.modality_weights(missing[:2]), [[0, 0.5, 0.5], [1 / 3] * 3]
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests loading without CUDA")
+def test_net_saved_with_cuda_device_loads_on_cpu(data):
+    X, y, _ = data
+    clf = classifier().fit(X, y)
+    expected = clf.predict_proba(X)
+    saved = pickle.dumps(clf.set_params(device="cuda"))
+    with pytest.warns(UserWarning, match="no CUDA devices are available"):
+        loaded = pickle.loads(saved)
+    assert str(loaded.device) == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)
