@@ -15,4 +15,7 @@ except ImportError as exc:
         "for a CPU-only torch)."
     ) from exc
 
-__all__: list[str] = []
+from mmfuse.deep._fusion_net import MLPFusionClassifier, MLPFusionRegressor
+from mmfuse.deep._mmvae import KLWarmup, MultimodalVAE
+
+__all__ = ["KLWarmup", "MLPFusionClassifier", "MLPFusionRegressor", "MultimodalVAE"]

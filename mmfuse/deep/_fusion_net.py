@@ -1,0 +1,443 @@
+"""MLPFusionClassifier and MLPFusionRegressor: skorch fusion heads."""
+
+from abc import abstractmethod
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+from skorch.dataset import ValidSplit
+
+from mmfuse.deep._base import BaseMultimodalNet
+from mmfuse.deep._data import column_statistics, standardize
+from mmfuse.deep._modules import FUSIONS, FusionNet
+from mmfuse.utils._compat import Interval, StrOptions
+
+__all__ = ["MLPFusionClassifier", "MLPFusionRegressor"]
+
+_ATTENTION = {"attention", "cross_attention", "co_attention"}
+
+# Default internal validation splits (skorch's defaults), shared and stateless.
+_SPLIT = ValidSplit(5)
+_STRATIFIED_SPLIT = ValidSplit(5, stratified=True)
+
+
+class _BaseFusionNet(BaseMultimodalNet):
+    """What the fusion classifier and regressor share."""
+
+    _parameter_constraints: dict = {
+        **BaseMultimodalNet._parameter_constraints,
+        "fusion": [StrOptions(set(FUSIONS))],
+        "d_model": [Interval(Integral, 1, None, closed="left")],
+        "n_tokens": [Interval(Integral, 1, None, closed="left")],
+        "n_heads": [Interval(Integral, 1, None, closed="left")],
+        "n_layers": [Interval(Integral, 1, None, closed="left")],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "modality_dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    @abstractmethod
+    def _n_outputs(self):
+        """Width of the module's output."""
+
+    def _build_module(self, **module_params):
+        if self.fusion in _ATTENTION and self.d_model % self.n_heads:
+            raise ValueError(
+                f"d_model={self.d_model} is not divisible by n_heads="
+                f"{self.n_heads}, which fusion={self.fusion!r} needs; use a "
+                f"d_model that is a multiple of n_heads."
+            )
+        encoders = module_params.pop("encoder", None)
+        if isinstance(encoders, dict):
+            unknown = sorted(set(encoders) - set(self.modality_names_))
+            if unknown:
+                raise ValueError(
+                    f"module__encoder names unknown modalities {unknown}; the "
+                    f"modalities are {self.modality_names_}."
+                )
+            encoders = [encoders.get(name) for name in self.modality_names_]
+        elif encoders is not None:
+            encoders = [encoders] * len(self.blocks_)
+        explicit = {
+            "blocks": self.blocks_,
+            "n_outputs": self._n_outputs(),
+            "fusion": self.fusion,
+            "d_model": self.d_model,
+            "n_tokens": self.n_tokens,
+            "n_heads": self.n_heads,
+            "n_layers": self.n_layers,
+            "dropout": self.dropout,
+            "modality_dropout": self.modality_dropout,
+            "encoders": encoders,
+        }
+        return FusionNet(**self._module_kwargs(explicit, module_params))
+
+    def modality_weights(self, X):
+        """How much each modality contributed to each row's prediction.
+
+        Attention fusions: the attention the readout token pays to each
+        modality's tokens in the last attention block, averaged over heads;
+        ``"gated"``: the gates; ``"late"``: equal shares of the modalities
+        present. ``"concat"`` has no per-row weights.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_modalities)
+            Rows sum to 1 (0 for a row with no modality); missing modalities
+            get 0. Columns follow ``modality_names_``.
+        """
+        return np.concatenate(self._module_method(X, "modality_weights")).astype(
+            np.float64
+        )
+
+
+_SHARED_PARAMETERS = """\
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        The modality blocks, in any form :func:`~mmfuse.resolve_blocks`
+        accepts.
+    fusion : {"concat", "attention", "cross_attention", "co_attention", \
+"gated", "late"}, default="attention"
+        How the modality encodings are fused:
+
+        - ``"concat"``: early fusion, the tokens side by side into the head;
+        - ``"attention"``: self-attention over all modality tokens;
+        - ``"cross_attention"``: each modality's tokens attend to the other
+          modalities' tokens;
+        - ``"co_attention"``: self-attention within each modality, then
+          cross-attention between modalities;
+        - ``"gated"``: a learned softmax gate per row over the modality
+          summaries;
+        - ``"late"``: one head per modality, outputs averaged over the
+          modalities present.
+    d_model : int, default=32
+        Token width.
+    n_tokens : int, default=4
+        Tokens each modality is encoded into.
+    n_heads : int, default=4
+        Attention heads; must divide ``d_model`` for the attention fusions.
+    n_layers : int, default=1
+        Attention layers.
+    dropout : float, default=0.2
+        Dropout in the encoders, attention blocks and heads.
+    modality_dropout : float, default=0.0
+        In training, the probability of dropping each modality of a row (a
+        row keeps at least one): trains the net to predict from a subset.
+    optimizer : callable, default=torch.optim.AdamW
+        The torch optimizer class; set its parameters with
+        ``set_params(optimizer__weight_decay=...)``.
+    lr : float, default=2e-3
+        Learning rate.
+    max_epochs : int, default=40
+        Training epochs.
+    batch_size : int, default=64
+        Mini-batch size; -1 for the whole data set. Predictions do not
+        depend on it.
+    train_split : callable or None, default=ValidSplit(5{stratified})
+        skorch's internal validation split, for ``valid_loss`` and early
+        stopping; None trains on all the data.
+    callbacks : list of (str, Callback), "disable" or None, default=None
+        skorch callbacks, e.g. ``[("stop", EarlyStopping(patience=5))]``.
+    verbose : int, default=1
+        1 prints a line per epoch; 0 is silent.
+    device : str or torch.device, default="cpu"
+        Where the net is trained and run, e.g. ``"cuda"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, shuffling and dropouts: the same seed gives the
+        same predictions on CPU; torch's global random state is left as it
+        was. None draws from torch's global generator."""
+
+_NOTES = """\
+    Each modality (block) goes through its own encoder (an :class:`MLP` by
+    default) into ``n_tokens`` tokens of width ``d_model`` plus a learned
+    modality-type embedding; the fusion step combines them and an MLP head
+    predicts. Columns are standardized inside the net with the mean and
+    standard deviation of their observed training values, so pass raw
+    features.
+
+    A row whose block is entirely NaN lacks that modality: it is masked out
+    of attention (``key_padding_mask``), gates and late averages, and never
+    makes the output NaN; other NaN entries count as the column mean.
+
+    Module options go through skorch's ``module__`` prefix:
+    ``module__encoder`` (a class or callable ``(in_features, out_features)``
+    returning a torch module, or a dict ``{modality: class}``),
+    ``module__encoder_hidden``, ``module__head_hidden`` and
+    ``module__cls_token`` (see :class:`~mmfuse.deep._modules.FusionNet`).
+    Other skorch prefixes (``optimizer__``, ``callbacks__``,
+    ``iterator_train__``) work as in skorch, through ``set_params``."""
+
+_ATTRIBUTES = """\
+    blocks_ : list of ndarray of intp
+        Column positions of each modality.
+    modality_names_ : list of str
+        Name of each modality.
+    mean_ : ndarray of shape (n_features_in_,)
+        Mean of each column's observed training values.
+    scale_ : ndarray of shape (n_features_in_,)
+        Standard deviation of each column's observed training values.
+    module_ : torch.nn.Module
+        The trained :class:`~mmfuse.deep._modules.FusionNet`.
+    history_ : skorch.history.History
+        Per-epoch losses and timings.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` had string column names."""
+
+
+class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
+    criterion = torch.nn.CrossEntropyLoss
+
+    def __init__(
+        self,
+        blocks="auto",
+        *,
+        fusion="attention",
+        d_model=32,
+        n_tokens=4,
+        n_heads=4,
+        n_layers=1,
+        dropout=0.2,
+        modality_dropout=0.0,
+        optimizer=torch.optim.AdamW,
+        lr=2e-3,
+        max_epochs=40,
+        batch_size=64,
+        train_split=_STRATIFIED_SPLIT,
+        callbacks=None,
+        verbose=1,
+        device="cpu",
+        random_state=None,
+    ):
+        super().__init__(
+            blocks=blocks,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            verbose=verbose,
+            device=device,
+            random_state=random_state,
+        )
+        self.fusion = fusion
+        self.d_model = d_model
+        self.n_tokens = n_tokens
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.modality_dropout = modality_dropout
+
+    def _encode_target(self, y, *, reset, classes=None):
+        check_classification_targets(y)
+        if reset:
+            self._label_encoder = LabelEncoder().fit(y if classes is None else classes)
+            self.classes_ = self._label_encoder.classes_
+        return self._label_encoder.transform(y).astype(np.int64)
+
+    def _n_outputs(self):
+        return len(self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities in the order of ``classes_``.
+        """
+        return softmax(self._forward_numpy(X).astype(np.float64), axis=1)
+
+    def predict(self, X):
+        """Predicted class labels.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+        """
+        scores = self._forward_numpy(X)
+        return self.classes_[scores.argmax(axis=1)]
+
+
+class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
+    criterion = torch.nn.MSELoss
+    _target_check_params = {"multi_output": True, "y_numeric": True}
+
+    def __init__(
+        self,
+        blocks="auto",
+        *,
+        fusion="attention",
+        d_model=32,
+        n_tokens=4,
+        n_heads=4,
+        n_layers=1,
+        dropout=0.2,
+        modality_dropout=0.0,
+        optimizer=torch.optim.AdamW,
+        lr=2e-3,
+        max_epochs=40,
+        batch_size=64,
+        train_split=_SPLIT,
+        callbacks=None,
+        verbose=1,
+        device="cpu",
+        random_state=None,
+    ):
+        super().__init__(
+            blocks=blocks,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            verbose=verbose,
+            device=device,
+            random_state=random_state,
+        )
+        self.fusion = fusion
+        self.d_model = d_model
+        self.n_tokens = n_tokens
+        self.n_heads = n_heads
+        self.n_layers = n_layers
+        self.dropout = dropout
+        self.modality_dropout = modality_dropout
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _encode_target(self, y, *, reset, classes=None):
+        y = np.asarray(y, dtype=np.float64)
+        if reset:
+            self._y_ndim = y.ndim
+            self.y_mean_, self.y_scale_ = column_statistics(y.reshape(len(y), -1))
+        return standardize(y.reshape(len(y), -1), self.y_mean_, self.y_scale_)
+
+    def _n_outputs(self):
+        return len(self.y_mean_)
+
+    def predict(self, X):
+        """Predicted targets.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Float64 predictions, shaped like the ``y`` seen in ``fit``.
+        """
+        y = self._forward_numpy(X).astype(np.float64) * self.y_scale_ + self.y_mean_
+        return y.ravel() if self._y_ndim == 1 else y
+
+
+MLPFusionClassifier.__doc__ = f"""Multimodal classifier: encoders, fusion, MLP head.
+
+    A skorch net whose torch module is built in ``fit`` from the resolved
+    ``blocks``, so it is a plain scikit-learn classifier (``Pipeline``,
+    ``clone``, ``GridSearchCV`` over ``fusion`` or ``module__…``,
+    ``cross_validate``, pickle). Any label type.
+
+    Parameters
+    ----------
+{_SHARED_PARAMETERS.replace("{stratified}", ", stratified=True")}
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+{_ATTRIBUTES}
+
+    See Also
+    --------
+    MLPFusionRegressor : The same net for regression.
+    mmfuse.fusion.LateFusionClassifier : Late fusion of any classifiers.
+
+    Notes
+    -----
+{_NOTES}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.datasets import make_multiview
+    >>> from mmfuse.deep import MLPFusionClassifier
+    >>> X, latent = make_multiview(200, [6, 4], n_latent=2, random_state=0)
+    >>> y = (latent[:, 0] > 0).astype(int)
+    >>> clf = MLPFusionClassifier(blocks=[6, 4], d_model=16, max_epochs=20,
+    ...                           verbose=0, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.8
+    True
+    >>> X_missing = X.copy()
+    >>> X_missing[:5, 6:] = np.nan  # the second modality is missing
+    >>> clf.predict_proba(X_missing).shape
+    (200, 2)
+    >>> clf.modality_weights(X_missing)[:2].round(2)
+    array([[1., 0.],
+           [1., 0.]])
+    """
+
+MLPFusionRegressor.__doc__ = f"""Multimodal regressor: encoders, fusion, MLP head.
+
+    A skorch net whose torch module is built in ``fit`` from the resolved
+    ``blocks``, so it is a plain scikit-learn regressor (``Pipeline``,
+    ``clone``, ``GridSearchCV``, ``cross_validate``, pickle). Single and
+    multi-output; targets are standardized inside the net.
+
+    Parameters
+    ----------
+{_SHARED_PARAMETERS.replace("{stratified}", "")}
+
+    Attributes
+    ----------
+    y_mean_ : ndarray of shape (n_targets,)
+        Mean of each training target.
+    y_scale_ : ndarray of shape (n_targets,)
+        Standard deviation of each training target.
+{_ATTRIBUTES}
+
+    See Also
+    --------
+    MLPFusionClassifier : The same net for classification.
+
+    Notes
+    -----
+{_NOTES}
+
+    Examples
+    --------
+    >>> from mmfuse.datasets import make_multiview
+    >>> from mmfuse.deep import MLPFusionRegressor
+    >>> X, latent = make_multiview(200, [6, 4], n_latent=2, random_state=0)
+    >>> reg = MLPFusionRegressor(blocks=[6, 4], fusion="gated", d_model=16,
+    ...                          max_epochs=20, verbose=0, random_state=0)
+    >>> reg.fit(X, latent).predict(X).shape
+    (200, 2)
+    >>> reg.score(X, latent) > 0.5
+    True
+    """

@@ -1,0 +1,582 @@
+"""MultimodalVAE: a skorch multimodal VAE (PoE, MoE, MoPoE) as a transformer."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from skorch.callbacks import Callback
+from skorch.dataset import unpack_data
+from skorch.utils import to_numpy, to_tensor
+
+from mmfuse.deep._base import BaseMultimodalNet
+from mmfuse.deep._modules import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
+from mmfuse.utils._compat import Interval, StrOptions
+
+__all__ = ["KLWarmup", "MultimodalVAE"]
+
+# MoPoE mixes the 2**M - 1 subsets of M modalities: beyond this, use "moe".
+_MOPOE_MAX_MODALITIES = 12
+
+
+class KLWarmup(Callback):
+    """Raise the weight of the KL term linearly from 0 to 1 over the first epochs.
+
+    A skorch callback for :class:`MultimodalVAE`: in epoch ``e`` (counted
+    from 1) the KL term is weighted by ``beta * min(1, e / n_epochs)``. The
+    factor is recorded in the history as ``kl_weight``.
+
+    Parameters
+    ----------
+    n_epochs : int, default=10
+        Epochs of the warm-up.
+
+    Examples
+    --------
+    >>> from mmfuse.deep import KLWarmup, MultimodalVAE
+    >>> from mmfuse.datasets import make_multiview
+    >>> X, _ = make_multiview(60, [4, 3], n_latent=2, random_state=0)
+    >>> vae = MultimodalVAE(
+    ...     blocks=[4, 3], latent_dim=2, hidden=(8,), max_epochs=4,
+    ...     callbacks=[("warmup", KLWarmup(n_epochs=2))], random_state=0,
+    ... ).fit(X)
+    >>> vae.history_[:, "kl_weight"]
+    [0.5, 1.0, 1.0, 1.0]
+    """
+
+    def __init__(self, n_epochs=10):
+        self.n_epochs = n_epochs
+
+    def initialize(self):
+        """Check the parameter.
+
+        Returns
+        -------
+        self : KLWarmup
+            The callback.
+        """
+        if not isinstance(self.n_epochs, Integral) or self.n_epochs < 1:
+            raise ValueError(
+                f"KLWarmup(n_epochs={self.n_epochs!r}) needs a positive integer "
+                f"number of epochs."
+            )
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Set the KL weight of this epoch on the net's criterion."""
+        weight = min(1.0, len(net.history) / self.n_epochs)
+        net.criterion_.kl_weight = weight
+        net.history.record("kl_weight", weight)
+
+
+class MultimodalVAE(
+    ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseMultimodalNet
+):
+    """Multimodal variational autoencoder over modality blocks.
+
+    One encoder and one decoder per modality share a latent space of
+    ``latent_dim``. The joint posterior of a row combines the experts of the
+    modalities it has, by product of experts, mixture of experts, or mixture
+    of products over subsets. The loss is the negative ELBO: the
+    reconstruction log-likelihood of the present modalities minus
+    ``beta`` times the KL divergence from the standard normal prior.
+
+    Missing modalities, in training and in inference: a row whose block is
+    entirely NaN lacks that modality, which then takes no part in its
+    posterior nor in its reconstruction loss; rows of a batch may differ in
+    what they have. Outputs never contain NaN.
+
+    Parameters
+    ----------
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        The modality blocks, in any form :func:`~mmfuse.resolve_blocks`
+        accepts.
+    latent_dim : int, default=20
+        Size of the latent space (the number of output features).
+    aggregation : {"poe", "moe", "mopoe"}, default="mopoe"
+        The joint posterior:
+
+        - ``"poe"``: product of the present experts and of the prior expert
+          (precision-weighted, computed in log space); trained, as MVAE, on
+          the joint ELBO plus each present modality's own ELBO so that
+          single-modality posteriors are usable for cross-modal generation;
+        - ``"moe"``: uniform mixture of the present experts (MMVAE), trained
+          with stratified sampling: each present expert is sampled and
+          decodes every present modality;
+        - ``"mopoe"``: uniform mixture over the non-empty subsets of the
+          present modalities of their product of experts (MoPoE-VAE); one
+          subset is drawn a row in training. At most 12 modalities.
+    likelihood : {"gaussian", "laplace", "bernoulli"} or dict, default="gaussian"
+        Likelihood of every modality, or a dict ``{modality: likelihood}``
+        (unlisted modalities are Gaussian). Bernoulli modalities must lie in
+        [0, 1] and are not standardized.
+    scale : "learn", float or dict, default="learn"
+        Scale of the Gaussian and Laplace likelihoods (of the standardized
+        columns): ``"learn"`` for one learned per column (at least 0.01), a
+        fixed positive value, or a dict ``{modality: scale}`` (unlisted
+        modalities learn theirs).
+    beta : float, default=1.0
+        Weight of the KL term (β-VAE); see :class:`KLWarmup` to ramp it up.
+    hidden : tuple of int, default=(256,)
+        Hidden widths of the default MLP encoders; decoders use them
+        reversed.
+    dropout : float, default=0.0
+        Dropout in the default MLPs.
+    optimizer : callable, default=torch.optim.AdamW
+        The torch optimizer class; set its parameters with
+        ``set_params(optimizer__weight_decay=...)``.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=100
+        Training epochs.
+    batch_size : int, default=128
+        Mini-batch size; -1 for the whole data set.
+    train_split : callable or None, default=None
+        skorch's internal validation split (e.g. ``ValidSplit(5)``) for a
+        ``valid_loss`` and early stopping; None trains on all the data.
+    callbacks : list of (str, Callback), "disable" or None, default=None
+        skorch callbacks, e.g. ``[("warmup", KLWarmup(10))]`` or
+        ``[("stop", EarlyStopping(patience=5))]`` with a ``train_split``.
+    verbose : int, default=0
+        1 prints a line per epoch; 0 is silent.
+    device : str or torch.device, default="cpu"
+        Where the net is trained and run, e.g. ``"cuda"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, shuffling and reparametrization noise: the same
+        seed gives the same model on CPU; torch's global random state is left
+        as it was.
+
+    Attributes
+    ----------
+    blocks_ : list of ndarray of intp
+        Column positions of each modality.
+    modality_names_ : list of str
+        Name of each modality.
+    likelihoods_ : list of str
+        The likelihood of each modality.
+    mean_ : ndarray of shape (n_features_in_,)
+        Mean of each column's observed training values (0 for Bernoulli
+        modalities).
+    scale_ : ndarray of shape (n_features_in_,)
+        Standard deviation of each column's observed training values (1 for
+        Bernoulli modalities).
+    module_ : torch.nn.Module
+        The trained :class:`~mmfuse.deep._modules.MultimodalVAEModule`.
+    history_ : skorch.history.History
+        Per-epoch losses and timings.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` had string column names.
+
+    See Also
+    --------
+    mmfuse.deep.MLPFusionClassifier : Supervised fusion head.
+    mmfuse.cca.MCCA : Linear shared subspace of several modalities.
+
+    Notes
+    -----
+    Columns of Gaussian and Laplace modalities are standardized inside the
+    net with the mean and standard deviation of their observed training
+    values (pass raw features; outputs are in the original units); a NaN in
+    part of a present block counts as the column mean and is filled by
+    :meth:`impute`. The ELBO of :meth:`score` is that of the standardized
+    data.
+
+    Encoders and decoders can be replaced per modality with
+    ``set_params(module__encoder=...)`` / ``module__decoder``: a class or
+    callable ``(in_features, out_features)`` returning a torch module (for
+    every modality) or a dict ``{modality: class}``; encoders output
+    ``2 * latent_dim`` values (means, then log variances), decoders the
+    likelihood's mean (the logits for Bernoulli).
+
+    References
+    ----------
+    .. [1] Wu, M. and Goodman, N. "Multimodal generative models for scalable
+       weakly-supervised learning", NeurIPS 2018 (PoE, MVAE).
+    .. [2] Shi, Y., Siddharth, N., Paige, B. and Torr, P. "Variational
+       mixture-of-experts autoencoders for multi-modal deep generative
+       models", NeurIPS 2019 (MoE, MMVAE).
+    .. [3] Sutter, T., Daunhawer, I. and Vogt, J. "Generalized multimodal ELBO",
+       ICLR 2021 (MoPoE).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.deep import MultimodalVAE
+    >>> from mmfuse.datasets import make_multiview
+    >>> X, _ = make_multiview(200, [6, 4], n_latent=2, random_state=0)
+    >>> vae = MultimodalVAE(blocks=[6, 4], latent_dim=2, hidden=(16,),
+    ...                     max_epochs=5, random_state=0).fit(X)
+    >>> vae.transform(X).shape
+    (200, 2)
+    >>> X_missing = X.copy()
+    >>> X_missing[:5, 6:] = np.nan  # five rows lack the second modality
+    >>> filled = vae.impute(X_missing)
+    >>> bool(np.isnan(filled).any()), bool((filled[:, :6] == X[:, :6]).all())
+    (False, True)
+    >>> vae.sample(3, random_state=0).shape
+    (3, 10)
+    """
+
+    criterion = NegativeELBO
+
+    # skorch's predict and predict_proba return the module's raw output; a
+    # transformer has neither.
+    predict = available_if(lambda self: False)(BaseMultimodalNet.predict)
+    predict_proba = available_if(lambda self: False)(BaseMultimodalNet.predict_proba)
+
+    _parameter_constraints: dict = {
+        **BaseMultimodalNet._parameter_constraints,
+        "latent_dim": [Interval(Integral, 1, None, closed="left")],
+        "aggregation": [StrOptions({"poe", "moe", "mopoe"})],
+        "likelihood": [StrOptions(set(LIKELIHOODS)), dict],
+        "scale": [
+            StrOptions({"learn"}),
+            Interval(Real, 0, None, closed="neither"),
+            dict,
+        ],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "hidden": [tuple, list],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+    }
+
+    def __init__(
+        self,
+        blocks="auto",
+        *,
+        latent_dim=20,
+        aggregation="mopoe",
+        likelihood="gaussian",
+        scale="learn",
+        beta=1.0,
+        hidden=(256,),
+        dropout=0.0,
+        optimizer=torch.optim.AdamW,
+        lr=1e-3,
+        max_epochs=100,
+        batch_size=128,
+        train_split=None,
+        callbacks=None,
+        verbose=0,
+        device="cpu",
+        random_state=None,
+    ):
+        super().__init__(
+            blocks=blocks,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            verbose=verbose,
+            device=device,
+            random_state=random_state,
+        )
+        self.latent_dim = latent_dim
+        self.aggregation = aggregation
+        self.likelihood = likelihood
+        self.scale = scale
+        self.beta = beta
+        self.hidden = hidden
+        self.dropout = dropout
+
+    # ------------------------------------------------------------- building
+    def _per_modality(self, name, value, default):
+        """Resolve a one-for-all or ``{modality: value}`` parameter to a list."""
+        if not isinstance(value, dict):
+            return [value] * len(self.modality_names_)
+        unknown = sorted(set(value) - set(self.modality_names_))
+        if unknown:
+            raise ValueError(
+                f"{name} names unknown modalities {unknown}; the modalities "
+                f"are {self.modality_names_}."
+            )
+        return [value.get(m, default) for m in self.modality_names_]
+
+    def _scales(self):
+        scales = self._per_modality("scale", self.scale, "learn")
+        for name, scale in zip(self.modality_names_, scales, strict=True):
+            if scale != "learn" and not (isinstance(scale, Real) and scale > 0):
+                raise ValueError(
+                    f"scale[{name!r}]={scale!r} is not valid; use 'learn' or a "
+                    f"positive number."
+                )
+        return scales
+
+    def _validate_training_data(self, X, y, *, reset, classes=None):
+        X, y = super()._validate_training_data(X, y, reset=reset, classes=classes)
+        if reset:
+            n_modalities = len(self.blocks_)
+            if self.aggregation == "mopoe" and n_modalities > _MOPOE_MAX_MODALITIES:
+                raise ValueError(
+                    f"aggregation='mopoe' mixes the 2**M - 1 subsets of the "
+                    f"modalities, and there are M={n_modalities}; use "
+                    f"aggregation='moe' or 'poe' beyond "
+                    f"{_MOPOE_MAX_MODALITIES} modalities."
+                )
+            self.likelihoods_ = self._per_modality(
+                "likelihood", self.likelihood, "gaussian"
+            )
+            for block, name, kind in zip(
+                self.blocks_, self.modality_names_, self.likelihoods_, strict=True
+            ):
+                if kind not in LIKELIHOODS:
+                    raise ValueError(
+                        f"likelihood[{name!r}]={kind!r} is not valid; use one of "
+                        f"{sorted(LIKELIHOODS)}."
+                    )
+                if kind == "bernoulli":
+                    self._check_unit_interval(X[:, block], name)
+                    self.mean_[block], self.scale_[block] = 0.0, 1.0
+        return X, y
+
+    @staticmethod
+    def _check_unit_interval(values, name):
+        low, high = np.nanmin(values, initial=0.0), np.nanmax(values, initial=0.0)
+        if low < 0 or high > 1:
+            raise ValueError(
+                f"modality {name!r} has a Bernoulli likelihood, which needs "
+                f"values in [0, 1], but its values span [{low:g}, {high:g}]; "
+                f"rescale them to [0, 1] or use likelihood='gaussian' for it."
+            )
+
+    def _build_module(self, **module_params):
+        factories = {}
+        for part in ("encoder", "decoder"):
+            given = module_params.pop(part, None)
+            if isinstance(given, dict):
+                factories[part] = self._per_modality(f"module__{part}", given, None)
+            elif given is not None:
+                factories[part] = [given] * len(self.blocks_)
+        explicit = {
+            "blocks": self.blocks_,
+            "latent_dim": self.latent_dim,
+            "hidden": self.hidden,
+            "aggregation": self.aggregation,
+            "likelihoods": self.likelihoods_,
+            "scales": self._scales(),
+            "encoders": factories.get("encoder"),
+            "decoders": factories.get("decoder"),
+            "dropout": self.dropout,
+        }
+        return MultimodalVAEModule(**self._module_kwargs(explicit, module_params))
+
+    def initialize_criterion(self):
+        """Build ``criterion_``, the negative ELBO with ``beta`` (skorch hook).
+
+        Returns
+        -------
+        self : MultimodalVAE
+            The net, with ``criterion_`` set.
+        """
+        self.criterion_ = NegativeELBO(beta=self.beta)
+        return self
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Negative ELBO of the batch (the module's output holds its terms).
+
+        Parameters
+        ----------
+        y_pred : tuple of Tensor
+            The per-row log-likelihood and KL returned by the module.
+        y_true : None
+            Ignored: the VAE learns no target.
+        X : dict, default=None
+            The batch's inputs (unused).
+        training : bool, default=False
+            Whether the net is training (unused).
+
+        Returns
+        -------
+        loss : Tensor
+            The mean negative ELBO of the batch.
+        """
+        return self.criterion_(y_pred)
+
+    # ------------------------------------------------------------ inference
+    @property
+    def _n_features_out(self):
+        return self.latent_dim
+
+    def _run(self, method, inputs):
+        """``module_.<method>(**inputs)`` batch by batch, eval mode, as numpy."""
+        self._set_training(False)
+        outputs = []
+        with torch.no_grad():
+            for batch in self.get_iterator(self.get_dataset(inputs), training=False):
+                batch_inputs = to_tensor(unpack_data(batch)[0], device=self.device)
+                outputs.append(to_numpy(getattr(self.module_, method)(**batch_inputs)))
+        return np.concatenate(outputs).astype(np.float64)
+
+    def _modality_positions(self, modalities, name):
+        """Positions in ``modality_names_`` of names or positions given by the user."""
+        positions = []
+        for item in modalities:
+            if isinstance(item, str) and item in self.modality_names_:
+                positions.append(self.modality_names_.index(item))
+            elif isinstance(item, Integral) and 0 <= item < len(self.blocks_):
+                positions.append(int(item))
+            else:
+                raise ValueError(
+                    f"{name} contains {item!r}, which is neither a modality name "
+                    f"nor a position; the modalities are {self.modality_names_}."
+                )
+        return positions
+
+    def transform(self, X):
+        """Latent means of the joint posterior, from the modalities each row has.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities. A row
+            with no modality gets the prior mean, 0.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, latent_dim)
+            Posterior means.
+        """
+        return self._run("posterior_mean", self._validate_input(X))
+
+    def inverse_transform(self, Z):
+        """Decode latent points into every modality, in ``X``'s column layout.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, latent_dim)
+            Latent points.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            The likelihoods' means (probabilities for Bernoulli modalities), in
+            the original units; columns in no block hold their training mean.
+        """
+        check_is_fitted(self)
+        return self._decode(check_array(Z, dtype=("float64", "float32")))
+
+    def _decode(self, Z):
+        if Z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"Z has {Z.shape[1]} columns but the latent space has "
+                f"latent_dim={self.latent_dim}; pass the output of transform."
+            )
+        decoded = self._run("decode", {"z": np.asarray(Z, dtype=np.float32)})
+        columns = np.concatenate(self.blocks_)
+        X = np.tile(self.mean_, (len(Z), 1))
+        X[:, columns] = decoded * self.scale_[columns] + self.mean_[columns]
+        return X
+
+    def reconstruct(self, X, given=None):
+        """Generate every modality from the chosen ones (cross-modal generation).
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+        given : list of (str or int), default=None
+            The modalities (names or positions) to encode from; the others
+            are ignored even when present. None uses every present modality.
+
+        Returns
+        -------
+        X_generated : ndarray of shape (n_samples, n_features_in_)
+            Every modality decoded from the posterior mean of the given ones
+            (from the prior mean for rows that have none of them), in the
+            original units and ``X``'s column layout.
+
+        Examples
+        --------
+        >>> from mmfuse.deep import MultimodalVAE
+        >>> from mmfuse.datasets import make_multiview
+        >>> X, _ = make_multiview(100, [4, 3], n_latent=2, random_state=0)
+        >>> vae = MultimodalVAE(blocks={"a": 4, "b": 3}, latent_dim=2,
+        ...                     hidden=(8,), max_epochs=3, random_state=0).fit(X)
+        >>> b_from_a = vae.reconstruct(X, given=["a"])[:, 4:]
+        >>> b_from_a.shape
+        (100, 3)
+        """
+        inputs = self._validate_input(X)
+        if given is not None:
+            keep = np.zeros(len(self.blocks_), dtype=bool)
+            keep[self._modality_positions(given, "given")] = True
+            inputs["mask"] = inputs["mask"] & keep
+        return self._decode(self._run("posterior_mean", inputs))
+
+    def impute(self, X):
+        """Fill missing modalities by cross-modal generation.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features_in_)
+            ``X`` with every NaN replaced by its reconstruction from the
+            modalities the row has; observed values are unchanged.
+        """
+        check_is_fitted(self)
+        X_checked = validate_data(
+            self,
+            X,
+            dtype=("float64", "float32"),
+            ensure_all_finite="allow-nan",
+            reset=False,
+        )
+        X_imputed = np.array(X_checked, dtype=np.float64)
+        missing = np.isnan(X_imputed)
+        X_imputed[missing] = self.reconstruct(X)[missing]
+        return X_imputed
+
+    def sample(self, n_samples=1, random_state=None):
+        """Generate new rows from the prior.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows.
+        random_state : int, RandomState instance or None, default=None
+            Draws the latent points.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            The decoded means of ``z ~ N(0, I)``, in ``X``'s column layout.
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or n_samples < 1:
+            raise ValueError(f"n_samples={n_samples!r} must be a positive integer.")
+        Z = check_random_state(random_state).standard_normal(
+            (n_samples, self.latent_dim)
+        )
+        return self._decode(Z)
+
+    def score(self, X, y=None):
+        """Mean ELBO per row (β = 1): higher is better.
+
+        The reparametrization noise is drawn from a fixed seed, so the score
+        is deterministic. Missing modalities take no part (a row with none
+        scores 0). Lets ``GridSearchCV`` tune ``beta``, ``latent_dim`` or
+        ``aggregation`` without a target.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            The mean evidence lower bound, in nats, of the standardized data.
+        """
+        return float(self._run("elbo", self._validate_input(X)).mean())

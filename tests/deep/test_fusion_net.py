@@ -1,0 +1,327 @@
+"""Tests of the skorch estimator base and the MLP fusion nets (tiny, CPU)."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from skorch.callbacks import EarlyStopping
+
+from mmfuse.datasets import make_multiview
+from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor
+from mmfuse.deep._modules import FUSIONS, ModalityDropout, masked_softmax
+
+TINY = {"d_model": 8, "n_tokens": 2, "n_heads": 2, "verbose": 0, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, latent = make_multiview(120, [5, 4, 3], n_latent=2, random_state=0)
+    y = (latent[:, 0] > 0).astype(int) + (latent[:, 1] > 0)
+    return X, y, latent
+
+
+def classifier(**params):
+    return MLPFusionClassifier(blocks=[5, 4, 3], **{**TINY, "max_epochs": 2, **params})
+
+
+# ------------------------------------------------------------------ base plumbing
+def test_init_only_stores_and_prefixed_params_survive_clone():
+    clf = classifier()
+    assert "module__cls_token" not in clf.get_params()
+    clf.set_params(module__cls_token=False, optimizer__weight_decay=0.5, lr=0.01)
+    assert clf.get_params()["module__cls_token"] is False
+    copy = clone(clf)
+    assert copy.get_params(deep=False).keys() == clf.get_params(deep=False).keys()
+    assert copy.optimizer__weight_decay == 0.5 and copy.lr == 0.01
+    assert not hasattr(copy, "module_")
+
+
+def test_prefixed_params_reach_module_optimizer_and_callbacks(data):
+    X, y, _ = data
+    clf = classifier().set_params(
+        module__head_hidden=(7,),
+        optimizer__weight_decay=0.25,
+        callbacks__print_log=None,
+    )
+    clf.fit(X, y)
+    assert clf.module_.head[0].out_features == 7
+    assert clf.optimizer_.param_groups[0]["weight_decay"] == 0.25
+    assert "print_log" not in dict(clf.callbacks_)
+
+
+def test_unknown_prefixed_param_is_reported(data):
+    X, y, _ = data
+    clf = classifier().set_params(modul__d_model=3)
+    with pytest.raises(ValueError, match="unexpected argument.*modul__d_model"):
+        clf.fit(X, y)
+
+
+def test_module_param_duplicating_an_estimator_param_is_rejected(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="module__d_model duplicates.*set d_model"):
+        classifier().set_params(module__d_model=16).fit(X, y)
+
+
+def test_same_seed_same_predictions_and_global_rng_untouched(data):
+    X, y, _ = data
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    fitted = classifier(modality_dropout=0.3).fit(X, y)
+    assert torch.equal(torch.rand(3), before)
+    first = fitted.predict_proba(X)
+    second = classifier(modality_dropout=0.3).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, second)
+    other = classifier(random_state=1).fit(X, y).predict_proba(X)
+    assert np.abs(first - other).max() > 1e-4
+
+
+def test_columns_are_standardized_inside(data):
+    # An affine change of the columns changes nothing: the net standardizes.
+    X, y, _ = data
+    scaled = X * np.linspace(1, 1000, X.shape[1]) + 50
+    np.testing.assert_allclose(
+        classifier().fit(X, y).predict_proba(X),
+        classifier().fit(scaled, y).predict_proba(scaled),
+        atol=1e-5,
+    )
+
+
+def test_pickle_round_trip(data):
+    X, y, _ = data
+    clf = classifier().fit(X, y)
+    loaded = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    assert loaded.history[-1, "epoch"] == 2
+
+
+def test_predictions_do_not_depend_on_batch_size(data):
+    X, y, _ = data
+    clf = classifier(fusion="co_attention").fit(X, y)
+    full = clf.predict_proba(X)
+    clf.set_params(batch_size=7)
+    np.testing.assert_allclose(clf.predict_proba(X), full, atol=1e-6)
+
+
+def test_early_stopping_with_default_validation_split(data):
+    X, y, _ = data
+    clf = classifier(
+        max_epochs=60, lr=0.05, callbacks=[("stop", EarlyStopping(patience=2))]
+    ).fit(X, y)
+    n_epochs = len(clf.history)
+    assert 3 <= n_epochs < 60
+    assert np.isfinite(clf.history[:, "valid_loss"]).all()
+
+
+def test_verbose_prints_epochs_and_zero_is_silent(data, capsys):
+    X, y, _ = data
+    classifier(verbose=0).fit(X, y)
+    assert capsys.readouterr().out == ""
+    classifier(verbose=1).fit(X, y)
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "valid_loss" in out
+    assert len([line for line in out.splitlines() if line.strip()[:1] == "2"]) == 1
+
+
+def test_partial_fit_continues_training(data):
+    X, y, _ = data
+    clf = classifier(max_epochs=1).partial_fit(X, y)
+    weights = clf.module_.head[-1].weight.detach().clone()
+    clf.partial_fit(X, y)
+    assert len(clf.history) == 2
+    assert not torch.equal(weights, clf.module_.head[-1].weight)
+    with pytest.raises(ValueError, match="X has 11 features"):
+        clf.partial_fit(X[:, :-1], y)
+
+
+def test_pipeline_grid_search_and_cross_validate(data):
+    X, y, _ = data
+    pipe = make_pipeline(FunctionTransformer(), classifier())
+    search = GridSearchCV(
+        pipe,
+        {
+            "mlpfusionclassifier__fusion": ["gated", "late"],
+            "mlpfusionclassifier__module__cls_token": [True],
+        },
+        cv=2,
+    ).fit(X, y)
+    assert search.best_params_["mlpfusionclassifier__fusion"] in {"gated", "late"}
+    scores = cross_validate(classifier(), X, y, cv=3)["test_score"]
+    assert scores.shape == (3,) and (scores > 0.2).all()
+
+
+# ---------------------------------------------------------------- fusion nets
+@pytest.mark.parametrize("fusion", FUSIONS)
+def test_every_fusion_learns_and_handles_missing_modalities(data, fusion):
+    X, y, _ = data
+    clf = classifier(fusion=fusion, max_epochs=15, lr=0.01, train_split=None)
+    clf.fit(X, y)
+    assert clf.score(X, y) > 0.75
+    missing = X.copy()
+    missing[::3, :5] = np.nan  # modality 0 missing in a third of the rows
+    missing[1::3, 5:] = np.nan  # modalities 1 and 2 missing in another third
+    missing[2, :] = np.nan  # one row with nothing at all
+    proba = clf.predict_proba(missing)
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(1), 1)
+    if fusion == "concat":
+        with pytest.raises(ValueError, match="fusion='concat' has no per-row"):
+            clf.modality_weights(missing)
+        return
+    weights = clf.modality_weights(missing)
+    assert weights.shape == (len(X), 3)
+    assert (weights[::3, 0] == 0).all() and (weights[1::3, 1:] == 0).all()
+    assert (weights[2] == 0).all()
+    has_any = ~np.isnan(missing).all(1)
+    np.testing.assert_allclose(weights[has_any].sum(1), 1, atol=1e-5)
+
+
+def test_attention_weights_follow_the_informative_modality():
+    # Only modality "b" carries the label: attention and gates should favour it.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 6))
+    y = (X[:, 3] + X[:, 4] > 0).astype(int)
+    for fusion in ["attention", "gated"]:
+        clf = MLPFusionClassifier(
+            blocks={"a": [0, 1, 2], "b": [3, 4, 5]},
+            fusion=fusion,
+            **{**TINY, "max_epochs": 30, "lr": 0.01, "train_split": None},
+        ).fit(X, y)
+        assert clf.modality_names_ == ["a", "b"]
+        assert clf.modality_weights(X)[:, 1].mean() > 0.6
+
+
+def test_modality_dropout_improves_predictions_without_a_modality(data):
+    X, y, _ = data
+    test = X.copy()
+    test[:, :5] = np.nan
+    params = {"fusion": "attention", "max_epochs": 25, "lr": 0.01, "train_split": None}
+    plain = classifier(**params).fit(X, y).score(test, y)
+    robust = classifier(**params, modality_dropout=0.5).fit(X, y).score(test, y)
+    assert robust > plain
+
+
+def test_modality_dropout_module():
+    torch.manual_seed(0)
+    mask = torch.rand(4000, 3) > 0.2
+    mask[0] = False
+    layer = ModalityDropout(0.4)
+    dropped = layer(mask)
+    assert not (dropped & ~mask).any()  # never adds a modality
+    had_any = mask.any(1)
+    assert dropped[had_any].any(1).all() and not dropped[0].any()
+    assert 0.3 < 1 - dropped.sum() / mask.sum() < 0.45
+    assert torch.equal(layer.eval()(mask), mask)
+
+
+def test_masked_softmax_is_nan_free():
+    logits = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
+    mask = torch.tensor([[True, False, True], [False, False, False]])
+    weights = masked_softmax(logits, mask)
+    np.testing.assert_allclose(weights[0, [0, 2]].sum(), 1, rtol=1e-6)
+    assert weights[0, 1] == 0 and (weights[1] == 0).all()
+
+
+def test_string_labels_and_classes(data):
+    X, y, _ = data
+    labels = np.array(["cat", "dog", "eel"])[y]
+    clf = classifier(fusion="gated").fit(X, labels)
+    assert list(clf.classes_) == ["cat", "dog", "eel"]
+    assert set(clf.predict(X)) <= set(clf.classes_)
+    with pytest.raises(ValueError, match="previously unseen labels"):
+        clf.partial_fit(X[:3], ["cat", "dog", "fox"])
+
+
+def test_regressor_single_and_multi_output(data):
+    X, _, latent = data
+    params = {**TINY, "max_epochs": 20, "lr": 0.01, "train_split": None}
+    reg = MLPFusionRegressor(blocks=[5, 4, 3], **params).fit(X, latent * 100 + 7)
+    prediction = reg.predict(X)
+    assert prediction.shape == (len(X), 2) and prediction.dtype == np.float64
+    assert reg.score(X, latent * 100 + 7) > 0.6
+    single = MLPFusionRegressor(blocks=[5, 4, 3], **params).fit(X, latent[:, 0])
+    assert single.predict(X).shape == (len(X),)
+    assert single.score(X, latent[:, 0]) > 0.6
+
+
+def test_custom_encoder_per_modality(data):
+    X, y, _ = data
+
+    class Linear(torch.nn.Linear):
+        pass
+
+    clf = classifier().set_params(module__encoder={"block1": Linear}).fit(X, y)
+    kinds = [type(encoder).__name__ for encoder in clf.module_.encoders]
+    assert kinds == ["MLP", "Linear", "MLP"]
+    with pytest.raises(ValueError, match=r"unknown modalities \['text'\]"):
+        classifier().set_params(module__encoder={"text": Linear}).fit(X, y)
+
+
+def test_parameter_errors(data):
+    X, y, _ = data
+    with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=4"):
+        classifier(d_model=10, n_heads=4).fit(X, y)
+    classifier(fusion="gated", d_model=10, n_heads=4).fit(X, y)  # no attention
+    with pytest.raises(ValueError, match="'fusion' parameter of MLPFusionClassifier"):
+        classifier(fusion="sum").fit(X, y)
+
+
+def test_dataframe_blocks_auto():
+    pd = pytest.importorskip("pandas")
+    from mmfuse.datasets import load_mfeat
+
+    frame = load_mfeat(views=["fou", "zer"], as_frame=True)
+    X, y = frame.data.iloc[::10], frame.target[::10]
+    clf = MLPFusionClassifier(**{**TINY, "max_epochs": 1}).fit(X, y)
+    assert clf.modality_names_ == ["fou", "zer"]
+    assert isinstance(X, pd.DataFrame) and clf.predict(X).shape == (len(X),)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_and_pickles(data):
+    X, y, _ = data
+    gpu = classifier(device="cuda", train_split=None).fit(X, y)
+    assert next(gpu.module_.parameters()).is_cuda
+    loaded = pickle.loads(pickle.dumps(gpu))
+    np.testing.assert_allclose(loaded.predict_proba(X), gpu.predict_proba(X))
+    assert gpu.score(X, y) > 0.3
+
+
+@pytest.mark.parametrize("fusion", ["attention", "cross_attention"])
+def test_mean_pooling_readout_without_cls(data, fusion):
+    X, y, _ = data
+    clf = classifier(fusion=fusion).set_params(module__cls_token=False).fit(X, y)
+    missing = X.copy()
+    missing[:10, 5:] = np.nan
+    weights = clf.modality_weights(missing)
+    np.testing.assert_allclose(weights.sum(1), 1, atol=1e-5)
+    assert (weights[:10] == [1, 0, 0]).all()
+    assert np.isfinite(clf.predict_proba(missing)).all()
+
+
+def test_late_weights_are_equal_shares(data):
+    X, y, _ = data
+    clf = classifier(fusion="late").fit(X, y)
+    missing = X.copy()
+    missing[0, :5] = np.nan
+    np.testing.assert_allclose(
+        clf.modality_weights(missing[:2]), [[0, 0.5, 0.5], [1 / 3] * 3]
+    )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests loading without CUDA")
+def test_net_saved_with_cuda_device_loads_on_cpu(data):
+    X, y, _ = data
+    clf = classifier().fit(X, y)
+    expected = clf.predict_proba(X)
+    saved = pickle.dumps(clf.set_params(device="cuda"))
+    with pytest.warns(UserWarning, match="no CUDA devices are available"):
+        loaded = pickle.loads(saved)
+    assert str(loaded.device) == "cpu"
+    np.testing.assert_array_equal(loaded.predict_proba(X), expected)

@@ -1,0 +1,436 @@
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from skorch.callbacks import Checkpoint, EarlyStopping
+from skorch.dataset import ValidSplit
+from torch import distributions as D
+
+from mmfuse.datasets import make_multiview
+from mmfuse.deep import KLWarmup, MultimodalVAE
+from mmfuse.deep._modules import (
+    LIKELIHOODS,
+    MLP,
+    MultimodalVAEModule,
+    kl_standard_normal,
+    mixture_weights,
+    product_of_experts,
+)
+
+AGGREGATIONS = ["poe", "moe", "mopoe"]
+WIDTHS = [5, 4, 3]
+TINY = {"latent_dim": 2, "hidden": (8,), "max_epochs": 2, "random_state": 0}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from threads, which stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, latent = make_multiview(120, WIDTHS, n_latent=2, noise=0.1, random_state=0)
+    return X, latent
+
+
+def with_missing(X):
+    """Rows 0-9 lack block 0, rows 10-19 block 2, row 20 has nothing."""
+    X = X.copy()
+    X[:10, :5] = np.nan
+    X[10:20, 9:] = np.nan
+    X[20] = np.nan
+    return X
+
+
+@pytest.fixture(scope="module", params=AGGREGATIONS)
+def fitted(request, data):
+    X, _ = data
+    vae = MultimodalVAE(blocks=WIDTHS, aggregation=request.param, **TINY)
+    return vae.fit(with_missing(X))
+
+
+# ---------------------------------------------------------------- modules
+def test_product_of_experts_matches_precision_weighting():
+    gen = torch.Generator().manual_seed(0)
+    mu = torch.randn(3, 4, 2, generator=gen)
+    logvar = torch.randn(3, 4, 2, generator=gen)
+    mask = torch.tensor([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 0, 1]], dtype=torch.bool)
+    joint_mu, joint_logvar = product_of_experts(mu, logvar, mask)
+    precision = torch.exp(-logvar) * mask.unsqueeze(-1)
+    total = 1.0 + precision.sum(0)  # the prior expert has precision 1, mean 0
+    torch.testing.assert_close(joint_logvar, -torch.log(total))
+    torch.testing.assert_close(joint_mu, (precision * mu).sum(0) / total)
+    # column 2 has no expert: the prior
+    assert torch.all(joint_mu[2] == 0) and torch.all(joint_logvar[2] == 0)
+
+
+def test_product_of_experts_is_finite_for_extreme_experts():
+    mu = torch.tensor([[[1.0]], [[-1.0]]])
+    logvar = torch.tensor([[[-80.0]], [[80.0]]])  # exp overflows float32 at ~88
+    joint_mu, joint_logvar = product_of_experts(mu, logvar, torch.ones(2, 1).bool())
+    assert torch.isfinite(joint_mu).all() and torch.isfinite(joint_logvar).all()
+    assert joint_mu.item() == pytest.approx(1.0)
+    assert joint_logvar.item() == pytest.approx(-80.0)
+
+
+def test_mixture_weights_are_uniform_over_present_experts():
+    mask = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    weights = mixture_weights(mask)
+    expected = torch.tensor([[1 / 3, 0.0, 0.0], [1 / 3, 0.5, 0.0], [1 / 3, 0.5, 0.0]])
+    torch.testing.assert_close(weights, expected)
+
+
+def test_kl_matches_torch_distributions():
+    mu, logvar = torch.randn(6, 3), torch.randn(6, 3)
+    q = D.Normal(mu, torch.exp(0.5 * logvar))
+    p = D.Normal(torch.zeros(3), torch.ones(3))
+    expected = D.kl_divergence(q, p).sum(-1)
+    torch.testing.assert_close(kl_standard_normal(mu, logvar), expected)
+
+
+@pytest.mark.parametrize(
+    "kind, scale, reference",
+    [
+        ("gaussian", 0.5, lambda mean: D.Normal(mean, 0.5)),
+        ("gaussian", "learn", lambda mean: D.Normal(mean, 1.0)),
+        ("laplace", 2.0, lambda mean: D.Laplace(mean, 2.0)),
+        (
+            "bernoulli",
+            None,
+            lambda logits: D.Bernoulli(logits=logits, validate_args=False),
+        ),
+    ],
+)
+def test_likelihoods_match_torch_distributions(kind, scale, reference):
+    gen = torch.Generator().manual_seed(0)
+    output = torch.randn(5, 4, generator=gen)
+    x = torch.rand(5, 4, generator=gen)
+    likelihood = LIKELIHOODS[kind](4, scale)
+    expected = reference(output).log_prob(x).sum(-1)
+    torch.testing.assert_close(likelihood.log_prob(x, output), expected)
+
+
+def test_learned_scale_is_a_parameter_and_bounded():
+    likelihood = LIKELIHOODS["gaussian"](3, "learn")
+    assert [n for n, _ in likelihood.named_parameters()] == ["log_scale"]
+    with torch.no_grad():
+        likelihood.log_scale.fill_(-50.0)
+    value = likelihood.log_prob(torch.zeros(1, 3), torch.ones(1, 3))
+    # scale floored at 0.01: each feature contributes -0.5 * 100**2 + log(100) - ...
+    expected = 3 * (-0.5 * 100.0**2 + math.log(100.0) - 0.5 * math.log(2 * math.pi))
+    assert value.item() == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_missing_modality_values_do_not_affect_the_elbo(aggregation):
+    blocks = [list(range(0, 5)), list(range(5, 9)), list(range(9, 12))]
+    torch.manual_seed(0)
+    module = MultimodalVAEModule(
+        blocks, latent_dim=2, hidden=(8,), aggregation=aggregation
+    )
+    X = torch.randn(6, 12)
+    mask = torch.tensor(
+        [[1, 1, 1], [0, 1, 1], [1, 0, 0], [0, 0, 1], [1, 0, 1], [0, 0, 0]],
+        dtype=torch.bool,
+    )
+    X_other = X.clone()
+    X_other[~mask[:, 0], :5] = 100.0  # change only what is missing
+    X_other[~mask[:, 1], 5:9] = -7.0
+    X_other[~mask[:, 2], 9:] = 3.0
+    terms = [
+        module.elbo_terms(x, mask, generator=torch.Generator().manual_seed(1))
+        for x in (X, X_other)
+    ]
+    for a, b in zip(*terms, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(
+        module.posterior_mean(X, mask), module.posterior_mean(X_other, mask)
+    )
+    # the row with no modality has the prior: zero KL and log-likelihood
+    assert terms[0][0][-1].item() == 0.0 and terms[0][1][-1].item() == 0.0
+
+
+def test_moe_posterior_mean_is_mean_of_present_experts():
+    torch.manual_seed(0)
+    module = MultimodalVAEModule([[0, 1], [2, 3, 4]], latent_dim=3, aggregation="moe")
+    X = torch.randn(4, 5)
+    mask = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1]], dtype=torch.bool)
+    mu, _ = module._encode(X)
+    expected = torch.stack([(mu[0, 0] + mu[1, 0]) / 2, mu[0, 1], mu[1, 2]])
+    torch.testing.assert_close(module.posterior_mean(X, mask)[:3], expected)
+
+
+def test_mopoe_mixes_the_subsets_of_present_modalities():
+    torch.manual_seed(0)
+    module = MultimodalVAEModule([[0], [1], [2]], latent_dim=2, aggregation="mopoe")
+    assert module.subsets.shape == (7, 3)
+    X = torch.randn(2, 3)
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]], dtype=torch.bool)
+    mu, logvar = module._encode(X)
+    _, _, weights = module._subset_posteriors(mu, logvar, mask)
+    assert weights[:, 0].gt(0).sum().item() == 3  # {0}, {1}, {0, 1}
+    assert weights[:, 1].gt(0).sum().item() == 7
+    torch.testing.assert_close(weights.sum(0), torch.ones(2))
+    # first row: mean of the products {0}, {1}, {0, 1}, each with the prior
+    products = [
+        product_of_experts(
+            mu[:, :1], logvar[:, :1], torch.tensor(subset, dtype=torch.bool).T
+        )[0][0]
+        for subset in ([[1, 0, 0]], [[0, 1, 0]], [[1, 1, 0]])
+    ]
+    expected = sum(products) / 3
+    torch.testing.assert_close(module.posterior_mean(X, mask)[0], expected)
+
+
+def test_poe_trains_single_modality_experts_too():
+    torch.manual_seed(0)
+    module = MultimodalVAEModule([[0, 1], [2, 3]], latent_dim=2, aggregation="poe")
+    X, mask = torch.randn(3, 4), torch.ones(3, 2, dtype=torch.bool)
+    joint, _ = module.elbo_terms(X, mask, generator=torch.Generator().manual_seed(0))
+    with_unimodal, _ = module(X, mask)
+    # joint ELBO plus two single-modality ELBOs: a larger (more negative) sum
+    assert (with_unimodal < joint).all()
+
+
+# -------------------------------------------------------------- estimator
+def test_outputs_have_no_nan_with_missing_modalities(fitted, data):
+    X, _ = data
+    X_missing = with_missing(X)
+    Z = fitted.transform(X_missing)
+    assert Z.shape == (120, 2) and Z.dtype == np.float64
+    assert np.isfinite(Z).all()
+    np.testing.assert_array_equal(Z[20], 0.0)  # no modality: the prior mean
+    for out in (
+        fitted.inverse_transform(Z),
+        fitted.impute(X_missing),
+        fitted.reconstruct(X_missing, given=["block1"]),
+        fitted.sample(4, random_state=0),
+    ):
+        assert out.shape[1] == 12 and np.isfinite(out).all()
+    assert np.isfinite(fitted.score(X_missing))
+
+
+def test_impute_fills_missing_and_keeps_observed(fitted, data):
+    X, _ = data
+    X_missing = with_missing(X)
+    X_missing[30, 0] = np.nan  # one missing value in a present block
+    filled = fitted.impute(X_missing)
+    observed = ~np.isnan(X_missing)
+    np.testing.assert_array_equal(filled[observed], X_missing[observed])
+    generated = fitted.reconstruct(X_missing)
+    np.testing.assert_allclose(filled[~observed], generated[~observed])
+
+
+def test_reconstruct_given_ignores_other_modalities(fitted, data):
+    X, _ = data
+    only_first = X.copy()
+    only_first[:, 5:] = np.nan
+    np.testing.assert_allclose(
+        fitted.reconstruct(X, given=["block0"]), fitted.reconstruct(only_first)
+    )
+    np.testing.assert_allclose(
+        fitted.reconstruct(X, given=[0]), fitted.reconstruct(X, given=["block0"])
+    )
+    with pytest.raises(ValueError, match=r"given contains 'pix'.*\['block0'"):
+        fitted.reconstruct(X, given=["pix"])
+
+
+def test_inverse_transform_layout_and_errors(fitted, data):
+    X, _ = data
+    X_hat = fitted.inverse_transform(fitted.transform(X))
+    assert X_hat.shape == X.shape
+    # the decoded means are in the original units: same order of magnitude
+    assert abs(X_hat.mean() - X.mean()) < 3 * X.std()
+    with pytest.raises(ValueError, match="Z has 3 columns but .*latent_dim=2"):
+        fitted.inverse_transform(np.zeros((2, 3)))
+
+
+def test_sample_is_reproducible(fitted):
+    a, b = fitted.sample(5, random_state=1), fitted.sample(5, random_state=1)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, fitted.sample(5, random_state=2))
+    with pytest.raises(ValueError, match="n_samples=0 must be a positive integer"):
+        fitted.sample(0)
+
+
+def test_score_is_deterministic_and_mean_elbo(fitted, data):
+    X, _ = data
+    assert fitted.score(X) == fitted.score(X)
+    # the mean ELBO over two halves is the mean of the halves' ELBOs
+    halves = (fitted.score(X[:60]) + fitted.score(X[60:])) / 2
+    assert halves == pytest.approx(fitted.score(X), rel=0.05)
+
+
+def test_feature_names_and_pandas_output(fitted, data):
+    X, _ = data
+    names = fitted.get_feature_names_out()
+    assert list(names) == ["multimodalvae0", "multimodalvae1"]
+    frame = clone(fitted).set_output(transform="pandas").fit(X).transform(X)
+    assert list(frame.columns) == list(names)
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_training_learns_cross_modal_generation(aggregation, data):
+    """After training, block 2 generated from block 0 beats predicting its mean."""
+    X, _ = data
+    vae = MultimodalVAE(
+        blocks=WIDTHS,
+        aggregation=aggregation,
+        latent_dim=2,
+        hidden=(32,),
+        max_epochs=60,
+        batch_size=32,
+        lr=3e-3,
+        random_state=0,
+    ).fit(X)
+    generated = vae.reconstruct(X, given=[0])[:, 9:]
+    mse = ((generated - X[:, 9:]) ** 2).mean()
+    baseline = X[:, 9:].var(axis=0).mean()
+    assert mse < 0.5 * baseline
+    losses = vae.history_[:, "train_loss"]
+    assert losses[-1] < losses[0]
+
+
+def test_same_seed_same_model_and_global_state_untouched(data):
+    X, _ = data
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    first = MultimodalVAE(blocks=WIDTHS, **TINY).fit(X)
+    assert torch.equal(before, torch.get_rng_state())
+    second = MultimodalVAE(blocks=WIDTHS, **TINY).fit(X)
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+
+
+def test_pickle_and_clone(fitted, data):
+    X, _ = data
+    restored = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(restored.transform(X), fitted.transform(X))
+    unfitted = clone(fitted)
+    assert unfitted.get_params()["aggregation"] == fitted.aggregation
+    assert not hasattr(unfitted, "module_")
+
+
+def test_pipeline_with_classifier_and_grid_search(data):
+    X, latent = data
+    y = (latent[:, 0] > np.median(latent[:, 0])).astype(int)
+    pipe = make_pipeline(MultimodalVAE(blocks=WIDTHS, **TINY), LogisticRegression())
+    assert 0.0 <= pipe.fit(X, y).score(X, y) <= 1.0
+    search = GridSearchCV(
+        MultimodalVAE(blocks=WIDTHS, **TINY), {"beta": [0.5, 1.0]}, cv=2
+    ).fit(X)
+    assert search.best_params_["beta"] in (0.5, 1.0)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_no_predict_on_a_transformer():
+    vae = MultimodalVAE()
+    assert not hasattr(vae, "predict") and not hasattr(vae, "predict_proba")
+
+
+def test_bernoulli_modality(data):
+    X, _ = data
+    binary = (X[:, 9:] > 0).astype(float)
+    X_mixed = np.hstack([X[:, :9], binary])
+    vae = MultimodalVAE(
+        blocks={"a": 5, "b": 4, "bits": 3}, likelihood={"bits": "bernoulli"}, **TINY
+    ).fit(X_mixed)
+    assert vae.likelihoods_ == ["gaussian", "gaussian", "bernoulli"]
+    np.testing.assert_array_equal(vae.mean_[9:], 0.0)
+    np.testing.assert_array_equal(vae.scale_[9:], 1.0)
+    probabilities = vae.reconstruct(X_mixed, given=["a"])[:, 9:]
+    assert ((probabilities > 0) & (probabilities < 1)).all()
+    with pytest.raises(ValueError, match=r"'bits' has a Bernoulli .* span \[-"):
+        clone(vae).fit(X)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (
+            {"likelihood": {"c": "laplace"}},
+            r"likelihood names unknown modalities \['c'\]",
+        ),
+        ({"likelihood": {"a": "poisson"}}, r"likelihood\['a'\]='poisson' is not valid"),
+        ({"scale": {"a": -1.0}}, r"scale\['a'\]=-1.0 is not valid"),
+        ({"module__encoder": {"z": MLP}}, r"module__encoder names unknown"),
+    ],
+)
+def test_invalid_per_modality_parameters(params, match, data):
+    X, _ = data
+    vae = MultimodalVAE(blocks={"a": 6, "b": 6}, **TINY).set_params(**params)
+    with pytest.raises(ValueError, match=match):
+        vae.fit(X)
+
+
+def test_mopoe_refuses_too_many_modalities():
+    X = np.random.default_rng(0).normal(size=(10, 13))
+    with pytest.raises(ValueError, match="M=13; use aggregation='moe'"):
+        MultimodalVAE(blocks=13, **TINY).fit(X)
+
+
+def test_per_modality_modules_and_scales(data):
+    X, _ = data
+
+    class Linear(torch.nn.Linear):
+        pass
+
+    vae = MultimodalVAE(
+        blocks={"a": 5, "b": 4, "c": 3}, scale={"b": 0.5}, **TINY
+    ).set_params(module__encoder={"a": Linear}, module__decoder=Linear)
+    vae.fit(X)
+    module = vae.module_
+    assert isinstance(module.encoders[0], Linear)
+    assert isinstance(module.encoders[1], MLP)
+    assert all(isinstance(d, Linear) for d in module.decoders)
+    assert module.likelihoods[1].log_scale.requires_grad is False
+    np.testing.assert_allclose(module.likelihoods[1].log_scale.numpy(), np.log(0.5))
+    assert module.likelihoods[0].log_scale.requires_grad
+
+
+def test_kl_warmup_callback(data):
+    X, _ = data
+    vae = MultimodalVAE(
+        blocks=WIDTHS, callbacks=[("warmup", KLWarmup(n_epochs=4))], **TINY
+    ).set_params(max_epochs=3)
+    vae.fit(X)
+    assert vae.history_[:, "kl_weight"] == [0.25, 0.5, 0.75]
+    assert vae.criterion_.kl_weight == 0.75
+    with pytest.raises(ValueError, match=r"KLWarmup\(n_epochs=0\) needs a positive"):
+        clone(vae).set_params(callbacks=[("warmup", KLWarmup(n_epochs=0))]).fit(X)
+
+
+def test_early_stopping_and_checkpoint(data, tmp_path):
+    X, _ = data
+    vae = MultimodalVAE(
+        blocks=WIDTHS,
+        train_split=ValidSplit(4),
+        callbacks=[
+            ("stop", EarlyStopping(patience=1, threshold=1e9)),
+            ("checkpoint", Checkpoint(dirname=str(tmp_path))),
+        ],
+        **TINY,
+    ).set_params(max_epochs=20)
+    vae.fit(X)
+    # a threshold no epoch can meet stops training after patience + 1 epochs
+    assert len(vae.history_) == 2
+    assert np.isfinite(vae.history_[:, "valid_loss"]).all()
+    assert (tmp_path / "params.pt").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_shapes(data):
+    X, _ = data
+    vae = MultimodalVAE(blocks=WIDTHS, device="cuda", **TINY).fit(with_missing(X))
+    assert np.isfinite(vae.transform(with_missing(X))).all()
+    assert np.isfinite(vae.score(X))
