@@ -78,10 +78,11 @@ class _BaseFusionNet(BaseMultimodalNet):
     def modality_weights(self, X):
         """How much each modality contributed to each row's prediction.
 
-        Attention fusions: the attention the readout token pays to each
-        modality's tokens in the last attention block, averaged over heads;
-        ``"gated"``: the gates; ``"late"``: equal shares of the modalities
-        present. ``"concat"`` has no per-row weights.
+        Attention fusions: the attention the readout (the present modality
+        tokens, or the CLS token with ``module__cls_token=True``) pays to
+        each modality's tokens in the last attention block, averaged over
+        heads; ``"gated"``: the gates; ``"late"``: equal shares of the
+        modalities present. ``"concat"`` has no per-row weights.
 
         Parameters
         ----------

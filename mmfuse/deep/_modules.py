@@ -255,7 +255,8 @@ class FusionNet(nn.Module):
     Each modality is encoded into ``n_tokens`` tokens of width ``d_model``
     plus a learned modality-type embedding; the tokens of a missing modality
     are zero and masked out. A learned CLS token joins the tokens of the
-    attention fusions, so every query always has a key to attend to.
+    attention fusions as a key every query may attend to, so a query always
+    has one (e.g. the tokens of a lone modality in cross-attention).
 
     Parameters
     ----------
@@ -295,9 +296,12 @@ class FusionNet(nn.Module):
         Hidden widths of the default encoders.
     head_hidden : sequence of int, default=(64,)
         Hidden widths of the head(s).
-    cls_token : bool, default=True
+    cls_token : bool, default=False
         Read the fused representation of the attention fusions from the CLS
-        token; False averages the present modalities' tokens instead.
+        token's output instead of averaging the present modalities' fused
+        tokens. The CLS output of the last block sees that block's input
+        tokens only: with ``n_layers=1``, ``"cross_attention"`` then reads
+        the same as ``"attention"``.
     """
 
     def __init__(
@@ -314,7 +318,7 @@ class FusionNet(nn.Module):
         encoders=None,
         encoder_hidden=(128,),
         head_hidden=(64,),
-        cls_token=True,
+        cls_token=False,
     ):
         super().__init__()
         n_modalities = len(blocks)
