@@ -384,8 +384,12 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         return to_numpy(self.forward(self._validate_input(X)))
 
     def _module_method(self, X, method):
-        """Call ``module_.<method>(X=..., mask=...)`` batch by batch, in eval mode."""
-        dataset = self.get_dataset(self._validate_input(X))
+        """Call ``module_.<method>(X=..., mask=...)`` on new ``X``, batch by batch."""
+        return self._run_module(self._validate_input(X), method)
+
+    def _run_module(self, inputs, method):
+        """Call ``module_.<method>(**inputs)`` batch by batch, in eval mode."""
+        dataset = self.get_dataset(inputs)
         self._set_training(False)
         outputs = []
         with torch.no_grad():

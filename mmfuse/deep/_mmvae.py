@@ -9,8 +9,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
-from skorch.utils import to_numpy, to_tensor
 
 from mmfuse.deep._base import BaseMultimodalNet
 from mmfuse.deep._modules import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
@@ -404,14 +402,8 @@ class MultimodalVAE(
         return self.latent_dim
 
     def _run(self, method, inputs):
-        """``module_.<method>(**inputs)`` batch by batch, eval mode, as numpy."""
-        self._set_training(False)
-        outputs = []
-        with torch.no_grad():
-            for batch in self.get_iterator(self.get_dataset(inputs), training=False):
-                batch_inputs = to_tensor(unpack_data(batch)[0], device=self.device)
-                outputs.append(to_numpy(getattr(self.module_, method)(**batch_inputs)))
-        return np.concatenate(outputs).astype(np.float64)
+        """``module_.<method>(**inputs)`` batch by batch, as one float64 array."""
+        return np.concatenate(self._run_module(inputs, method)).astype(np.float64)
 
     def _modality_positions(self, modalities, name):
         """Positions in ``modality_names_`` of names or positions given by the user."""

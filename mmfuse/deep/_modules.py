@@ -1,9 +1,11 @@
 """Torch building blocks shared by the deep models (no scikit-learn logic)."""
 
 import math
+from itertools import combinations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class MLP(nn.Sequential):
@@ -444,9 +446,6 @@ class FusionNet(nn.Module):
 
 # --- multimodal VAE ---
 
-from itertools import combinations  # noqa: E402
-
-from torch.nn import functional as F  # noqa: E402
 
 # Encoders' log-variances and likelihoods' log-scales are clipped to these
 # ranges so that exp() stays finite in float32.
