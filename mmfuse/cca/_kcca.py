@@ -40,7 +40,7 @@ from sklearn.utils.validation import validate_data
 
 from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
 from mmfuse.cca._base import _BaseCCA
-from mmfuse.cca._solvers import eigh_top, flip_signs
+from mmfuse.cca._solvers import eigh_top, flip_signs, sumcor_matrix
 from mmfuse.metrics import _mean_pairwise_correlation
 from mmfuse.utils._compat import Interval, StrOptions, _fit_context
 
@@ -749,12 +749,13 @@ class KCCA(_BaseCCA):
                 (1 - r) * C[s, s] + r * np.eye(s.stop - s.start)
                 for s, r in zip(slices, regularization, strict=True)
             ]
-            # SUMCOR: the cross-covariances off the diagonal, D_v on it.
-            A = C.copy()
-            for s, D_v in zip(slices, D, strict=True):
-                A[s, s] = D_v
             eigenvalues, vectors = eigh_top(
-                A, self.n_components, B=D, solver=solver, random_state=rng, tol=self.tol
+                sumcor_matrix(C, D),
+                self.n_components,
+                B=D,
+                solver=solver,
+                random_state=rng,
+                tol=self.tol,
             )
             weights = [vectors[s] for s in slices]
         variates = np.stack(

@@ -23,7 +23,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
 from mmfuse.cca._base import _BaseCCA
-from mmfuse.cca._solvers import SingularBlockError, eigh_top, flip_signs
+from mmfuse.cca._solvers import (
+    SingularBlockError,
+    eigh_top,
+    flip_signs,
+    sumcor_matrix,
+)
 from mmfuse.metrics import _mean_pairwise_correlation
 from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
 
@@ -462,14 +467,7 @@ class MCCA(_MultisetCCA):
     )
 
     def _objective(self, C, D):
-        # SUMCOR: the cross-covariances off the diagonal, D_v on it.
-        A = C.copy()
-        start = 0
-        for D_v in D:
-            stop = start + D_v.shape[0]
-            A[start:stop, start:stop] = D_v
-            start = stop
-        return A
+        return sumcor_matrix(C, D)
 
 
 class GCCA(_MultisetCCA):

@@ -24,6 +24,7 @@ __all__ = [
     "block_cholesky",
     "eigh_top",
     "flip_signs",
+    "sumcor_matrix",
 ]
 
 
@@ -103,6 +104,32 @@ def _block_solve(factors, Y, *, transpose):
         )
         start = stop
     return out
+
+
+def sumcor_matrix(C: NDArray, D: Sequence[NDArray]) -> NDArray:
+    """Left-hand side of SUMCOR multiset CCA: ``C`` with ``D`` on its diagonal.
+
+    Parameters
+    ----------
+    C : ndarray of shape (p, p)
+        (Cross-)covariances of the views stacked side by side.
+    D : sequence of ndarray of shape (d_v, d_v)
+        Regularized within-view blocks, in order (``sum(d_v) = p``).
+
+    Returns
+    -------
+    A : ndarray of shape (p, p)
+        A copy of ``C`` whose diagonal blocks are replaced by ``D``, so that
+        ``A a = λ D a`` has ``λ - 1`` the eigenvalues of the off-diagonal part
+        (``λ = 1 + ρ`` for two views; DESIGN.md).
+    """
+    A = C.copy()
+    start = 0
+    for D_v in D:
+        stop = start + D_v.shape[0]
+        A[start:stop, start:stop] = D_v
+        start = stop
+    return A
 
 
 def flip_signs(V: NDArray) -> NDArray:
