@@ -407,8 +407,5 @@ def compare_fusion(
     first = f"mean_{list(metrics)[0]}"
     records.sort(key=lambda record: -record[first])
     records = [{"rank": rank, **record} for rank, record in enumerate(records, 1)]
-    try:
-        import pandas as pd
-    except ImportError:
-        return records
-    return pd.DataFrame.from_records(records)
+    frame = _optional("pandas", "DataFrame")
+    return records if frame is None else frame.from_records(records)

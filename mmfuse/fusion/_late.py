@@ -138,6 +138,13 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                     f"member {name!r} is {estimator!r}, which has no fit method;"
                     f" give an estimator instance."
                 )
+            if self.voting == "soft" and not hasattr(estimator, "predict_proba"):
+                raise ValueError(
+                    f"voting='soft' needs members with predict_proba, but "
+                    f"member {name!r} ({type(estimator).__name__}) has none; "
+                    f"use voting='hard' or 'stack', or a probabilistic "
+                    f"classifier (e.g. wrap it in CalibratedClassifierCV)."
+                )
             positions.append(self._modality_positions(name, modalities))
         return names, positions
 
@@ -535,16 +542,6 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         fit_blocks(self)
         self._encoder = LabelEncoder().fit(y)
         self.classes_ = self._encoder.classes_
-        if self.voting == "soft":
-            for name, estimator, _ in self.estimators:
-                if not hasattr(estimator, "predict_proba"):
-                    raise ValueError(
-                        f"voting='soft' needs members with predict_proba, but "
-                        f"member {name!r} ({type(estimator).__name__}) has "
-                        f"none; use voting='hard' or 'stack', or a "
-                        f"probabilistic classifier (e.g. wrap it in "
-                        f"CalibratedClassifierCV)."
-                    )
         return self._fit(X, self._encoder.transform(y))
 
     def _default_final_estimator(self):
