@@ -352,6 +352,10 @@ def compare_fusion(
     ...     strategies=["single", "late:soft"], cv=3, random_state=0,
     ... )
     >>> table[["strategy", "family", "mean_accuracy"]].round(3)
+         strategy  family  mean_accuracy
+    0  single:kar  single          0.940
+    1   late:soft    late          0.922
+    2  single:zer  single          0.804
     """
     if not hasattr(X, "shape"):
         X = np.asarray(X)

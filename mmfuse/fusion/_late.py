@@ -475,20 +475,23 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     --------
     >>> import numpy as np
     >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import StandardScaler
     >>> from mmfuse.datasets import load_mfeat
     >>> from mmfuse.fusion import LateFusionClassifier
     >>> X, y = load_mfeat(views=["kar", "zer"], return_X_y=True)
+    >>> def member():
+    ...     return make_pipeline(StandardScaler(), LogisticRegression())
     >>> clf = LateFusionClassifier(
-    ...     [("kar", LogisticRegression(max_iter=500), "kar"),
-    ...      ("zer", LogisticRegression(max_iter=500), "zer")],
+    ...     [("kar", member(), "kar"), ("zer", member(), "zer")],
     ...     blocks={"kar": 64, "zer": 47},
     ... ).fit(X[::2], y[::2])
     >>> print(f"{clf.score(X[1::2], y[1::2]):.3f}")
-    0.967
+    0.963
     >>> X_test = X[1::2].copy()
     >>> X_test[:100, :64] = np.nan  # 100 rows lack the kar modality
     >>> print(f"{clf.score(X_test, y[1::2]):.3f}")
-    0.928
+    0.962
     """
 
     _parameter_constraints: dict = {
