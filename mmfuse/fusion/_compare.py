@@ -45,9 +45,10 @@ def _neighbours(task: str):
     return make_pipeline(StandardScaler(), KNeighborsRegressor(10, weights="distance"))
 
 
-def _linear(task: str):
+def _linear(task: str, C: float = 1.0):
+    """Return a linear model; ``C`` is the logistic regression's inverse penalty."""
     if task == "classification":
-        return LogisticRegression(max_iter=2000)
+        return LogisticRegression(C=C, max_iter=2000)
     return RidgeCV(alphas=np.logspace(-3, 3, 13))
 
 
@@ -115,7 +116,7 @@ def default_strategies(blocks, task="classification", *, random_state=None):
             "late",
             late(
                 [
-                    (name, make_pipeline(StandardScaler(), _linear(task)), name)
+                    (name, make_pipeline(StandardScaler(), _linear(task, 0.1)), name)
                     for name in modalities
                 ],
                 blocks=blocks,
@@ -176,7 +177,7 @@ def _deep_strategies(blocks, task, random_state):
     head = _optional("mmfuse.deep", name)
     if head is None:
         return []
-    model = head(blocks=blocks, max_epochs=30, random_state=random_state, verbose=0)
+    model = head(blocks=blocks, max_epochs=20, random_state=random_state, verbose=0)
     return [("deep:mlp", "deep", model)]
 
 
