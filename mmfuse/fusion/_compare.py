@@ -355,7 +355,7 @@ def compare_fusion(
     >>> table[["strategy", "family", "mean_accuracy"]].round(3)
          strategy  family  mean_accuracy
     0  single:kar  single          0.940
-    1   late:soft    late          0.922
+    1   late:soft    late          0.930
     2  single:zer  single          0.804
     """
     if not hasattr(X, "shape"):
