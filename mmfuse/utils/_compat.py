@@ -6,12 +6,14 @@ module changes.
 """
 
 from sklearn.base import _fit_context
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
     Options,
     StrOptions,
 )
+from sklearn.utils.metaestimators import _BaseComposition
 from sklearn.utils.validation import _check_feature_names_in
 
 __all__ = [
@@ -19,6 +21,8 @@ __all__ = [
     "Interval",
     "Options",
     "StrOptions",
+    "_BaseComposition",
     "_check_feature_names_in",
     "_fit_context",
+    "_safe_indexing",
 ]

@@ -1,0 +1,170 @@
+"""Early fusion: preprocess each modality, concatenate, fit one estimator."""
+
+from collections.abc import Mapping
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from mmfuse._blocks import resolve_blocks
+
+__all__ = ["make_early_fusion"]
+
+
+class _ModalityColumns:
+    """Column selector for ``ColumnTransformer``: the columns of one modality.
+
+    Resolves ``blocks`` against the ``X`` it is given, so that an int ``k`` or
+    name prefixes work whatever the width and column names of ``X``.
+    """
+
+    def __init__(self, blocks, name):
+        self.blocks = blocks
+        self.name = name
+
+    def __call__(self, X):
+        columns = getattr(X, "columns", None)
+        names = None if columns is None else [str(c) for c in columns]
+        indices, modalities = resolve_blocks(self.blocks, X.shape[1], names)
+        return indices[modalities.index(self.name)]
+
+
+def _modality_names(blocks) -> list[str]:
+    """Return the modality names ``resolve_blocks`` gives, before seeing X."""
+    if isinstance(blocks, Mapping):
+        return [str(name) for name in blocks]
+    if isinstance(blocks, Integral) and not isinstance(blocks, bool) and blocks > 0:
+        return [f"block{i}" for i in range(blocks)]
+    if isinstance(blocks, list | tuple) and blocks:
+        if all(isinstance(spec, str) for spec in blocks):
+            return list(blocks)
+        return [f"block{i}" for i in range(len(blocks))]
+    raise ValueError(
+        f"make_early_fusion needs the modalities before it sees X, so "
+        f"blocks={blocks!r} is not accepted here: give an int, a list of "
+        f"widths or column selections, a list of name prefixes such as "
+        f"['image', 'text'], or a dict of named blocks."
+    )
+
+
+def _divide_by_sqrt_width(Z):
+    """Scale a modality by ``1 / sqrt(width)`` (block scaling)."""
+    return Z / np.sqrt(Z.shape[1])
+
+
+def _preprocessor(preprocess, name):
+    """Return the transformer of one modality from ``preprocess``."""
+    if isinstance(preprocess, Mapping):
+        preprocess = preprocess.get(name, "passthrough")
+    if preprocess == "standard":
+        return StandardScaler()
+    if preprocess in ("passthrough", "drop"):
+        return preprocess
+    if not hasattr(preprocess, "fit") or not hasattr(preprocess, "transform"):
+        raise ValueError(
+            f"preprocess for modality {name!r} is {preprocess!r}; give a "
+            f"transformer, 'standard', 'passthrough' or 'drop'."
+        )
+    return clone(preprocess)
+
+
+def make_early_fusion(
+    estimator,
+    blocks,
+    *,
+    preprocess="standard",
+    block_scaling=False,
+    n_jobs=None,
+):
+    """Build an early-fusion pipeline: preprocess each modality, concatenate.
+
+    The result is a plain :class:`~sklearn.pipeline.Pipeline` of a
+    :class:`~sklearn.compose.ColumnTransformer` (one transformer a modality,
+    named after it, so the fused features are named ``<modality>__<feature>``)
+    and ``estimator``. Columns outside every block are dropped. Early fusion
+    needs every modality in every row: impute missing ones first, or use
+    :class:`LateFusionClassifier`.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator fitted on the fused features (cloned).
+    blocks : int, list, tuple or dict
+        The modality blocks, in any form :func:`mmfuse.resolve_blocks`
+        accepts except ``"auto"`` (the pipeline is built before it sees
+        ``X``: give the names as a list of prefixes instead).
+    preprocess : "standard", "passthrough", transformer or dict, \
+default="standard"
+        Each modality's preprocessing: ``"standard"`` a
+        :class:`~sklearn.preprocessing.StandardScaler`, ``"passthrough"``
+        none, a transformer (cloned for each modality), or a dict from
+        modality name to any of these or ``"drop"`` (modalities it omits pass
+        through).
+    block_scaling : bool, default=False
+        Divide each preprocessed modality by the square root of its width, so
+        that after standardization every modality has the same total variance
+        and a wide modality does not outweigh a narrow one in distances and
+        penalties (block scaling of multiblock analysis).
+    n_jobs : int, default=None
+        Parallel jobs of the ``ColumnTransformer``.
+
+    Returns
+    -------
+    pipeline : Pipeline
+        Steps ``"columntransformer"`` and the estimator's lowercase class
+        name, as :func:`~sklearn.pipeline.make_pipeline` names them; a
+        modality's preprocessing parameters are
+        ``columntransformer__<modality>__<param>``.
+
+    See Also
+    --------
+    LateFusionClassifier : One estimator a modality, then vote or stack.
+    mmfuse.ModalitySelector : Keep one modality in a pipeline.
+
+    References
+    ----------
+    .. [1] J. A. Westerhuis, T. Kourti, J. F. MacGregor, "Analysis of
+       multiblock and hierarchical PCA and PLS models", Journal of
+       Chemometrics 12(5):301-321, 1998 (block scaling).
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from mmfuse.datasets import load_mfeat
+    >>> from mmfuse.fusion import make_early_fusion
+    >>> X, y = load_mfeat(views=["kar", "zer"], return_X_y=True)
+    >>> model = make_early_fusion(
+    ...     LogisticRegression(), {"kar": 64, "zer": 47}, block_scaling=True
+    ... ).fit(X[::2], y[::2])
+    >>> print(f"{model.score(X[1::2], y[1::2]):.3f}")
+    0.961
+    >>> model[:-1].get_feature_names_out()[[0, 64]].tolist()
+    ['kar__x0', 'zer__x64']
+    """
+    names = _modality_names(blocks)
+    if isinstance(preprocess, Mapping):
+        unknown = sorted(set(preprocess) - set(names))
+        if unknown:
+            raise ValueError(
+                f"preprocess names unknown modalities {unknown}; the modalities "
+                f"are {names}."
+            )
+    transformers = []
+    for name in names:
+        step = _preprocessor(preprocess, name)
+        if block_scaling and step != "drop":
+            scale = FunctionTransformer(
+                _divide_by_sqrt_width, feature_names_out="one-to-one"
+            )
+            step = scale if step == "passthrough" else make_pipeline(step, scale)
+        transformers.append((name, step, _ModalityColumns(blocks, name)))
+    columns = ColumnTransformer(transformers, remainder="drop", n_jobs=n_jobs)
+    return Pipeline(
+        [
+            ("columntransformer", columns),
+            (type(estimator).__name__.lower(), clone(estimator)),
+        ]
+    )
