@@ -129,26 +129,10 @@ def _strategies(text: str | None):
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Compare the default strategies on the bundled mfeat digits."""
     from mmfuse.datasets import load_mfeat
-    from mmfuse.fusion import compare_fusion, default_strategies
+    from mmfuse.fusion import compare_fusion
 
     bunch = load_mfeat()
     strategies = _strategies(args.strategies)
-    if args.strategies is None:
-        # The deep head needs minutes on CPU; the demo stays under two.
-        bounds = [0]
-        for width in bunch.blocks.values():
-            bounds.append(bounds[-1] + width)
-        resolved = {
-            view: list(range(a, b))
-            for view, a, b in zip(bunch.blocks, bounds[:-1], bounds[1:], strict=True)
-        }
-        defaults = default_strategies(resolved, random_state=args.seed)
-        strategies = [name for name, family, _ in defaults if family != "deep"]
-        if len(strategies) < len(defaults):
-            print(
-                "note: the deep strategy is left out to keep the demo short; "
-                "add it with --strategies default"
-            )
     views = ", ".join(f"{v} ({w})" for v, w in bunch.blocks.items())
     print(
         f"mfeat: {bunch.data.shape[0]} handwritten digits, 10 classes, "
