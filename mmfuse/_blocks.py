@@ -26,6 +26,7 @@ __all__ = [
     "ModalitySelector",
     "check_complete",
     "fit_blocks",
+    "modality_position",
     "present_modalities",
     "resolve_blocks",
     "stack_modalities",
@@ -370,6 +371,42 @@ def fit_blocks(estimator: BaseEstimator, *, min_blocks: int = 1) -> None:
     )
 
 
+def modality_position(modality, names: list[str], what: str) -> int:
+    """Position of a modality given by name or by position among ``names``.
+
+    Parameters
+    ----------
+    modality : str or int
+        A modality name, or a position from 0 to ``len(names) - 1``.
+    names : list of str
+        The resolved modality names (``modality_names_``).
+    what : str
+        What the value is, for the error (e.g. ``"modality"``).
+
+    Returns
+    -------
+    position : int
+        The modality's position.
+
+    Raises
+    ------
+    ValueError
+        Naming the value, the modalities and what to give instead.
+    """
+    if isinstance(modality, str) and modality in names:
+        return names.index(modality)
+    if (
+        isinstance(modality, Integral)
+        and not isinstance(modality, bool)
+        and 0 <= modality < len(names)
+    ):
+        return int(modality)
+    raise ValueError(
+        f"{what} {modality!r} is not one of the modalities {names}; give a "
+        f"name or a position from 0 to {len(names) - 1}."
+    )
+
+
 def _nan_counts(X, block: NDArray[np.intp]) -> NDArray[np.intp]:
     """Count the NaN entries of each row of ``X[:, block]``."""
     sub = X[:, block]
@@ -434,11 +471,18 @@ def _as_2d_float(X):
 
 
 def check_complete(
-    X, blocks: list[NDArray[np.intp]], names: list[str], estimator_name: str
-) -> None:
-    """Raise when any row lacks a modality or has stray NaN.
+    X,
+    blocks: list[NDArray[np.intp]],
+    names: list[str],
+    estimator_name: str,
+    *,
+    allow_missing: bool = False,
+) -> NDArray[np.bool_]:
+    """Check that NaN in ``X`` only marks whole missing modalities.
 
-    For estimators that need every modality in every row (the CCA family).
+    For the estimators that take no partial missing values (the CCA family):
+    a row's modality must be complete, or, with ``allow_missing``, entirely
+    NaN (missing).
 
     Parameters
     ----------
@@ -450,30 +494,42 @@ def check_complete(
         Modality names (``modality_names_``).
     estimator_name : str
         Used in the message.
+    allow_missing : bool, default=False
+        Accept rows that lack a modality; when False every row needs every
+        modality.
+
+    Returns
+    -------
+    present : ndarray of bool, shape (n_samples, n_modalities)
+        True where a row has the modality (all True unless ``allow_missing``).
 
     Raises
     ------
     ValueError
-        Naming the modality, how many rows lack it, and what to do.
+        Naming the modality, how many rows are at fault, and what to do.
     """
+    present = []
     for block, name in zip(blocks, names, strict=True):
         counts = _nan_counts(X, block)
-        missing = int((counts == len(block)).sum())
-        if missing:
+        missing = counts == len(block)
+        if missing.any() and not allow_missing:
             raise ValueError(
-                f"{missing} row(s) lack modality {name!r} (its block is all NaN"
-                f" there): {estimator_name} needs every modality in every row. "
-                f"Drop or impute those rows (e.g. MultimodalVAE.impute), or use"
-                f" an estimator that handles missing modalities, such as "
-                f"LateFusionClassifier."
+                f"{int(missing.sum())} row(s) lack modality {name!r} (its block "
+                f"is all NaN there): {estimator_name} needs every modality in "
+                f"every row. Drop or impute those rows (e.g. "
+                f"MultimodalVAE.impute), or use an estimator that handles "
+                f"missing modalities, such as LateFusionClassifier."
             )
-        partial = int((counts > 0).sum())
+        partial = int(((counts > 0) & ~missing).sum())
         if partial:
             raise ValueError(
                 f"{partial} row(s) have NaN in part of modality {name!r}: "
-                f"{estimator_name} accepts no missing values. Impute them "
-                f"(e.g. sklearn.impute.SimpleImputer) first."
+                f"{estimator_name} takes NaN only as a whole missing modality "
+                f"(its block all NaN). Impute the other missing values (e.g. "
+                f"sklearn.impute.SimpleImputer) first."
             )
+        present.append(~missing)
+    return np.column_stack(present)
 
 
 def stack_modalities(mapping: Mapping | None = None, /, **arrays):
@@ -618,20 +674,7 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
         """
         validate_data(self, X, accept_sparse=True, ensure_all_finite="allow-nan")
         fit_blocks(self)
-        if isinstance(self.modality, str):
-            if self.modality not in self.modality_names_:
-                raise ValueError(
-                    f"modality={self.modality!r} is not one of the modalities "
-                    f"{self.modality_names_}."
-                )
-            position = self.modality_names_.index(self.modality)
-        else:
-            position = self.modality
-            if position >= len(self.blocks_):
-                raise ValueError(
-                    f"modality={position} is out of range: there are "
-                    f"{len(self.blocks_)} modalities {self.modality_names_}."
-                )
+        position = modality_position(self.modality, self.modality_names_, "modality")
         self.columns_ = self.blocks_[position]
         return self
 

@@ -192,7 +192,17 @@ def test_check_complete_messages():
     with pytest.raises(ValueError, match=r"NaN in part of modality 'img'"):
         check_complete(X, blocks, names, "MCCA")
     X[1] = [1.0, 1.0, 3.0]
-    check_complete(X, blocks, names, "MCCA")
+    assert check_complete(X, blocks, names, "MCCA").all()
+
+
+def test_check_complete_allow_missing_returns_presence():
+    X = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, 3.0], [1.0, 2.0, np.nan]])
+    blocks, names = resolve_blocks({"img": 2, "txt": 1}, 3)
+    present = check_complete(X, blocks, names, "MCCA", allow_missing=True)
+    assert_array_equal(present, [[True, True], [False, True], [True, False]])
+    X[2, 0] = np.nan  # now part of 'img' is NaN in a row that has it
+    with pytest.raises(ValueError, match=r"1 row\(s\) have NaN in part of modality"):
+        check_complete(X, blocks, names, "MCCA", allow_missing=True)
 
 
 # --- stack_modalities --------------------------------------------------------
@@ -279,9 +289,9 @@ def test_selector_clone_and_pickle():
     [
         (
             "nope",
-            r"modality='nope' is not one of the modalities \['block0', 'block1'\]",
+            r"modality 'nope' is not one of the modalities \['block0', 'block1'\]",
         ),
-        (3, r"modality=3 is out of range: there are 2 modalities"),
+        (3, r"modality 3 is not one of the modalities.*position from 0 to 1"),
     ],
 )
 def test_selector_errors(modality, match):

@@ -15,7 +15,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mmfuse._blocks import SEPARATOR, _nan_counts, check_complete, modality_mask
+from mmfuse._blocks import SEPARATOR, check_complete
 from mmfuse.metrics import canonical_correlation
 from mmfuse.utils._compat import _check_feature_names_in
 
@@ -73,29 +73,17 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             views.append(full)
         return views
 
-    def _complete(self, X):
-        """All-True presence, after checking that every row has every view."""
-        if _has_nan(X):
-            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
-        return np.ones((X.shape[0], len(self.blocks_)), dtype=bool)
-
-    def _present(self, X):
-        """Which rows have each view; error on NaN inside a present view."""
+    def _present(self, X, *, allow_missing=True):
+        """Which rows have each view; error on NaN that is not a whole view."""
         if not _has_nan(X):
             return np.ones((X.shape[0], len(self.blocks_)), dtype=bool)
-        present = modality_mask(X, self.blocks_)
-        for v, (block, name) in enumerate(
-            zip(self.blocks_, self.modality_names_, strict=True)
-        ):
-            partial = int((_nan_counts(X[present[:, v]], block) > 0).sum())
-            if partial:
-                raise ValueError(
-                    f"{partial} row(s) have NaN in part of modality {name!r}: "
-                    f"{type(self).__name__} accepts a modality whole or "
-                    f"entirely missing (all NaN). Impute those values (e.g. "
-                    f"sklearn.impute.SimpleImputer) first."
-                )
-        return present
+        return check_complete(
+            X,
+            self.blocks_,
+            self.modality_names_,
+            type(self).__name__,
+            allow_missing=allow_missing,
+        )
 
     def transform_views(self, X):
         """Canonical variates of each view, kept apart.
@@ -135,7 +123,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """
         X = self._validate_for_transform(X)
         if self.output == "concat":
-            return np.hstack(self._views(X, self._complete(X)))
+            return np.hstack(self._views(X, self._present(X, allow_missing=False)))
         present = self._present(X)
         empty = int((~present.any(axis=1)).sum())
         if empty:
@@ -169,7 +157,11 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             Mean over components of :func:`mmfuse.metrics.canonical_correlation`.
         """
         X = self._validate_for_transform(X)
-        return float(canonical_correlation(self._views(X, self._complete(X))).mean())
+        return float(
+            canonical_correlation(
+                self._views(X, self._present(X, allow_missing=False))
+            ).mean()
+        )
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.

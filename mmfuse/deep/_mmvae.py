@@ -10,6 +10,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback
 
+from mmfuse._blocks import modality_position
 from mmfuse.deep._base import BaseMultimodalNet
 from mmfuse.deep._modules import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
 from mmfuse.utils._compat import Interval, StrOptions
@@ -405,21 +406,6 @@ class MultimodalVAE(
         """``module_.<method>(**inputs)`` batch by batch, as one float64 array."""
         return np.concatenate(self._run_module(inputs, method)).astype(np.float64)
 
-    def _modality_positions(self, modalities, name):
-        """Positions in ``modality_names_`` of names or positions given by the user."""
-        positions = []
-        for item in modalities:
-            if isinstance(item, str) and item in self.modality_names_:
-                positions.append(self.modality_names_.index(item))
-            elif isinstance(item, Integral) and 0 <= item < len(self.blocks_):
-                positions.append(int(item))
-            else:
-                raise ValueError(
-                    f"{name} contains {item!r}, which is neither a modality name "
-                    f"nor a position; the modalities are {self.modality_names_}."
-                )
-        return positions
-
     def transform(self, X):
         """Latent means of the joint posterior, from the modalities each row has.
 
@@ -497,7 +483,8 @@ class MultimodalVAE(
         inputs = self._validate_input(X)
         if given is not None:
             keep = np.zeros(len(self.blocks_), dtype=bool)
-            keep[self._modality_positions(given, "given")] = True
+            names = self.modality_names_
+            keep[[modality_position(m, names, "given") for m in given]] = True
             inputs["mask"] = inputs["mask"] & keep
         return self._decode(self._run("posterior_mean", inputs))
 

@@ -26,7 +26,12 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mmfuse._blocks import BLOCKS_CONSTRAINT, fit_blocks, modality_mask
+from mmfuse._blocks import (
+    BLOCKS_CONSTRAINT,
+    fit_blocks,
+    modality_mask,
+    modality_position,
+)
 from mmfuse.utils._compat import (
     HasMethods,
     StrOptions,
@@ -152,22 +157,8 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         wanted = modalities if isinstance(modalities, list | tuple) else [modalities]
         if not wanted:
             raise ValueError(f"member {name!r} lists no modality; give at least one.")
-        positions = []
-        for modality in wanted:
-            if isinstance(modality, str) and modality in self.modality_names_:
-                positions.append(self.modality_names_.index(modality))
-            elif (
-                isinstance(modality, Integral)
-                and not isinstance(modality, bool)
-                and 0 <= modality < len(self.modality_names_)
-            ):
-                positions.append(int(modality))
-            else:
-                raise ValueError(
-                    f"member {name!r} asks for modality {modality!r}, which is "
-                    f"not one of the modalities {self.modality_names_} (give a "
-                    f"name or a position from 0 to {len(self.modality_names_) - 1})."
-                )
+        what = f"member {name!r} asks for modality"
+        positions = [modality_position(m, self.modality_names_, what) for m in wanted]
         if len(set(positions)) != len(positions):
             raise ValueError(f"member {name!r} lists a modality twice: {modalities!r}.")
         return positions

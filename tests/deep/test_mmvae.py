@@ -241,7 +241,7 @@ def test_reconstruct_given_ignores_other_modalities(fitted, data):
     np.testing.assert_allclose(
         fitted.reconstruct(X, given=[0]), fitted.reconstruct(X, given=["block0"])
     )
-    with pytest.raises(ValueError, match=r"given contains 'pix'.*\['block0'"):
+    with pytest.raises(ValueError, match=r"given 'pix' is not one of the modalities"):
         fitted.reconstruct(X, given=["pix"])
 
 
