@@ -54,15 +54,27 @@ _PIVOT_BLOCK = 128
 # the support rows: about 2**22 float64 values, 32 MiB.
 _CHUNK_VALUES = 2**22
 
-# solver="auto" takes Lanczos on the stored features above this total
-# feature width (with n_components at most a tenth of it): the products
-# then cost less than forming the covariance (n · width² operations) and a
-# dense eigh. Unlike MCCA, whose covariance is its statistic anyway, KCCA
-# would form the covariance only for the dense solve, hence a lower bound.
-_ITERATIVE_WIDTH = 500
+# solver="auto" compares rough costs, in compute-bound multiply-adds. Dense:
+# the covariance of the features (n · width² / 2) and a subset eigh (about
+# 4/3 · width³). Iterative: some _LANCZOS_PASSES passes over the stored
+# n × width features (two a Lanczos product), each bound by memory traffic,
+# about _PASS_COST times slower per value than a multiply-add. So the exact
+# fit at n = 2000 with three full-rank views (width 6000) runs Lanczos, and
+# Nyström at n = 10⁵ with three maps of 500 (width 1500) the dense solve.
+_LANCZOS_PASSES = 100
+_PASS_COST = 10
 
-# Largest n × width of Nyström features stored for the iterative solver
-# (2 GiB); beyond, the covariance is streamed by rows and solved densely.
+
+def _iterative_is_cheaper(n, width, n_components):
+    """Whether Lanczos on the stored features beats the dense solve."""
+    dense = n * width**2 / 2 + 4 / 3 * width**3
+    iterative = _LANCZOS_PASSES * _PASS_COST * n * width
+    return n_components * 10 <= width and iterative < dense
+
+
+# Largest n × width of Nyström features kept in memory (2 GiB), computed
+# once; beyond, each pass over the rows recomputes them chunk by chunk, and
+# the covariance is streamed and solved densely.
 _STORED_VALUES = 2**28
 
 
@@ -282,8 +294,8 @@ class _NystroemFeatures:
     The features of a row are its kernel values against the support rows
     through a triangular solve (backward stable even when ``L_S`` is
     ill-conditioned, unlike whitening a Gram matrix of kernel columns). They
-    are computed chunk by chunk when the covariance is streamed, or stored
-    for the iterative solver.
+    are computed once and stored when they fit in memory, else chunk by
+    chunk at each pass over the rows.
     """
 
     def __init__(self, n, support, lower, kernel_columns):
@@ -295,7 +307,9 @@ class _NystroemFeatures:
         self.mean = None
 
     def raw_rows(self, idx):
-        """Features ``G[idx]`` (uncentred)."""
+        """Features ``G[idx]`` (uncentred), from the store once computed."""
+        if self.features is not None:
+            return self.features[idx]
         K = self._kernel_columns(idx)
         return sla.solve_triangular(self.lower, K.T, lower=True, check_finite=False).T
 
@@ -305,12 +319,15 @@ class _NystroemFeatures:
 
     def store(self):
         """Compute and keep the features of every row, and their mean."""
+        if self.features is not None:
+            return
         step = max(1, _CHUNK_VALUES // len(self.support))
-        self.features = np.empty((self.n, len(self.support)))
+        features = np.empty((self.n, len(self.support)))
         for start in range(0, self.n, step):
             stop = min(self.n, start + step)
-            self.features[start:stop] = self.raw_rows(np.arange(start, stop))
-        self.mean = self.features.mean(axis=0)
+            features[start:stop] = self.raw_rows(np.arange(start, stop))
+        self.features = features
+        self.mean = features.mean(axis=0)
 
     def dot(self, a):
         """``Φ a`` for a vector or a matrix ``a``."""
@@ -446,9 +463,10 @@ class KCCA(_BaseCCA):
         Eigensolver of :func:`mmfuse.cca._solvers.eigh_top`. ``"dense"``
         forms the cross-covariance of the features (streamed by rows);
         ``"iterative"`` runs Lanczos on the operator built from the stored
-        features. ``"auto"`` takes the iterative solver when the features
-        are wider than 2000 in total and ``n_components`` is at most a tenth
-        of that.
+        features. ``"auto"`` takes the one that costs fewer operations by a
+        rough count (Lanczos products are bound by memory traffic): the
+        iterative solver for exact fits on more than a few hundred rows, the
+        dense one for Nyström maps on many rows.
     tol : float, default=0.0
         Relative accuracy of the iterative eigensolver (0: machine
         precision).
@@ -705,7 +723,8 @@ class KCCA(_BaseCCA):
             )
             return _ExactFeatures(factor, pivots)
         landmarks = np.sort(rng.choice(n, size=self.n_landmarks, replace=False))
-        K_LL = kernel.columns(X_view, landmarks)[landmarks]
+        rows = X_view[landmarks]
+        K_LL = kernel(rows, landmarks if kernel.kernel == "precomputed" else rows)
         factor, pivots = pivoted_cholesky(
             lambda idx: K_LL[:, idx], np.diag(K_LL).copy(), tol=self.cholesky_tol
         )
@@ -734,14 +753,15 @@ class KCCA(_BaseCCA):
         starts = np.cumsum([0, *(len(f.support) for f in factors)])
         slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         solver = self.solver
+        width = starts[-1]
+        stored = self.approximation is None or n * width <= _STORED_VALUES
         if solver == "auto":
-            width = starts[-1]
-            stored = self.approximation is None or n * width <= _STORED_VALUES
-            large = width > _ITERATIVE_WIDTH and self.n_components * 10 <= width
-            solver = "iterative" if large and stored else "dense"
-        if solver == "iterative":
+            cheaper = _iterative_is_cheaper(n, width, self.n_components)
+            solver = "iterative" if cheaper and stored else "dense"
+        if solver == "iterative" or stored:
             for features in factors:
                 features.store()
+        if solver == "iterative":
             eigenvalues, weights = self._solve_iterative(factors, regularization, rng)
         else:
             C = _covariance(factors, slices)

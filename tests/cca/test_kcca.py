@@ -7,7 +7,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mmfuse.cca import KCCA, MCCA
+from mmfuse.cca import KCCA, MCCA, _kcca
 from mmfuse.cca._kcca import pivoted_cholesky
 from mmfuse.datasets import make_multiview
 from mmfuse.metrics import canonical_correlation
@@ -384,4 +384,20 @@ def test_nystroem_solvers_agree_with_ill_conditioned_landmarks():
     np.testing.assert_allclose(fits[0].eigenvalues_, fits[1].eigenvalues_, atol=1e-8)
     np.testing.assert_allclose(
         fits[0].canonical_correlations_, exact.canonical_correlations_, atol=5e-3
+    )
+
+
+def test_nystroem_features_streamed_when_too_large_to_store(nonlinear, monkeypatch):
+    # Beyond _STORED_VALUES the features are recomputed chunk by chunk at
+    # each pass; the fit must not depend on which way they were obtained.
+    params = dict(blocks=[4, 3, 5], approximation="nystroem", n_landmarks=60)
+    stored = KCCA(3, random_state=0, **params).fit(nonlinear)
+    monkeypatch.setattr(_kcca, "_STORED_VALUES", 0)
+    monkeypatch.setattr(_kcca, "_CHUNK_VALUES", 60 * 7)
+    streamed = KCCA(3, random_state=0, **params).fit(nonlinear)
+    np.testing.assert_allclose(
+        streamed.canonical_correlations_, stored.canonical_correlations_, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        streamed.transform(nonlinear), stored.transform(nonlinear), atol=1e-10
     )
