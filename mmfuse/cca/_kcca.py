@@ -91,7 +91,9 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
     Parameters
     ----------
     columns : callable
-        ``columns(idx)`` returns the ``(n, len(idx))`` array ``K[:, idx]``.
+        ``columns(rows, idx)`` returns the ``(len(rows), len(idx))`` block
+        ``K[np.ix_(rows, idx)]``: only the rows not pivoted on yet are asked
+        for.
     diagonal : ndarray of shape (n,)
         The diagonal of ``K``.
     tol : float, default=1e-12
@@ -112,7 +114,7 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
     >>> from mmfuse.cca._kcca import pivoted_cholesky
     >>> X = np.random.RandomState(0).standard_normal((50, 3))
     >>> K = X @ X.T
-    >>> G, pivots = pivoted_cholesky(lambda idx: K[:, idx], np.diag(K))
+    >>> G, pivots = pivoted_cholesky(lambda rows, idx: K[np.ix_(rows, idx)], np.diag(K))
     >>> G.shape, bool(np.allclose(G @ G.T, K))
     ((50, 3), True)
     """
@@ -135,7 +137,7 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
         if candidates.size == 0:
             break
         rows = np.flatnonzero(active)
-        panel = np.array(columns(candidates), dtype=np.float64)[rows]
+        panel = np.array(columns(rows, candidates), dtype=np.float64)
         if rank:
             panel -= factor[rows, :rank] @ factor[candidates, :rank].T
         block = panel[np.searchsorted(rows, candidates)]
@@ -206,9 +208,9 @@ class _ViewKernel:
             ]
         )
 
-    def columns(self, X, idx):
-        """``K[:, idx]`` on the training rows ``X``."""
-        return self(X, idx if self.kernel == "precomputed" else X[idx])
+    def block(self, X, rows, idx):
+        """``K[np.ix_(rows, idx)]`` on the training rows ``X``."""
+        return self(X[rows], idx if self.kernel == "precomputed" else X[idx])
 
 
 class _ExactFeatures:
@@ -717,7 +719,7 @@ class KCCA(_BaseCCA):
         n = X_view.shape[0]
         if self.approximation is None:
             factor, pivots = pivoted_cholesky(
-                lambda idx: kernel.columns(X_view, idx),
+                lambda rows, idx: kernel.block(X_view, rows, idx),
                 kernel.diagonal(X_view),
                 tol=self.cholesky_tol,
             )
@@ -726,7 +728,9 @@ class KCCA(_BaseCCA):
         rows = X_view[landmarks]
         K_LL = kernel(rows, landmarks if kernel.kernel == "precomputed" else rows)
         factor, pivots = pivoted_cholesky(
-            lambda idx: K_LL[:, idx], np.diag(K_LL).copy(), tol=self.cholesky_tol
+            lambda rows, idx: K_LL[np.ix_(rows, idx)],
+            np.diag(K_LL).copy(),
+            tol=self.cholesky_tol,
         )
         support = landmarks[pivots]
         landmark_rows = support if kernel.kernel == "precomputed" else X_view[support]
