@@ -8,23 +8,27 @@ and the seconds per training epoch. The nets use the estimator's defaults
 (epochs, learning rate and its cosine decay, batch size, token sizes,
 dropout) unless an option changes them.
 
+Speed is timed apart from the cross-validation, on the first fold's
+training rows: every net (the six fusions and the reference) is built, then
+trained one epoch at a time in turn, ``--repeats`` rounds, so that all of them
+meet the same load from other processes; seconds per epoch are the minimum
+over the rounds of skorch's wall-clock ``dur`` and of the CPU time of the
+training thread (``time.thread_time``, less disturbed by other processes on a
+shared machine), and ``ratio`` divides by the reference's.
+
 The speed reference is a plain skorch MLP on the concatenated views
 (standardized beforehand), one hidden layer sized so that it has about as many
-parameters as the default (``late``) fusion net, trained in the same run on
-the same rows with the same optimizer, learning rate, cosine decay, epochs,
-batch size, shuffling and ``train_split=None``. Both go through skorch; the
-fusion net reads each batch in one indexing (its ``get_iterator``), the plain
-MLP row by row as skorch does.
-
-Seconds per epoch: the minimum over a fit's epochs, then over folds, of
-skorch's wall-clock ``dur`` and of the CPU time of the training thread
-(``time.thread_time``, less disturbed by other processes on a shared
-machine); ``ratio`` divides by the plain MLP's. torch and BLAS run on
-``--threads`` threads (1 by default), set explicitly.
+parameters as the default (``late``) fusion net, trained on the same rows
+with the same optimizer, learning rate, cosine decay, batch size, shuffling
+and ``train_split=None``. Both go through skorch; the fusion net reads each
+batch in one indexing (its ``get_iterator``), the plain MLP row by row as
+skorch does. Its accuracy is cross-validated like the fusions'. torch and
+BLAS run on ``--threads`` threads (1 by default), set explicitly.
 
     python benchmarks/bench_deep_fusion.py            # 5 folds
     python benchmarks/bench_deep_fusion.py --quick    # 1 fold, 20 epochs
     python benchmarks/bench_deep_fusion.py --fusions late,concat --folds 2
+    python benchmarks/bench_deep_fusion.py --folds 0    # speed only
     python benchmarks/bench_deep_fusion.py --device cuda
 """
 
@@ -64,6 +68,7 @@ def parse_args():
     parser.add_argument("--fusions", default=",".join(FUSIONS))
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=10, help="timing rounds")
     return parser.parse_args()
 
 
@@ -77,11 +82,6 @@ class ThreadTimer(Callback):
     def on_epoch_end(self, net, **kwargs):
         """Record the epoch's CPU seconds."""
         net.history.record("cpu", time.thread_time() - self.start_)
-
-
-def epoch_seconds(net):
-    """Fastest epoch of a fit: (wall seconds, CPU seconds)."""
-    return min(net.history[:, "dur"]), min(net.history[:, "cpu"])
 
 
 def plain_mlp(n_params, n_features, n_classes, common):
@@ -107,7 +107,7 @@ def plain_mlp(n_params, n_features, n_classes, common):
 
 
 def main(args):
-    n_folds = args.folds or (1 if args.quick else 5)
+    n_folds = args.folds if args.folds is not None else (1 if args.quick else 5)
     epochs = args.epochs or (20 if args.quick else DEFAULTS["max_epochs"])
     fusions = args.fusions.split(",")
     torch.set_num_threads(args.threads)
@@ -131,67 +131,79 @@ def main(args):
         "modality_dropout": args.modality_dropout,
         "callbacks": [("timer", ThreadTimer())],
     }
-    folds = StratifiedKFold(5, shuffle=True, random_state=args.seed).split(X, y)
-    rows = {}
-
-    def record(name, accuracy, accuracy_missing, seconds, n_params):
-        row = rows.setdefault(name, {"acc": [], "miss": [], "sec": []})
-        row["acc"].append(accuracy)
-        row["miss"].append(accuracy_missing)
-        row["sec"].append(seconds)
-        row["params"] = n_params
-
     # The reference's size: the parameter count of the default fusion's net.
     default_net = FusionNet(
         columns, 10, DEFAULTS["fusion"], d_model=args.d_model, n_tokens=args.n_tokens
     )
     n_reference = sum(p.numel() for p in default_net.parameters())
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=args.seed).split(X, y))
 
+    def fusion_net(fusion, seed):
+        return MLPFusionClassifier(
+            blocks=data.blocks, fusion=fusion, random_state=seed, **net_params
+        ).set_params(**common)
+
+    def reference(train, seed):
+        """Return the plain MLP, its scaler and standardized training rows."""
+        scaler = StandardScaler().fit(X[train])
+        torch.manual_seed(seed)
+        mlp = plain_mlp(n_reference, X.shape[1], 10, common)
+        return mlp, scaler, scaler.transform(X[train]).astype(np.float32)
+
+    # Speed: every net trained one epoch at a time, in turn.
+    train = folds[0][0]
+    nets = {fusion: (fusion_net(fusion, 0), X[train]) for fusion in fusions}
+    mlp, _, Z_train = reference(train, 0)
+    nets[PLAIN] = (mlp, Z_train)
+    speed = {name: [] for name in nets}
+    for net, inputs in nets.values():
+        net.set_params(max_epochs=1).fit(inputs, y[train])
+    for _ in range(args.repeats):
+        for name, (net, inputs) in nets.items():
+            net.partial_fit(inputs, y[train])
+            speed[name].append((net.history[-1, "dur"], net.history[-1, "cpu"]))
+    speed = {name: np.min(times, axis=0) for name, times in speed.items()}
+    params = {
+        name: sum(p.numel() for p in net.module_.parameters())
+        for name, (net, _) in nets.items()
+    }
+
+    # Accuracy: stratified 5-fold cross-validation.
+    rows = {name: {"acc": [], "miss": []} for name in nets}
     start = time.perf_counter()
-    for fold, (train, test) in zip(range(n_folds), folds, strict=False):
+    for fold, (train, test) in enumerate(folds[:n_folds]):
         # pix missing (all NaN) in 30 % of the test rows.
         rng = np.random.default_rng(fold)
         X_missing = X[test].copy()
         missing = rng.choice(len(test), size=int(0.3 * len(test)), replace=False)
         X_missing[np.ix_(missing, pix_columns)] = np.nan
         for fusion in fusions:
-            clf = MLPFusionClassifier(
-                blocks=data.blocks, fusion=fusion, random_state=fold, **net_params
-            ).set_params(**common)
-            clf.fit(X[train], y[train])
-            record(
-                fusion,
-                clf.score(X[test], y[test]),
-                clf.score(X_missing, y[test]),
-                epoch_seconds(clf),
-                sum(p.numel() for p in clf.module_.parameters()),
-            )
-        scaler = StandardScaler().fit(X[train])
-        torch.manual_seed(fold)
-        mlp = plain_mlp(n_reference, X.shape[1], 10, common)
-        mlp.fit(scaler.transform(X[train]).astype(np.float32), y[train])
-        Z_test = scaler.transform(X[test]).astype(np.float32)
-        record(
-            PLAIN,
-            mlp.score(Z_test, y[test]),
-            np.nan,  # cannot take NaN input
-            epoch_seconds(mlp),
-            sum(p.numel() for p in mlp.module_.parameters()),
+            clf = fusion_net(fusion, fold).fit(X[train], y[train])
+            rows[fusion]["acc"].append(clf.score(X[test], y[test]))
+            rows[fusion]["miss"].append(clf.score(X_missing, y[test]))
+        mlp, scaler, Z_train = reference(train, fold)
+        mlp.fit(Z_train, y[train])
+        rows[PLAIN]["acc"].append(
+            mlp.score(scaler.transform(X[test]).astype(np.float32), y[test])
         )
+        rows[PLAIN]["miss"].append(np.nan)  # cannot take NaN input
         print(f"fold {fold} done, {time.perf_counter() - start:.0f} s", flush=True)
-        print_table(rows, fold + 1, epochs, args)
+        print_table(rows, speed, params, fold + 1, epochs, args)
+    if n_folds == 0:
+        print_table(rows, speed, params, 0, epochs, args)
 
 
-def print_table(rows, n_done, epochs, args):
-    """Print the table over the folds run so far."""
-    base_wall, base_cpu = np.min(rows[PLAIN]["sec"], axis=0)
+def print_table(rows, speed, params, n_done, epochs, args):
+    """Print accuracy over the folds run so far, and the timings."""
+    base_wall, base_cpu = speed[PLAIN]
     print()
     print(
         f"mfeat, 6 views, stratified 5-fold (seed {args.seed}), {n_done} fold(s) "
         f"run; {epochs} epochs, batch {args.batch_size}, AdamW lr {args.lr} with "
         f"cosine decay, d_model {args.d_model}, n_tokens {args.n_tokens}, "
         f"dropout {args.dropout}, modality_dropout {args.modality_dropout}; "
-        f"device {args.device}, {args.threads} thread(s)"
+        f"device {args.device}, {args.threads} thread(s); seconds per epoch: "
+        f"min of {args.repeats} interleaved rounds"
     )
     header = (
         f"{'setting':<38} {'accuracy %':>13} {'pix missing 30%':>16} "
@@ -200,13 +212,17 @@ def print_table(rows, n_done, epochs, args):
     print(header)
     print("-" * len(header))
     for name, row in rows.items():
-        acc, miss = np.array(row["acc"]) * 100, np.array(row["miss"]) * 100
-        wall, cpu = np.min(row["sec"], axis=0)
-        missing_text = "-" if np.isnan(miss).all() else f"{miss.mean():.2f}"
+        wall, cpu = speed[name]
+        if n_done:
+            acc, miss = np.array(row["acc"]) * 100, np.array(row["miss"]) * 100
+            accuracy = f"{acc.mean():>6.2f} ± {acc.std():4.2f}"
+            missing = "-" if np.isnan(miss).all() else f"{miss.mean():.2f}"
+        else:
+            accuracy = missing = "-"
         print(
-            f"{name:<38} {acc.mean():>6.2f} ± {acc.std():4.2f} {missing_text:>16} "
+            f"{name:<38} {accuracy:>13} {missing:>16} "
             f"{wall:>8.3f} {wall / base_wall:>6.2f} {cpu:>8.3f} "
-            f"{cpu / base_cpu:>6.2f} {row['params']:>7d}"
+            f"{cpu / base_cpu:>6.2f} {params[name]:>7d}"
         )
     print(flush=True)
 
