@@ -12,6 +12,9 @@ plain scikit-learn estimator over one multimodal ``X``:
   resolved blocks in :meth:`~BaseMultimodalNet.initialize_module`;
 - the module receives ``X`` standardized in float32 (NaN set to 0) and the
   boolean modality mask: ``module(X=..., mask=...)``.
+- training batches are shuffled (skorch's ``NeuralNet`` does not shuffle),
+  and every batch is read from the data set in one indexing instead of row
+  by row (:meth:`~BaseMultimodalNet.get_iterator`).
 
 The training loop, callbacks, history, devices and pickling are skorch's.
 """
