@@ -9,7 +9,9 @@ from scipy.special import softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
+from skorch.callbacks import LRScheduler
 from skorch.dataset import ValidSplit
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse.deep._base import BaseMultimodalNet
 from mmfuse.deep._data import column_statistics, standardize
@@ -38,6 +40,17 @@ class _BaseFusionNet(BaseMultimodalNet):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "modality_dropout": [Interval(Real, 0, 1, closed="left")],
     }
+
+    def get_default_callbacks(self):
+        """Return the default callbacks: skorch's, and a cosine ``"lr_scheduler"``.
+
+        The learning rate falls from ``lr`` towards 0 on a cosine over the
+        ``max_epochs`` epochs of ``fit``, and again over those of each
+        ``partial_fit`` call (a warm restart);
+        ``set_params(callbacks__lr_scheduler=None)`` keeps it constant.
+        """
+        schedule = LRScheduler(CosineAnnealingWarmRestarts, T_0=self.max_epochs)
+        return [*super().get_default_callbacks(), ("lr_scheduler", schedule)]
 
     @abstractmethod
     def _n_outputs(self):
@@ -105,7 +118,7 @@ _SHARED_PARAMETERS = """\
         The modality blocks, in any form :func:`~mmfuse.resolve_blocks`
         accepts.
     fusion : {"concat", "attention", "cross_attention", "co_attention", \
-"gated", "late"}, default="attention"
+"gated", "late"}, default="late"
         How the modality encodings are fused:
 
         - ``"concat"``: early fusion, the tokens side by side into the head;
@@ -135,8 +148,11 @@ _SHARED_PARAMETERS = """\
         The torch optimizer class; set its parameters with
         ``set_params(optimizer__weight_decay=...)``.
     lr : float, default=2e-3
-        Learning rate.
-    max_epochs : int, default=40
+        Initial learning rate, annealed towards 0 on a cosine over the
+        ``max_epochs`` epochs of each ``fit`` or ``partial_fit`` call (the
+        default callback ``"lr_scheduler"``;
+        ``set_params(callbacks__lr_scheduler=None)`` keeps it constant).
+    max_epochs : int, default=60
         Training epochs.
     batch_size : int, default=64
         Mini-batch size; -1 for the whole data set. Predictions do not
@@ -157,11 +173,13 @@ _SHARED_PARAMETERS = """\
 
 _NOTES = """\
     Each modality (block) goes through its own encoder (an :class:`MLP` by
-    default) into ``n_tokens`` tokens of width ``d_model`` plus a learned
-    modality-type embedding; the fusion step combines them and an MLP head
-    predicts. Columns are standardized inside the net with the mean and
-    standard deviation of their observed training values, so pass raw
-    features.
+    default) into ``n_tokens`` tokens of width ``d_model`` (plus a learned
+    modality-type embedding for the attention fusions); the fusion step
+    combines them and an MLP head (one a modality for ``"late"``) predicts.
+    Training batches are shuffled and the learning rate decays on a cosine
+    (the ``"lr_scheduler"`` callback). Columns are standardized inside the
+    net with the mean and standard deviation of their observed training
+    values, so pass raw features.
 
     A row whose block is entirely NaN lacks that modality: it is masked out
     of attention (``key_padding_mask``), gates and late averages, and never
@@ -201,7 +219,7 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         self,
         blocks="auto",
         *,
-        fusion="attention",
+        fusion="late",
         d_model=32,
         n_tokens=4,
         n_heads=4,
@@ -210,7 +228,7 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         modality_dropout=0.0,
         optimizer=torch.optim.AdamW,
         lr=2e-3,
-        max_epochs=40,
+        max_epochs=60,
         batch_size=64,
         train_split=_STRATIFIED_SPLIT,
         callbacks=None,
@@ -288,7 +306,7 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         self,
         blocks="auto",
         *,
-        fusion="attention",
+        fusion="late",
         d_model=32,
         n_tokens=4,
         n_heads=4,
@@ -297,7 +315,7 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         modality_dropout=0.0,
         optimizer=torch.optim.AdamW,
         lr=2e-3,
-        max_epochs=40,
+        max_epochs=60,
         batch_size=64,
         train_split=_SPLIT,
         callbacks=None,

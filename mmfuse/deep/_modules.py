@@ -1,7 +1,7 @@
 """Torch building blocks shared by the deep models (no scikit-learn logic)."""
 
 import math
-from itertools import combinations
+from itertools import combinations, pairwise
 
 import torch
 from torch import nn
@@ -78,80 +78,139 @@ class ModalityDropout(nn.Module):
         """Return the mask with dropped modalities set to False."""
         if not self.training or self.p == 0:
             return mask
-        keep = mask & (torch.rand(mask.shape, device=mask.device) >= self.p)
-        emptied = mask.any(dim=1) & ~keep.any(dim=1)
-        # Restore one random present modality in rows that lost them all.
-        pick = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
-        restore = nn.functional.one_hot(pick.argmax(dim=1), mask.shape[1]).bool()
-        return keep | (restore & emptied[:, None])
+        draw = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
+        # Keep a modality whose draw reaches p, and the present modality with
+        # the highest draw: a random one in rows that would lose them all.
+        return mask & ((draw >= self.p) | (draw == draw.amax(dim=1, keepdim=True)))
+
+
+class BlockLinear(nn.Module):
+    """One linear layer per block of input columns, computed without padding.
+
+    Maps ``(batch, n_features)`` to ``(n_blocks, batch, out_features)``:
+    block ``b`` is the product of its own columns with its own weights. The
+    weights of all blocks are rows of one matrix (so the optimizer sees one
+    tensor), read by views; the input columns are read by views too when
+    every block is a range of consecutive columns, else gathered once.
+    Initialized like :class:`torch.nn.Linear`, block by block.
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each block in the input.
+    out_features : int
+        Output width, the same for every block.
+    """
+
+    def __init__(self, blocks, out_features):
+        super().__init__()
+        columns = [torch.as_tensor(list(block), dtype=torch.long) for block in blocks]
+        self.widths = [len(c) for c in columns]
+        order = torch.cat(columns)
+        self.offsets = torch.cumsum(torch.tensor([0, *self.widths[:-1]]), 0).tolist()
+        self.consecutive = all(
+            torch.equal(c, torch.arange(c[0], c[0] + len(c))) for c in columns
+        )
+        if self.consecutive:  # read block b at its own first column
+            self.starts = [int(c[0]) for c in columns]
+            self.register_buffer("order", None)
+        else:  # gather the blocks' columns side by side first
+            self.starts = self.offsets
+            self.register_buffer("order", order, persistent=False)
+        self.weight = nn.Parameter(torch.empty(len(order), out_features))
+        self.bias = nn.Parameter(torch.empty(len(columns), 1, out_features))
+        for b, (offset, width) in enumerate(
+            zip(self.offsets, self.widths, strict=True)
+        ):
+            bound = 1 / math.sqrt(width)
+            nn.init.uniform_(self.weight[offset : offset + width], -bound, bound)
+            nn.init.uniform_(self.bias[b], -bound, bound)
+
+    def forward(self, x):
+        """Map ``x`` (batch, n_features) to (n_blocks, batch, out_features)."""
+        if self.order is not None:
+            x = x.index_select(1, self.order)
+        # One split of the weight (its backward is one concatenation).
+        weights = self.weight.split(self.widths)
+        products = [
+            x.narrow(1, start, width) @ weight
+            for start, width, weight in zip(
+                self.starts, self.widths, weights, strict=True
+            )
+        ]
+        return torch.stack(products) + self.bias
 
 
 class GroupedLinear(nn.Module):
     """One linear layer per group, applied to all groups in one batched product.
 
-    Maps ``(n_groups, batch, max_in)`` to ``(n_groups, batch, out_features)``;
-    group ``g`` uses its first ``in_features[g]`` inputs (the rest is padding,
-    expected to be 0). Initialized like :class:`torch.nn.Linear`.
+    Maps ``(n_groups, batch, in_features)`` to ``(n_groups, batch,
+    out_features)``. Initialized like :class:`torch.nn.Linear`.
 
     Parameters
     ----------
-    in_features : sequence of int
-        Input width of each group.
+    n_groups : int
+        Number of groups.
+    in_features : int
+        Input width of every group.
     out_features : int
-        Output width, the same for every group.
+        Output width of every group.
     """
 
-    def __init__(self, in_features, out_features):
+    def __init__(self, n_groups, in_features, out_features):
         super().__init__()
-        n_groups, widest = len(in_features), max(in_features)
-        self.weight = nn.Parameter(torch.empty(n_groups, widest, out_features))
-        self.bias = nn.Parameter(torch.empty(n_groups, out_features))
-        for g, width in enumerate(in_features):
-            bound = 1 / math.sqrt(width)
-            nn.init.uniform_(self.weight[g], -bound, bound)
-            nn.init.uniform_(self.bias[g], -bound, bound)
-            self.weight.data[g, width:] = 0
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(
+            torch.empty(n_groups, in_features, out_features).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(
+            torch.empty(n_groups, 1, out_features).uniform_(-bound, bound)
+        )
 
     def forward(self, x):
-        """Map ``x`` (n_groups, batch, max_in) to (n_groups, batch, out)."""
-        return torch.baddbmm(self.bias[:, None, :], x, self.weight)
+        """Map ``x`` (n_groups, batch, in) to (n_groups, batch, out)."""
+        return torch.baddbmm(self.bias, x, self.weight)
 
 
-class GroupedMLP(nn.Module):
-    """The default encoders: one :class:`MLP` per modality, computed together.
+class GroupedMLP(nn.Sequential):
+    """One :class:`MLP` per group, all computed together.
+
+    Maps ``(batch, n_features)`` (when ``blocks`` gives each group's columns)
+    or ``(n_groups, batch, in_features)`` (when ``blocks`` is the number of
+    groups and every group has ``in_features`` inputs) to ``(n_groups, batch,
+    out_features)``.
 
     Parameters
     ----------
-    blocks : list of sequence of int
-        Column positions of each modality in the input.
+    blocks : list of sequence of int, or int
+        Column positions of each group's inputs, or the number of groups.
     out_features : int
-        Output width of every encoder.
+        Output width of every group.
     hidden : sequence of int, default=(128,)
         Hidden widths.
     dropout : float, default=0.0
         Dropout after each hidden activation.
+    in_features : int, default=None
+        Input width of every group, when ``blocks`` is an int.
     """
 
-    def __init__(self, blocks, out_features, hidden=(128,), dropout=0.0):
-        super().__init__()
-        widths = [len(block) for block in blocks]
-        n_columns = 1 + max(max(block) for block in blocks)
-        # Padded column positions; position n_columns reads an appended 0.
-        index = torch.full((len(blocks), max(widths)), n_columns, dtype=torch.long)
-        for m, block in enumerate(blocks):
-            index[m, : len(block)] = torch.as_tensor(block, dtype=torch.long)
-        self.register_buffer("index", index, persistent=False)
-        layers = []
-        for width in hidden:
-            layers += [GroupedLinear(widths, width), nn.ReLU(), nn.Dropout(dropout)]
-            widths = [width] * len(blocks)
-        layers.append(GroupedLinear(widths, out_features))
-        self.layers = nn.Sequential(*layers)
-
-    def forward(self, X):
-        """Encode ``X`` (batch, n_features) into (batch, n_modalities, out)."""
-        padded = torch.cat([X, X.new_zeros(len(X), 1)], dim=1)[:, self.index]
-        return self.layers(padded.transpose(0, 1)).transpose(0, 1)
+    def __init__(
+        self, blocks, out_features, hidden=(128,), dropout=0.0, in_features=None
+    ):
+        widths = [*hidden, out_features]
+        if isinstance(blocks, int):
+            n_groups = blocks
+            layers = [GroupedLinear(n_groups, in_features, widths[0])]
+        else:
+            n_groups = len(blocks)
+            layers = [BlockLinear(blocks, widths[0])]
+        for width_in, width_out in pairwise(widths):
+            layers += [
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                GroupedLinear(n_groups, width_in, width_out),
+            ]
+        super().__init__(*layers)
 
 
 class ModalityEncoders(nn.ModuleList):
@@ -187,13 +246,12 @@ class ModalityEncoders(nn.ModuleList):
             )
 
     def forward(self, X):
-        """Encode ``X`` (batch, n_features) into (batch, n_modalities, out)."""
+        """Encode ``X`` (batch, n_features) into (n_modalities, batch, out)."""
         return torch.stack(
             [
                 encoder(X[:, getattr(self, f"columns{m}")])
                 for m, encoder in enumerate(self)
-            ],
-            dim=1,
+            ]
         )
 
 
@@ -255,8 +313,10 @@ class FusionNet(nn.Module):
     """Per-modality encoders into tokens, a fusion step, and an MLP head.
 
     Each modality is encoded into ``n_tokens`` tokens of width ``d_model``
-    plus a learned modality-type embedding; the tokens of a missing modality
-    are zero and masked out. A learned CLS token joins the tokens of the
+    (plus, for the attention fusions, where tokens of all modalities mix, a
+    learned modality-type embedding). A missing modality is left out: its
+    tokens are zeroed (``"concat"``) or masked out of attention, gates and
+    late averages. A learned CLS token joins the tokens of the
     attention fusions as a key every query may attend to, so a query always
     has one (e.g. the tokens of a lone modality in cross-attention).
 
@@ -267,7 +327,7 @@ class FusionNet(nn.Module):
     n_outputs : int
         Output width (classes or targets).
     fusion : {"concat", "attention", "cross_attention", "co_attention", \
-"gated", "late"}, default="attention"
+"gated", "late"}, default="late"
         How the modality tokens are fused:
 
         - ``"concat"``: the tokens of all modalities side by side into the head;
@@ -310,7 +370,7 @@ class FusionNet(nn.Module):
         self,
         blocks,
         n_outputs,
-        fusion="attention",
+        fusion="late",
         d_model=32,
         n_tokens=4,
         n_heads=4,
@@ -335,21 +395,20 @@ class FusionNet(nn.Module):
             self.encoders = ModalityEncoders(
                 blocks, width, encoders, encoder_hidden, dropout
             )
-        self.type_embedding = nn.Parameter(torch.randn(n_modalities, 1, d_model) * 0.02)
         self.modality_dropout = ModalityDropout(modality_dropout)
         if fusion == "concat":
             self.head = MLP(n_modalities * width, n_outputs, head_hidden, dropout)
         elif fusion == "late":
             self.heads = GroupedMLP(
-                [range(m * width, (m + 1) * width) for m in range(n_modalities)],
-                n_outputs,
-                head_hidden,
-                dropout,
+                n_modalities, n_outputs, head_hidden, dropout, in_features=width
             )
         elif fusion == "gated":
             self.gate = MLP(d_model, 1, (d_model,))
             self.head = MLP(d_model, n_outputs, head_hidden, dropout)
         else:
+            self.type_embedding = nn.Parameter(
+                torch.randn(n_modalities, 1, 1, d_model) * 0.02
+            )
             self.cls = nn.Parameter(torch.randn(1, 1, d_model) * 0.02)
             n_blocks = 2 * n_layers if fusion == "co_attention" else n_layers
             self.blocks = nn.ModuleList(
@@ -370,14 +429,24 @@ class FusionNet(nn.Module):
             self.register_buffer("structure", torch.stack(structure), persistent=False)
 
     def _tokens(self, X, mask):
-        """Encode each modality: (batch, n_modalities, n_tokens, d_model)."""
-        tokens = self.encoders(X).view(len(X), -1, self.n_tokens, self.d_model)
-        return (tokens + self.type_embedding) * mask[:, :, None, None]
+        """Encode each modality: (n_modalities, batch, n_tokens, d_model)."""
+        tokens = self.encoders(X).view(len(mask.T), len(X), self.n_tokens, -1)
+        if self.fusion in ("late", "gated"):  # they weigh absent modalities 0
+            return tokens
+        if self.fusion != "concat":
+            tokens = tokens + self.type_embedding
+        return tokens * mask.T[:, :, None, None]
 
     def _attend(self, tokens, mask, need_weights=False):
         """Run the attention blocks; return the readout, weights and key mask."""
         batch = len(mask)
-        x = torch.cat([self.cls.expand(batch, -1, -1), tokens.flatten(1, 2)], dim=1)
+        x = torch.cat(
+            [
+                self.cls.expand(batch, -1, -1),
+                tokens.transpose(0, 1).reshape(batch, -1, self.d_model),
+            ],
+            dim=1,
+        )
         present = torch.cat(
             [mask.new_ones(batch, 1), mask.repeat_interleave(self.n_tokens, dim=1)],
             dim=1,
@@ -394,20 +463,24 @@ class FusionNet(nn.Module):
         count = present[:, 1:].sum(1, keepdim=True).clamp_min(1)
         return pooled / count, weights, present
 
+    def _gates(self, summary, mask):
+        """Softmax gates (batch, n_modalities) from the modality summaries."""
+        return masked_softmax(self.gate(summary).squeeze(-1).T, mask)
+
     def forward(self, X, mask):
         """Return the outputs (batch, n_outputs) from ``X`` and the ``mask``."""
         mask = self.modality_dropout(mask)
         tokens = self._tokens(X, mask)
         if self.fusion == "concat":
-            return self.head(tokens.flatten(1))
+            return self.head(tokens.transpose(0, 1).flatten(1))
         if self.fusion == "late":
-            outputs = self.heads(tokens.flatten(1))
+            outputs = self.heads(tokens.flatten(2))
             share = mask / mask.sum(1, keepdim=True).clamp_min(1)
-            return (outputs * share[:, :, None]).sum(1)
+            return torch.einsum("mbo,bm->bo", outputs, share)
         if self.fusion == "gated":
             summary = tokens.mean(2)
-            gates = masked_softmax(self.gate(summary).squeeze(-1), mask)
-            return self.head((gates[:, :, None] * summary).sum(1))
+            gates = self._gates(summary, mask)
+            return self.head(torch.einsum("mbd,bm->bd", summary, gates))
         return self.head(self._attend(tokens, mask)[0])
 
     def modality_weights(self, X, mask):
@@ -429,7 +502,7 @@ class FusionNet(nn.Module):
             return mask / mask.sum(1, keepdim=True).clamp_min(1)
         tokens = self._tokens(X, mask)
         if self.fusion == "gated":
-            return masked_softmax(self.gate(tokens.mean(2)).squeeze(-1), mask)
+            return self._gates(tokens.mean(2), mask)
         _, weights, present = self._attend(tokens, mask, need_weights=True)
         if self.cls_token:
             received = weights[:, 0, 1:]

@@ -13,7 +13,23 @@ from skorch.callbacks import EarlyStopping
 
 from mmfuse.datasets import make_multiview
 from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor
-from mmfuse.deep._modules import FUSIONS, FusionNet, ModalityDropout, masked_softmax
+from mmfuse.deep._modules import (
+    FUSIONS,
+    FusionNet,
+    GroupedMLP,
+    ModalityDropout,
+    masked_softmax,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    # Tiny nets run faster on one thread, and the machine may be shared.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 TINY = {"d_model": 8, "n_tokens": 2, "n_heads": 2, "verbose": 0, "random_state": 0}
 
@@ -43,7 +59,7 @@ def test_init_only_stores_and_prefixed_params_survive_clone():
 
 def test_prefixed_params_reach_module_optimizer_and_callbacks(data):
     X, y, _ = data
-    clf = classifier().set_params(
+    clf = classifier(fusion="attention").set_params(
         module__head_hidden=(7,),
         optimizer__weight_decay=0.25,
         callbacks__print_log=None,
@@ -118,6 +134,33 @@ def test_early_stopping_with_default_validation_split(data):
     assert np.isfinite(clf.history[:, "valid_loss"]).all()
 
 
+def test_training_batches_are_shuffled_and_read_whole(data):
+    X, y, _ = data
+    clf = classifier(batch_size=50).fit(X, y)
+    dataset = clf.get_dataset(clf._module_input(X), y)
+    batches = [batch for batch, _ in clf.get_iterator(dataset, training=True)]
+    assert [len(batch["X"]) for batch in batches] == [50, 50, 20]
+    rows = torch.cat([batch["X"] for batch in batches]).numpy()
+    expected = dataset.X["X"]
+    assert not np.array_equal(rows, expected)  # shuffled, not in order
+    np.testing.assert_array_equal(np.sort(rows, axis=0), np.sort(expected, axis=0))
+    in_order = classifier().set_params(iterator_train__shuffle=False).fit(X, y)
+    batch, _ = next(iter(in_order.get_iterator(dataset, training=True)))
+    np.testing.assert_array_equal(batch["X"].numpy(), expected[:64])
+
+
+def test_learning_rate_decays_on_a_cosine_and_restarts(data):
+    X, y, _ = data
+    clf = classifier(max_epochs=4, lr=0.01).fit(X, y)
+    expected = [0.01 * (1 + np.cos(np.pi * t / 4)) / 2 for t in range(4)]
+    np.testing.assert_allclose(clf.history[:, "event_lr"], expected)
+    clf.partial_fit(X, y)  # a warm restart: the same decay again
+    np.testing.assert_allclose(clf.history[:, "event_lr"], expected * 2)
+    constant = classifier(lr=0.01).set_params(callbacks__lr_scheduler=None).fit(X, y)
+    assert "event_lr" not in constant.history[-1]
+    assert constant.optimizer_.param_groups[0]["lr"] == 0.01
+
+
 def test_verbose_prints_epochs_and_zero_is_silent(data, capsys):
     X, y, _ = data
     classifier(verbose=0).fit(X, y)
@@ -130,7 +173,7 @@ def test_verbose_prints_epochs_and_zero_is_silent(data, capsys):
 
 def test_partial_fit_continues_training(data):
     X, y, _ = data
-    clf = classifier(max_epochs=1).partial_fit(X, y)
+    clf = classifier(fusion="concat", max_epochs=1).partial_fit(X, y)
     weights = clf.module_.head[-1].weight.detach().clone()
     clf.partial_fit(X, y)
     assert len(clf.history) == 2
@@ -219,6 +262,23 @@ def test_modality_dropout_module():
     assert torch.equal(layer.eval()(mask), mask)
 
 
+def test_grouped_mlp_is_one_mlp_per_block():
+    # Blocks out of order, not consecutive, of different widths.
+    blocks = [[4, 0, 7], [1, 2], [3, 5, 6, 8]]
+    torch.manual_seed(0)
+    grouped = GroupedMLP(blocks, 3, hidden=(5,)).eval()
+    X = torch.randn(6, 9)
+    first, _, _, second = grouped
+    expected = []
+    for b, block in enumerate(blocks):
+        rows = slice(first.offsets[b], first.offsets[b] + len(block))
+        hidden = torch.relu(X[:, block] @ first.weight[rows] + first.bias[b])
+        expected.append(hidden @ second.weight[b] + second.bias[b])
+    torch.testing.assert_close(grouped(X), torch.stack(expected))
+    consecutive = GroupedMLP([range(0, 4), range(4, 9)], 3, hidden=())
+    assert consecutive[0].order is None and grouped[0].order is not None
+
+
 def test_masked_softmax_is_nan_free():
     logits = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
     mask = torch.tensor([[True, False, True], [False, False, False]])
@@ -265,7 +325,7 @@ def test_custom_encoder_per_modality(data):
 def test_parameter_errors(data):
     X, y, _ = data
     with pytest.raises(ValueError, match="d_model=10 is not divisible by n_heads=4"):
-        classifier(d_model=10, n_heads=4).fit(X, y)
+        classifier(fusion="attention", d_model=10, n_heads=4).fit(X, y)
     classifier(fusion="gated", d_model=10, n_heads=4).fit(X, y)  # no attention
     with pytest.raises(ValueError, match="'fusion' parameter of MLPFusionClassifier"):
         classifier(fusion="sum").fit(X, y)
