@@ -9,6 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from skorch.callbacks import Callback
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from mmfuse._blocks import modality_position
 from mmfuse.deep._base import BaseMultimodalNet
@@ -375,6 +376,70 @@ class MultimodalVAE(
         """
         self.criterion_ = NegativeELBO(beta=self.beta)
         return self
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """Optimizer arguments; Adam and AdamW run fused (skorch hook).
+
+        torch's fused Adam/AdamW kernels update all parameters at once, several
+        times faster than the per-tensor loop on CPU. They are used unless
+        ``optimizer__fused`` or ``optimizer__foreach`` is set, or the device
+        is neither CPU nor CUDA.
+
+        Parameters
+        ----------
+        prefix : str
+            The optimizer's name, ``"optimizer"``.
+        named_parameters : iterable of (str, Parameter)
+            The parameters to optimize.
+
+        Returns
+        -------
+        args : tuple
+            The parameter groups.
+        kwargs : dict
+            The optimizer's keyword arguments.
+        """
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        fusable = torch.device(self.device).type in ("cpu", "cuda")
+        if (
+            fusable
+            and self.optimizer in (torch.optim.Adam, torch.optim.AdamW)
+            and not {"fused", "foreach"} & kwargs.keys()
+        ):
+            kwargs["fused"] = True
+        return args, kwargs
+
+    def get_iterator(self, dataset, training=False):
+        """Mini-batches of ``dataset``, shuffled in training (skorch hook).
+
+        Each batch is read with one indexing of the arrays rather than row
+        by row. Training batches are drawn in a new random order every
+        epoch (from ``random_state``) unless ``iterator_train__shuffle=False``;
+        other ``iterator_train__``/``iterator_valid__`` settings go to the
+        :class:`~torch.utils.data.DataLoader`.
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            The data, indexable by a list of rows.
+        training : bool, default=False
+            Whether the batches are for training.
+
+        Returns
+        -------
+        iterator : torch.utils.data.DataLoader
+            Yields one batch at a time.
+        """
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        batch_size = kwargs.pop("batch_size", self.batch_size)
+        if batch_size == -1:
+            batch_size = len(dataset)
+        shuffle = kwargs.pop("shuffle", training)
+        rows = (RandomSampler if shuffle else SequentialSampler)(dataset)
+        batches = BatchSampler(
+            rows, batch_size, drop_last=kwargs.pop("drop_last", False)
+        )
+        return DataLoader(dataset, sampler=batches, batch_size=None, **kwargs)
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Negative ELBO of the batch (the module's output holds its terms).
