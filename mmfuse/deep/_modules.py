@@ -609,7 +609,8 @@ class MultimodalVAEModule(nn.Module):
         Per modality, a class or factory ``f(in_features, out_features)``
         returning an ``nn.Module``, or None for the default :class:`MLP`.
         Encoders output ``2 * latent_dim`` values (means, then log
-        variances).
+        variances). With no encoder given, the default encoders are one
+        :class:`GroupedMLP` (the MLP head's), else :class:`ModalityEncoders`.
     dropout : float, default=0.0
         Dropout of the default MLPs.
     """
@@ -634,7 +635,8 @@ class MultimodalVAEModule(nn.Module):
         self.register_buffer(
             "columns", torch.as_tensor([int(c) for block in blocks for c in block])
         )
-        # The encoders read the blocks' columns side by side (see _encode).
+        # The encoders get the blocks' columns side by side (see _encode):
+        # columns in no block never reach them.
         bounds = [0, *accumulate(self.widths)]
         local = [range(a, b) for a, b in pairwise(bounds)]
         if encoders is None or all(encoder is None for encoder in encoders):
