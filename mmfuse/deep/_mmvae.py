@@ -126,13 +126,16 @@ class MultimodalVAE(
         Dropout in the default MLPs.
     optimizer : callable, default=torch.optim.AdamW
         The torch optimizer class; set its parameters with
-        ``set_params(optimizer__weight_decay=...)``.
+        ``set_params(optimizer__weight_decay=...)``. Adam and AdamW use
+        torch's fused implementation unless ``optimizer__fused`` or
+        ``optimizer__foreach`` is set.
     lr : float, default=1e-3
         Learning rate.
     max_epochs : int, default=100
         Training epochs.
     batch_size : int, default=128
-        Mini-batch size; -1 for the whole data set.
+        Mini-batch size; -1 for the whole data set. Training batches are
+        drawn in a new random order every epoch.
     train_split : callable or None, default=None
         skorch's internal validation split (e.g. ``ValidSplit(5)``) for a
         ``valid_loss`` and early stopping; None trains on all the data.

@@ -1,7 +1,7 @@
 """Torch building blocks shared by the deep models (no scikit-learn logic)."""
 
 import math
-from itertools import combinations, pairwise
+from itertools import accumulate, combinations, pairwise
 
 import torch
 from torch import nn
@@ -682,7 +682,8 @@ class MultimodalVAEModule(nn.Module):
         Per modality, a class or factory ``f(in_features, out_features)``
         returning an ``nn.Module``, or None for the default :class:`MLP`.
         Encoders output ``2 * latent_dim`` values (means, then log
-        variances).
+        variances). With no encoder given, the default encoders are one
+        :class:`GroupedMLP` (the MLP head's), else :class:`ModalityEncoders`.
     dropout : float, default=0.0
         Dropout of the default MLPs.
     """
@@ -707,10 +708,16 @@ class MultimodalVAEModule(nn.Module):
         self.register_buffer(
             "columns", torch.as_tensor([int(c) for block in blocks for c in block])
         )
-        self.encoders = nn.ModuleList(
-            (f or _default_mlp(hidden, dropout))(w, 2 * latent_dim)
-            for w, f in zip(self.widths, encoders or [None] * n, strict=True)
-        )
+        # The encoders get the blocks' columns side by side (see _encode):
+        # columns in no block never reach them.
+        bounds = [0, *accumulate(self.widths)]
+        local = [range(a, b) for a, b in pairwise(bounds)]
+        if encoders is None or all(encoder is None for encoder in encoders):
+            self.encoders = GroupedMLP(local, 2 * latent_dim, hidden, dropout)
+        else:
+            self.encoders = ModalityEncoders(
+                local, 2 * latent_dim, encoders, hidden, dropout
+            )
         self.decoders = nn.ModuleList(
             (f or _default_mlp(hidden[::-1], dropout))(latent_dim, w)
             for w, f in zip(self.widths, decoders or [None] * n, strict=True)
@@ -736,9 +743,7 @@ class MultimodalVAEModule(nn.Module):
 
     def _encode(self, X):
         """Encode each modality: means, log variances ``(modality, batch, latent)``."""
-        out = torch.stack(
-            [enc(xm) for enc, xm in zip(self.encoders, self._split(X), strict=True)]
-        )
+        out = self.encoders(X.index_select(-1, self.columns))
         mu, logvar = out.chunk(2, dim=-1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 

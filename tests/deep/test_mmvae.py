@@ -17,6 +17,8 @@ from mmfuse.deep import KLWarmup, MultimodalVAE
 from mmfuse.deep._modules import (
     LIKELIHOODS,
     MLP,
+    GroupedMLP,
+    ModalityEncoders,
     MultimodalVAEModule,
     kl_standard_normal,
     mixture_weights,
@@ -389,6 +391,7 @@ def test_per_modality_modules_and_scales(data):
     ).set_params(module__encoder={"a": Linear}, module__decoder=Linear)
     vae.fit(X)
     module = vae.module_
+    assert isinstance(module.encoders, ModalityEncoders)
     assert isinstance(module.encoders[0], Linear)
     assert isinstance(module.encoders[1], MLP)
     assert all(isinstance(d, Linear) for d in module.decoders)
@@ -434,3 +437,39 @@ def test_cuda_matches_shapes(data):
     vae = MultimodalVAE(blocks=WIDTHS, device="cuda", **TINY).fit(with_missing(X))
     assert np.isfinite(vae.transform(with_missing(X))).all()
     assert np.isfinite(vae.score(X))
+
+
+def test_default_encoders_are_the_grouped_mlp_of_the_fusion_head(fitted):
+    assert isinstance(fitted.module_.encoders, GroupedMLP)
+
+
+def test_training_batches_are_shuffled_unless_asked_not_to(data):
+    X, _ = data
+    vae = MultimodalVAE(blocks=WIDTHS, batch_size=16, **TINY).fit(X)
+    dataset = vae.get_dataset(vae._module_input(X))
+    first = {
+        training: next(iter(vae.get_iterator(dataset, training=training)))[0]["X"]
+        for training in (True, False)
+    }
+    assert first[True].shape == first[False].shape == (16, 12)
+    torch.testing.assert_close(first[False], torch.as_tensor(dataset.X["X"][:16]))
+    assert not torch.equal(first[True], first[False])
+    in_order = clone(vae).set_params(iterator_train__shuffle=False)
+    in_order = next(iter(in_order.get_iterator(dataset, training=True)))[0]["X"]
+    torch.testing.assert_close(in_order, first[False])
+
+
+@pytest.mark.parametrize(
+    "optimizer, params, fused",
+    [
+        (torch.optim.AdamW, {}, True),
+        (torch.optim.Adam, {}, True),
+        (torch.optim.AdamW, {"optimizer__foreach": False}, None),
+        (torch.optim.SGD, {}, None),
+    ],
+)
+def test_adam_is_fused_unless_set_otherwise(optimizer, params, fused, data):
+    X, _ = data
+    vae = MultimodalVAE(blocks=WIDTHS, optimizer=optimizer, **TINY)
+    vae.set_params(**params).fit(X)
+    assert vae.optimizer_.defaults.get("fused") is fused
