@@ -44,13 +44,15 @@ def _kernel(task: str):
 def _probabilistic(task: str):
     """Return a member for a soft vote: a calibrated kernel machine.
 
-    The SVC's probabilities come from temperature scaling of its 5-fold
+    The SVC's probabilities come from temperature scaling of its 3-fold
     out-of-fold scores (one parameter for all classes; as accurate as a
     sigmoid a class here, and several times cheaper to fit). Regression has
     no probabilities: a linear model.
     """
     if task == "classification":
-        svc = CalibratedClassifierCV(SVC(C=10.0), method="temperature", ensemble=False)
+        svc = CalibratedClassifierCV(
+            SVC(C=10.0), method="temperature", cv=3, ensemble=False
+        )
         return make_pipeline(StandardScaler(), svc)
     return make_pipeline(StandardScaler(), _linear(task))
 
@@ -153,14 +155,21 @@ def default_strategies(blocks, task="classification", *, random_state=None):
         ),
     ]
     # A kernel machine a modality, stacked with a neighbours member a
-    # modality (stacking) or with an early-fusion member (hierarchical).
+    # modality (stacking) or with an early-fusion member (hierarchical). The
+    # stacker learns from 3-fold out-of-fold outputs: on mfeat as accurate as
+    # 5-fold for stacking, and much cheaper with these many members.
     kernels = [
         (name, make_pipeline(StandardScaler(), _kernel(task)), name)
         for name in modalities
     ]
     neighbours = [(f"{name}_nn", _neighbours(task), name) for name in modalities]
     early = make_early_fusion(_kernel(task), widths, block_scaling=True)
-    stack = {"blocks": blocks, "voting": "stack", "final_estimator": _stacker(task)}
+    stack = {
+        "blocks": blocks,
+        "voting": "stack",
+        "final_estimator": _stacker(task),
+        "cv": 3,
+    }
     strategies += [
         ("stacking", "stacking", late([*kernels, *neighbours], **stack)),
         (
