@@ -4,6 +4,7 @@ import importlib
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import KFold, StratifiedKFold, check_cv, cross_validate
@@ -30,19 +31,52 @@ def _optional(module: str, name: str):
 
 
 def _kernel(task: str):
-    """Return an RBF kernel machine (targets standardized for regression)."""
+    """Return an RBF kernel machine (targets standardized for regression).
+
+    The classifier's ``decision_function`` gives its one-vs-one scores, which
+    keep more for a stacker than their one-vs-rest summary.
+    """
     if task == "classification":
-        return SVC(C=10.0)
+        return SVC(C=10.0, decision_function_shape="ovo")
     return make_pipeline(StandardScaler(), SVR())
 
 
+def _probabilistic(task: str):
+    """Return a member for a soft vote: a calibrated kernel machine.
+
+    The SVC's probabilities come from temperature scaling of its 3-fold
+    out-of-fold scores (one parameter for all classes; as accurate as a
+    sigmoid a class here, and several times cheaper to fit). Regression has
+    no probabilities: a linear model.
+    """
+    if task == "classification":
+        svc = CalibratedClassifierCV(
+            SVC(C=10.0), method="temperature", cv=3, ensemble=False
+        )
+        return make_pipeline(StandardScaler(), svc)
+    return make_pipeline(StandardScaler(), _linear(task))
+
+
 def _neighbours(task: str):
-    """Return a cheap probabilistic member for stacking: weighted 10-NN."""
+    """Return a cheap member unlike the kernel machine: weighted 10-NN."""
     if task == "classification":
         return make_pipeline(
             StandardScaler(), KNeighborsClassifier(10, weights="distance")
         )
     return make_pipeline(StandardScaler(), KNeighborsRegressor(10, weights="distance"))
+
+
+def _stacker(task: str):
+    """Return the final estimator of the default stacks.
+
+    For classification, a logistic regression on standardized member
+    outputs (one-vs-one scores and probabilities differ in scale), with a
+    strong penalty against the many correlated columns; for regression, the
+    late-fusion default (:class:`~sklearn.linear_model.RidgeCV`).
+    """
+    if task == "classification":
+        return make_pipeline(StandardScaler(), _linear(task, 0.1))
+    return None
 
 
 def _linear(task: str, C: float = 1.0):
@@ -115,32 +149,33 @@ def default_strategies(blocks, task="classification", *, random_state=None):
             "late:soft" if classify else "late:mean",
             "late",
             late(
-                [
-                    (name, make_pipeline(StandardScaler(), _linear(task, 0.1)), name)
-                    for name in modalities
-                ],
+                [(name, _probabilistic(task), name) for name in modalities],
                 blocks=blocks,
             ),
         ),
     ]
-    neighbours = [(name, _neighbours(task), name) for name in modalities]
+    # A kernel machine a modality, stacked with a neighbours member a
+    # modality (stacking) or with an early-fusion member (hierarchical). The
+    # stacker learns from 3-fold out-of-fold outputs: on mfeat as accurate as
+    # 5-fold for stacking, and much cheaper with these many members.
+    kernels = [
+        (name, make_pipeline(StandardScaler(), _kernel(task)), name)
+        for name in modalities
+    ]
+    neighbours = [(f"{name}_nn", _neighbours(task), name) for name in modalities]
+    early = make_early_fusion(_kernel(task), widths, block_scaling=True)
+    stack = {
+        "blocks": blocks,
+        "voting": "stack",
+        "final_estimator": _stacker(task),
+        "cv": 3,
+    }
     strategies += [
-        ("stacking", "stacking", late(neighbours, blocks=blocks, voting="stack")),
+        ("stacking", "stacking", late([*kernels, *neighbours], **stack)),
         (
             "hierarchical",
             "hierarchical",
-            late(
-                [
-                    *neighbours,
-                    (
-                        "early",
-                        make_early_fusion(_linear(task), widths, block_scaling=True),
-                        modalities,
-                    ),
-                ],
-                blocks=blocks,
-                voting="stack",
-            ),
+            late([*kernels, ("early", early, modalities)], **stack),
         ),
     ]
     strategies += _subspace_strategies(blocks, task)
@@ -354,8 +389,8 @@ def compare_fusion(
     ... )
     >>> table[["strategy", "family", "mean_accuracy"]].round(3)
          strategy  family  mean_accuracy
-    0  single:kar  single          0.940
-    1   late:soft    late          0.930
+    0   late:soft    late          0.944
+    1  single:kar  single          0.940
     2  single:zer  single          0.804
     """
     if not hasattr(X, "shape"):

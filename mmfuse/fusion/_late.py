@@ -213,28 +213,28 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
             **dict(zip(names, self.estimators_, strict=True))
         )
         self.stack_method_ = [self._output_method(e) for e in self.estimators_]
+        self._output_widths = [self._output_width(m) for m in self.stack_method_]
         if self.voting == "stack":
             self._fit_final(data, y_fit, members, rows)
         del self._X_checked
         return self
 
     def _fit_final(self, data, y_fit, members, rows):
-        """Fit the final estimator on out-of-fold member outputs."""
-        complete = np.logical_and.reduce(rows)
-        if not complete.any():
-            raise ValueError(
-                "voting='stack' fits final_estimator on the rows that have "
-                "every member's modalities, but no training row has them all; "
-                "use voting='soft' (or 'mean'), or fewer members."
+        """Fit the final estimator on out-of-fold member outputs.
+
+        The out-of-fold outputs are kept, so that a stacker over a subset of
+        the members can be fitted for rows that lack the others.
+        """
+        self._oof_outputs = []
+        for i, (estimator, fitted, cols, has, method) in enumerate(
+            zip(
+                members,
+                self.estimators_,
+                self._member_columns,
+                rows,
+                self.stack_method_,
+                strict=True,
             )
-        columns = []
-        for estimator, fitted, cols, has, method in zip(
-            members,
-            self.estimators_,
-            self._member_columns,
-            rows,
-            self.stack_method_,
-            strict=True,
         ):
             cv = check_cv(self.cv, y_fit[has], classifier=is_classifier(self))
             oof = cross_val_predict(
@@ -245,24 +245,44 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                 method=method,
                 n_jobs=self.n_jobs,
             )
-            output = np.full((len(has), self._output_width(method)), np.nan)
-            output[has] = self._expand(fitted, oof, method)
-            columns.append(output[complete])
+            oof = self._expand(fitted, oof, method)
+            self._output_widths[i] = oof.shape[1]
+            output = np.full((len(has), oof.shape[1]), np.nan)
+            output[has] = oof
+            self._oof_outputs.append(output)
+        self._oof_rows = rows
+        self._oof_target = y_fit
+        self.final_estimator_ = self._fit_stacker(np.arange(len(members)))
+
+    def _fit_stacker(self, members):
+        """Fit a clone of the final estimator on the members ``members``.
+
+        It is fitted on the out-of-fold outputs of those members, on the
+        training rows that have all their modalities.
+        """
+        rows = np.logical_and.reduce([self._oof_rows[i] for i in members])
+        if not rows.any():
+            names = [self.estimators[i][0] for i in members]
+            raise ValueError(
+                f"voting='stack' fits final_estimator on the training rows that "
+                f"have the modalities of the members {names}, but no training "
+                f"row has them all; use voting='soft' (or 'mean'), or fewer "
+                f"members."
+            )
         final = self.final_estimator
         if final is None:
             final = self._default_final_estimator()
-        self.final_estimator_ = clone(final).fit(np.hstack(columns), y_fit[complete])
+        features = np.hstack([self._oof_outputs[i][rows] for i in members])
+        return clone(final).fit(features, self._oof_target[rows])
 
-    def _member_outputs(self, X, methods=None):
+    def _member_outputs(self, X):
         """Each member's output on ``X`` (NaN where it lacks its modalities).
 
-        ``methods`` defaults to ``stack_method_``. Returns the list of row
-        masks (rows a member can predict) and the list of outputs, one
-        ``(n_samples, width)`` array a member.
+        Returns the list of row masks (rows a member can predict) and the list
+        of outputs (of ``stack_method_``), one ``(n_samples, width)`` array a
+        member.
         """
         check_is_fitted(self)
-        if methods is None:
-            methods = self.stack_method_
         X_checked = validate_data(
             self,
             X,
@@ -273,15 +293,16 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         present = modality_mask(X_checked, self.blocks_)
         data = X if hasattr(X, "iloc") else X_checked
         masks, outputs = [], []
-        for estimator, pos, cols, method in zip(
+        for estimator, pos, cols, method, width in zip(
             self.estimators_,
             self._member_positions,
             self._member_columns,
-            methods,
+            self.stack_method_,
+            self._output_widths,
             strict=True,
         ):
             has = present[:, pos].all(axis=1)
-            output = np.full((len(has), self._output_width(method)), np.nan)
+            output = np.full((len(has), width), np.nan)
             if has.any():
                 raw = getattr(estimator, method)(_select(data, cols, has))
                 output[has] = self._expand(estimator, raw, method)
@@ -299,16 +320,30 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         self._check_covered(weight > 0)
         return total / weight[:, None]
 
-    def _stack(self, masks, outputs, final_method):
-        """Apply the final estimator to the rows that have every member.
+    def _stack(self, masks, outputs, combine):
+        """Stack the member outputs, each row over the members it has.
 
-        Returns their predictions (None when there is none) and their mask.
+        Rows with every member go to ``final_estimator_``; rows with a subset
+        of the members go to a stacker fitted on that subset's out-of-fold
+        outputs. ``combine(stacker, features)`` returns the rows' result.
         """
-        complete = np.logical_and.reduce(masks)
-        if not complete.any():
-            return None, complete
-        features = np.hstack([output[complete] for output in outputs])
-        return getattr(self.final_estimator_, final_method)(features), complete
+        present = np.column_stack(masks)
+        self._check_covered(present.any(axis=1))
+        patterns, inverse = np.unique(present, axis=0, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        result = None
+        for k, pattern in enumerate(patterns):
+            rows = inverse == k
+            members = np.flatnonzero(pattern)
+            if pattern.all():
+                stacker = self.final_estimator_
+            else:
+                stacker = self._fit_stacker(members)
+            part = combine(stacker, np.hstack([outputs[i][rows] for i in members]))
+            if result is None:
+                result = np.empty((len(rows), *part.shape[1:]))
+            result[rows] = part
+        return result
 
     def _check_covered(self, covered):
         uncovered = np.flatnonzero(~covered)
@@ -356,14 +391,18 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         check_is_fitted(self)
         _check_feature_names_in(self, input_features)
         names = []
-        for name, method in zip(
-            self.named_estimators_, self.stack_method_, strict=True
+        for name, method, width in zip(
+            self.named_estimators_,
+            self.stack_method_,
+            self._output_widths,
+            strict=True,
         ):
-            width = self._output_width(method)
             if width == 1:
                 names.append(f"{name}__{method}")
-            else:
+            elif width == len(self.classes_):
                 names.extend(f"{name}__{method}_{c}" for c in self.classes_)
+            else:
+                names.extend(f"{name}__{method}{j}" for j in range(width))
         return np.asarray(names, dtype=object)
 
     def __sklearn_tags__(self):
@@ -387,17 +426,20 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     combined by a weighted soft vote (mean of ``predict_proba``), a weighted
     hard vote (majority of ``predict``), or stacking: ``final_estimator`` is
     fitted on the members' out-of-fold outputs (``predict_proba``, else
-    ``decision_function``), so it learns how far to trust each member.
+    ``decision_function``, of any width: one-vs-one scores work), so it learns
+    how far to trust each member.
 
     **Missing modalities.** A row lacks a modality when its block is all NaN.
     At fit, a member is trained on the rows that have all its modalities. At
     predict time, a vote is taken over the members whose modalities the row
-    has, with their weights renormalised. With ``voting="stack"``, the final
-    estimator is fitted on the rows that have every member's modalities and
-    predicts those rows; a row that lacks a member's modalities falls back to
-    the weighted soft vote of the members it has (the hard vote when a member
-    has no ``predict_proba``, in which case ``predict_proba`` raises for such
-    rows). A row with none of any member's modalities raises an error.
+    has, with their weights renormalised. With ``voting="stack"``,
+    ``final_estimator_`` is fitted on the rows that have every member's
+    modalities and predicts those rows; a row that lacks some members'
+    modalities is predicted by a clone of ``final_estimator`` fitted, at
+    predict time, on the kept out-of-fold outputs of the members it has (on
+    the training rows that have them): the stacker one would have fitted
+    without the other members. A row with none of any member's modalities
+    raises an error.
 
     Parameters
     ----------
@@ -413,7 +455,7 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     voting : {"soft", "hard", "stack"}, default="soft"
         How the members are combined.
     weights : array-like of shape (n_members,), default=None
-        Each member's weight in the votes (and in the stacking fallback);
+        Each member's weight in the votes (not used by ``voting="stack"``);
         equal when None.
     final_estimator : estimator, default=None
         The stacker for ``voting="stack"``; a
@@ -575,9 +617,6 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         full[:, seen] = raw
         return full
 
-    def _has_proba(self):
-        return all(m == "predict_proba" for m in self.stack_method_)
-
     def _hard_vote(self, masks, labels):
         """Weighted majority vote: a one-hot mean over the present members."""
         one_hot = []
@@ -594,32 +633,21 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         if self.voting == "hard":
             return self._hard_vote(*self._member_outputs(X))
         masks, outputs = self._member_outputs(X)
-        final_method = "predict_proba" if proba else "predict"
-        stacked, complete = self._stack(masks, outputs, final_method)
-        scores = np.zeros((len(complete), len(self.classes_)))
-        if stacked is not None:
+        return self._stack(masks, outputs, self._stacker_scores(proba))
+
+    def _stacker_scores(self, proba):
+        """Per-class scores of a stacker: probabilities, or a one-hot label."""
+        n_classes = len(self.classes_)
+
+        def scores(stacker, features):
+            out = np.zeros((len(features), n_classes))
             if proba:
-                scores[complete] = stacked
+                out[:, stacker.classes_] = stacker.predict_proba(features)
             else:
-                scores[complete, stacked.astype(np.intp)] = 1.0
-        if not complete.all():
-            rest = ~complete
-            sub_masks = [has[rest] for has in masks]
-            if self._has_proba():
-                scores[rest] = self._vote(sub_masks, [o[rest] for o in outputs])
-            elif proba:
-                raise ValueError(
-                    f"{rest.sum()} row(s) lack a member's modalities and fall "
-                    f"back to a vote of the members they have, but not every "
-                    f"member has predict_proba, so there are no probabilities "
-                    f"for them; call predict, or use members with "
-                    f"predict_proba."
-                )
-            else:
-                labels = self._member_outputs(X, ["predict"] * len(masks))[1]
-                scores[rest] = self._hard_vote(
-                    sub_masks, [label[rest] for label in labels]
-                )
+                labels = np.asarray(stacker.predict(features), dtype=np.intp)
+                out[np.arange(len(out)), labels] = 1.0
+            return out
+
         return scores
 
     def predict(self, X):
@@ -672,10 +700,12 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
     **Missing modalities.** A row lacks a modality when its block is all NaN.
     At fit, a member is trained on the rows that have all its modalities; at
     predict time, the mean is taken over the members whose modalities the row
-    has, with their weights renormalised. With ``voting="stack"``, the final
-    estimator is fitted on, and predicts, the rows that have every member's
-    modalities; the other rows fall back to the weighted mean of the members
-    they have. A row with none of any member's modalities raises an error.
+    has, with their weights renormalised. With ``voting="stack"``,
+    ``final_estimator_`` is fitted on, and predicts, the rows that have every
+    member's modalities; a row that lacks some members' modalities is
+    predicted by a clone of ``final_estimator`` fitted, at predict time, on
+    the kept out-of-fold predictions of the members it has. A row with none
+    of any member's modalities raises an error.
 
     Parameters
     ----------
@@ -688,7 +718,7 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
     voting : {"mean", "stack"}, default="mean"
         How the members are combined.
     weights : array-like of shape (n_members,), default=None
-        Each member's weight in the mean (and in the stacking fallback);
+        Each member's weight in the mean (not used by ``voting="stack"``);
         equal when None.
     final_estimator : estimator, default=None
         The stacker for ``voting="stack"``; a
@@ -819,13 +849,6 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
         masks, outputs = self._member_outputs(X)
         if self.voting == "mean":
             return self._vote(masks, outputs)[:, 0]
-        stacked, complete = self._stack(masks, outputs, "predict")
-        y_pred = np.empty(len(complete))
-        if stacked is not None:
-            y_pred[complete] = np.ravel(stacked)
-        if not complete.all():
-            rest = ~complete
-            y_pred[rest] = self._vote(
-                [has[rest] for has in masks], [o[rest] for o in outputs]
-            )[:, 0]
-        return y_pred
+        return self._stack(
+            masks, outputs, lambda stacker, features: stacker.predict(features)
+        )

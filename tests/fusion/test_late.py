@@ -112,17 +112,47 @@ def test_stacking_uses_out_of_fold_predictions():
     assert coef[:2].sum() > 3 * coef[2:].sum()
 
 
-def test_stacking_falls_back_to_soft_vote_for_incomplete_rows(split):
-    X, y, X_test, _ = split
+def test_stacking_predicts_incomplete_rows_as_a_stack_without_the_lost_member(split):
+    X, y, X_test, y_test = split
     stack = _late(voting="stack", cv=3).fit(X, y)
-    soft = _late(["fou", "kar"]).fit(X, y)
+    without = _late(["fou", "kar"], voting="stack", cv=3).fit(X, y)
     X_missing = X_test.copy()
-    X_missing[:10, 140:] = np.nan
-    np.testing.assert_allclose(
-        stack.predict_proba(X_missing)[:10], soft.predict_proba(X_test[:10])
+    X_missing[:10, 140:] = np.nan  # zer is columns 140-186
+    X_missing[10:20, 76:140] = np.nan  # kar is columns 76-140
+    proba = stack.predict_proba(X_missing)
+    np.testing.assert_allclose(proba[:10], without.predict_proba(X_test[:10]))
+    np.testing.assert_allclose(proba[20:], stack.predict_proba(X_test[20:]))
+    assert not np.allclose(proba[10:20], stack.predict_proba(X_test[10:20]))
+    np.testing.assert_array_equal(
+        stack.predict(X_missing), stack.classes_[proba.argmax(axis=1)]
     )
     assert stack.final_estimator_.n_features_in_ == 3 * 10
-    assert stack.score(X_test, split[3]) > 0.9
+    assert stack.score(X_missing, y_test) > 0.9
+
+
+def test_stacking_on_one_vs_one_decision_functions(split):
+    X, y, X_test, y_test = split
+    members = [
+        (
+            name,
+            make_pipeline(StandardScaler(), SVC(decision_function_shape="ovo")),
+            name,
+        )
+        for name in VIEWS
+    ]
+    stack = LateFusionClassifier(members, blocks=VIEWS, voting="stack", cv=3)
+    stack.fit(X, y)
+    # 10 classes: 45 one-vs-one scores a member.
+    assert stack.stack_method_ == ["decision_function"] * 3
+    assert stack.final_estimator_.n_features_in_ == 3 * 45
+    names = stack.get_feature_names_out()
+    assert len(names) == 135 and names[0] == "fou__decision_function0"
+    assert stack.transform(X_test).shape == (len(X_test), 135)
+    svc = clone(members[1][1]).fit(X[:, 76:140], y)
+    assert stack.score(X_test, y_test) > svc.score(X_test[:, 76:140], y_test)
+    X_missing = X_test.copy()
+    X_missing[::2, :76] = np.nan
+    assert stack.score(X_missing, y_test) > 0.9
 
 
 def test_row_without_any_member_modality_raises(split):
@@ -226,7 +256,9 @@ def test_regressor_mean_and_stack_with_missing_modality():
     X_missing = X[200:].copy()
     X_missing[:, 12:] = np.nan
     np.testing.assert_allclose(mean.predict(X_missing), without.predict(X[200:]))
-    np.testing.assert_allclose(stack.predict(X_missing), without.predict(X[200:]))
+    stack_without = LateFusionRegressor(members[:2], blocks=blocks, voting="stack")
+    stack_without.fit(X[:200], y[:200])
+    np.testing.assert_allclose(stack.predict(X_missing), stack_without.predict(X[200:]))
 
 
 def test_clone_keeps_members_and_modalities():
