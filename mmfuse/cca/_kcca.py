@@ -26,6 +26,7 @@ a kernel expansion on the support rows: ``(k(x, X_S) − k̄_S) β``, where
 centring) and ``β = L_S⁻ᵀ a`` the dual coefficients.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from numbers import Integral, Real
 
 import numpy as np
@@ -37,6 +38,7 @@ from scipy.sparse.linalg import LinearOperator
 from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, pairwise_kernels
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
+from threadpoolctl import threadpool_info
 
 from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
 from mmfuse.cca._base import _BaseCCA
@@ -166,6 +168,14 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
         rank += accepted
     pivots = np.concatenate(pivots) if pivots else np.empty(0, dtype=np.intp)
     return factor[:, :rank], pivots.astype(np.intp)
+
+
+def _blas_threads():
+    """Return how many threads BLAS may use (``threadpool_limits`` binds it)."""
+    counts = [
+        info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"
+    ]
+    return max(counts, default=1)
 
 
 def _per_view(name, value, names):
@@ -305,13 +315,13 @@ class _NystroemFeatures:
         self.support = support
         self.lower = lower
         self._kernel_columns = kernel_columns
-        self.features = None
+        self.centred = None
         self.mean = None
 
     def raw_rows(self, idx):
         """Features ``G[idx]`` (uncentred), from the store once computed."""
-        if self.features is not None:
-            return self.features[idx]
+        if self.centred is not None:
+            return self.centred[idx] + self.mean
         K = self._kernel_columns(idx)
         return sla.solve_triangular(self.lower, K.T, lower=True, check_finite=False).T
 
@@ -320,24 +330,35 @@ class _NystroemFeatures:
         return M
 
     def store(self):
-        """Compute and keep the features of every row, and their mean."""
-        if self.features is not None:
+        """Compute and keep the centred features of every row, and their mean."""
+        if self.centred is not None:
             return
         step = max(1, _CHUNK_VALUES // len(self.support))
-        features = np.empty((self.n, len(self.support)))
-        for start in range(0, self.n, step):
+        kernel = np.empty((self.n, len(self.support)))
+
+        def fill(start):
             stop = min(self.n, start + step)
-            features[start:stop] = self.raw_rows(np.arange(start, stop))
-        self.features = features
+            kernel[start:stop] = self._kernel_columns(np.arange(start, stop))
+
+        # Kernel chunks on threads: their evaluation is mostly single-threaded
+        # NumPy (distances, exp), which releases the GIL. Then one triangular
+        # solve for all rows, in place, which BLAS threads itself.
+        with ThreadPoolExecutor(_blas_threads()) as pool:
+            list(pool.map(fill, range(0, self.n, step)))
+        features = sla.solve_triangular(
+            self.lower, kernel.T, lower=True, overwrite_b=True, check_finite=False
+        ).T
         self.mean = features.mean(axis=0)
+        features -= self.mean
+        self.centred = features
 
     def dot(self, a):
         """``Φ a`` for a vector or a matrix ``a``."""
-        return self.features @ a - self.mean @ a
+        return self.centred @ a
 
     def variates(self, W):
         """Centred training variates ``Φ W``, streamed when not stored."""
-        if self.features is not None:
+        if self.centred is not None:
             return self.dot(W)
         step = max(1, _CHUNK_VALUES // len(self.support))
         return np.vstack(
@@ -349,13 +370,22 @@ class _NystroemFeatures:
 
     def tdot(self, y):
         """``Φᵀ y`` for a vector ``y``."""
-        return self.features.T @ y - self.mean * y.sum()
+        return self.centred.T @ y
 
     def gram(self):
         """``ΦᵀΦ``."""
-        gram = self.features.T @ self.features
-        gram -= self.n * np.outer(self.mean, self.mean)
-        return gram
+        return self.centred.T @ self.centred
+
+
+def _stored_covariance(factors, slices):
+    """Covariance of stored centred features, block by block (no copies)."""
+    width = slices[-1].stop
+    scatter = np.empty((width, width))
+    for v, (f, s) in enumerate(zip(factors, slices, strict=True)):
+        for g, t in zip(factors[v:], slices[v:], strict=True):
+            scatter[s, t] = f.centred.T @ g.centred
+            scatter[t, s] = scatter[s, t].T
+    return scatter / (factors[0].n - 1)
 
 
 def _covariance(factors, slices):
@@ -768,7 +798,10 @@ class KCCA(_BaseCCA):
         if solver == "iterative":
             eigenvalues, weights = self._solve_iterative(factors, regularization, rng)
         else:
-            C = _covariance(factors, slices)
+            stored_features = self.approximation is not None and stored
+            C = (_stored_covariance if stored_features else _covariance)(
+                factors, slices
+            )
             D = [
                 (1 - r) * C[s, s] + r * np.eye(s.stop - s.start)
                 for s, r in zip(slices, regularization, strict=True)

@@ -6,6 +6,7 @@ from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from mmfuse.cca import KCCA, MCCA, _kcca
 from mmfuse.cca._kcca import pivoted_cholesky
@@ -402,4 +403,19 @@ def test_nystroem_features_streamed_when_too_large_to_store(nonlinear, monkeypat
     )
     np.testing.assert_allclose(
         streamed.transform(nonlinear), stored.transform(nonlinear), atol=1e-10
+    )
+
+
+def test_nystroem_fit_does_not_depend_on_the_thread_count(nonlinear):
+    # Kernel chunks are evaluated on as many threads as BLAS may use.
+    params = dict(blocks=[4, 3, 5], approximation="nystroem", n_landmarks=60)
+    with threadpool_limits(1):
+        one = KCCA(3, random_state=0, **params).fit(nonlinear)
+    with threadpool_limits(2):
+        two = KCCA(3, random_state=0, **params).fit(nonlinear)
+    np.testing.assert_allclose(
+        one.canonical_correlations_, two.canonical_correlations_, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        one.transform(nonlinear), two.transform(nonlinear), atol=1e-10
     )
