@@ -2,8 +2,9 @@
 
 Estimators are discovered, so one added later is checked without touching
 this file; only its test parameters go in ``PARAMS`` (when the defaults do
-not suit the checks' small data) and each check it cannot pass, with the
-reason, in ``EXPECTED_FAILED``.
+not suit the checks' small data), settings whose code paths the defaults
+miss in ``VARIANTS``, and each check it cannot pass, with the reason, in
+``EXPECTED_FAILED``.
 """
 
 import inspect
@@ -71,6 +72,29 @@ PARAMS: dict[str, dict] = {
     },
 }
 
+# Further settings checked as instances of their own, by class name: code
+# paths the default settings do not reach.
+VARIANTS: dict[str, list[dict]] = {
+    "LateFusionClassifier": [
+        {"voting": "stack"},
+        # A majority needs an odd number of members: with two that disagree
+        # (each sees half of the checks' 2-3 columns), a tie is broken by
+        # class order and the accuracy checks fail.
+        {
+            "voting": "hard",
+            "estimators": [
+                *PARAMS["LateFusionClassifier"]["estimators"],
+                (
+                    "ab",
+                    make_pipeline(SimpleImputer(), LogisticRegression()),
+                    ["block0", "block1"],
+                ),
+            ],
+        },
+    ],
+    "MLPFusionClassifier": [{"fusion": "attention"}],
+}
+
 # Per-estimator checks expected to fail: {class name: {check name: reason}}.
 EXPECTED_FAILED: dict[str, dict[str, str]] = {}
 
@@ -80,7 +104,8 @@ def _instances():
         accepted = inspect.signature(cls).parameters
         params = {k: v for k, v in DEFAULT_PARAMS.items() if k in accepted}
         params.update(PARAMS.get(name, {}))
-        yield cls(**params)
+        for variant in [{}, *VARIANTS.get(name, [])]:
+            yield cls(**{**params, **variant})
 
 
 def _expected_failed(estimator):
