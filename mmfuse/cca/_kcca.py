@@ -463,7 +463,10 @@ class KCCA(_BaseCCA):
         ``k(x, y) -> float``, or ``"precomputed"`` (``X`` then holds the
         kernel values: ``k(x_i, x_j)`` of the training rows in ``fit``, of
         new rows against the training rows in ``transform``). One value for
-        all modalities or a list with one a modality.
+        all modalities or a list with one a modality. Nyström fits evaluate
+        the kernel on chunks of rows in as many threads as BLAS may use
+        (``threadpoolctl.threadpool_limits`` bounds them), so a callable may
+        run in several threads at once.
     gamma : float, None or list, default=None
         Kernel coefficient of the rbf, laplacian, poly, sigmoid and chi2
         kernels; ``None`` uses ``1 / n_features`` of the modality. One value
