@@ -146,7 +146,9 @@ _SHARED_PARAMETERS = """\
         row keeps at least one): trains the net to predict from a subset.
     optimizer : callable, default=torch.optim.AdamW
         The torch optimizer class; set its parameters with
-        ``set_params(optimizer__weight_decay=...)``.
+        ``set_params(optimizer__weight_decay=...)``. Adam and AdamW use
+        torch's fused implementation unless ``optimizer__fused`` or
+        ``optimizer__foreach`` is set.
     lr : float, default=2e-3
         Initial learning rate, annealed towards 0 on a cosine over the
         ``max_epochs`` epochs of each ``fit`` or ``partial_fit`` call (the

@@ -1,7 +1,7 @@
 """Torch building blocks shared by the deep models (no scikit-learn logic)."""
 
 import math
-from itertools import accumulate, combinations, pairwise
+from itertools import combinations, pairwise
 
 import torch
 from torch import nn
@@ -255,6 +255,32 @@ class ModalityEncoders(nn.ModuleList):
         )
 
 
+def modality_encoders(blocks, out_features, encoders=None, hidden=(128,), dropout=0.0):
+    """Return one encoder a modality, mapping X to (n_modalities, batch, out).
+
+    A :class:`GroupedMLP` (all modalities in a few batched products) when no
+    encoder is given, else :class:`ModalityEncoders` (the given ones, the
+    default :class:`MLP` for the others).
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each modality in the input.
+    out_features : int
+        Output width of every encoder.
+    encoders : list of callable or None, default=None
+        One factory ``encoder(in_features, out_features)`` or None a
+        modality.
+    hidden : sequence of int, default=(128,)
+        Hidden widths of the default encoders.
+    dropout : float, default=0.0
+        Dropout of the default encoders.
+    """
+    if encoders is None or all(encoder is None for encoder in encoders):
+        return GroupedMLP(blocks, out_features, hidden, dropout)
+    return ModalityEncoders(blocks, out_features, encoders, hidden, dropout)
+
+
 class AttentionBlock(nn.Module):
     """Pre-norm transformer encoder layer (batch first) with a boolean mask.
 
@@ -389,12 +415,9 @@ class FusionNet(nn.Module):
         self.d_model = d_model
         self.cls_token = cls_token
         width = n_tokens * d_model
-        if encoders is None or all(encoder is None for encoder in encoders):
-            self.encoders = GroupedMLP(blocks, width, encoder_hidden, dropout)
-        else:
-            self.encoders = ModalityEncoders(
-                blocks, width, encoders, encoder_hidden, dropout
-            )
+        self.encoders = modality_encoders(
+            blocks, width, encoders, encoder_hidden, dropout
+        )
         self.modality_dropout = ModalityDropout(modality_dropout)
         if fusion == "concat":
             self.head = MLP(n_modalities * width, n_outputs, head_hidden, dropout)
@@ -708,16 +731,9 @@ class MultimodalVAEModule(nn.Module):
         self.register_buffer(
             "columns", torch.as_tensor([int(c) for block in blocks for c in block])
         )
-        # The encoders get the blocks' columns side by side (see _encode):
-        # columns in no block never reach them.
-        bounds = [0, *accumulate(self.widths)]
-        local = [range(a, b) for a, b in pairwise(bounds)]
-        if encoders is None or all(encoder is None for encoder in encoders):
-            self.encoders = GroupedMLP(local, 2 * latent_dim, hidden, dropout)
-        else:
-            self.encoders = ModalityEncoders(
-                local, 2 * latent_dim, encoders, hidden, dropout
-            )
+        self.encoders = modality_encoders(
+            blocks, 2 * latent_dim, encoders, hidden, dropout
+        )
         self.decoders = nn.ModuleList(
             (f or _default_mlp(hidden[::-1], dropout))(latent_dim, w)
             for w, f in zip(self.widths, decoders or [None] * n, strict=True)
@@ -743,7 +759,7 @@ class MultimodalVAEModule(nn.Module):
 
     def _encode(self, X):
         """Encode each modality: means, log variances ``(modality, batch, latent)``."""
-        out = self.encoders(X.index_select(-1, self.columns))
+        out = self.encoders(X)
         mu, logvar = out.chunk(2, dim=-1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 

@@ -162,6 +162,28 @@ def test_missing_modality_values_do_not_affect_the_elbo(aggregation):
     assert terms[0][0][-1].item() == 0.0 and terms[0][1][-1].item() == 0.0
 
 
+def test_blocks_out_of_order_read_only_their_columns():
+    # Blocks neither consecutive nor in column order, and column 2 in none:
+    # each modality's encoder must read its own columns, and nothing else.
+    torch.manual_seed(0)
+    module = MultimodalVAEModule([[3, 5], [0, 1], [4]], latent_dim=2, hidden=(8,))
+    X = torch.randn(4, 6)
+    mask = torch.ones(4, 3, dtype=torch.bool)
+    mean = module.posterior_mean(X, mask)
+    X_other = X.clone()
+    X_other[:, 2] = 50.0
+    torch.testing.assert_close(module.posterior_mean(X_other, mask), mean)
+    X_other[:, 4] += 1.0  # the third modality's only column
+    assert not torch.allclose(module.posterior_mean(X_other, mask), mean)
+    # the mean of modality [0, 1] alone is its own expert's (with the prior)
+    alone = torch.tensor([[False, True, False]] * 4)
+    moved = X.clone()
+    moved[:, [2, 3, 4, 5]] = 9.0
+    torch.testing.assert_close(
+        module.posterior_mean(moved, alone), module.posterior_mean(X, alone)
+    )
+
+
 def test_moe_posterior_mean_is_mean_of_present_experts():
     torch.manual_seed(0)
     module = MultimodalVAEModule([[0, 1], [2, 3, 4]], latent_dim=3, aggregation="moe")
