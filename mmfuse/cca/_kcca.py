@@ -319,9 +319,7 @@ class _NystroemFeatures:
         self.mean = None
 
     def raw_rows(self, idx):
-        """Features ``G[idx]`` (uncentred), from the store once computed."""
-        if self.centred is not None:
-            return self.centred[idx] + self.mean
+        """Features ``G[idx]`` (uncentred), computed from the kernel."""
         K = self._kernel_columns(idx)
         return sla.solve_triangular(self.lower, K.T, lower=True, check_finite=False).T
 
@@ -758,8 +756,7 @@ class KCCA(_BaseCCA):
             )
             return _ExactFeatures(factor, pivots)
         landmarks = np.sort(rng.choice(n, size=self.n_landmarks, replace=False))
-        rows = X_view[landmarks]
-        K_LL = kernel(rows, landmarks if kernel.kernel == "precomputed" else rows)
+        K_LL = kernel.block(X_view, landmarks, landmarks)
         factor, pivots = pivoted_cholesky(
             lambda rows, idx: K_LL[np.ix_(rows, idx)],
             np.diag(K_LL).copy(),
