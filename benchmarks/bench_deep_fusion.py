@@ -47,7 +47,8 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 from mmfuse import resolve_blocks
 from mmfuse.datasets import load_mfeat
 from mmfuse.deep import MLPFusionClassifier
-from mmfuse.deep._modules import FUSIONS, MLP, FusionNet
+from mmfuse.deep._fusion_module import FUSIONS, FusionNet
+from mmfuse.deep._layers import MLP
 
 DEFAULTS = MLPFusionClassifier().get_params()
 PLAIN = "plain skorch MLP (concatenated views)"

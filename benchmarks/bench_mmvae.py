@@ -170,7 +170,7 @@ def main():
     from mmfuse.datasets import load_mfeat
     from mmfuse.deep import MultimodalVAE
     from mmfuse.deep._data import column_statistics
-    from mmfuse.deep._modules import MLP
+    from mmfuse.deep._layers import MLP
 
     torch.set_num_threads(1)
     threadpool_limits(1)

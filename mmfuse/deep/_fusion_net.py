@@ -15,7 +15,7 @@ from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse.deep._base import BaseMultimodalNet
 from mmfuse.deep._data import column_statistics, standardize
-from mmfuse.deep._modules import FUSIONS, FusionNet
+from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.utils._compat import Interval, StrOptions
 
 __all__ = ["MLPFusionClassifier", "MLPFusionRegressor"]
@@ -191,7 +191,7 @@ _NOTES = """\
     ``module__encoder`` (a class or callable ``(in_features, out_features)``
     returning a torch module, or a dict ``{modality: class}``),
     ``module__encoder_hidden``, ``module__head_hidden`` and
-    ``module__cls_token`` (see :class:`~mmfuse.deep._modules.FusionNet`).
+    ``module__cls_token`` (see :class:`~mmfuse.deep._fusion_module.FusionNet`).
     Other skorch prefixes (``optimizer__``, ``callbacks__``,
     ``iterator_train__``) work as in skorch, through ``set_params``."""
 
@@ -205,7 +205,7 @@ _ATTRIBUTES = """\
     scale_ : ndarray of shape (n_features_in_,)
         Standard deviation of each column's observed training values.
     module_ : torch.nn.Module
-        The trained :class:`~mmfuse.deep._modules.FusionNet`.
+        The trained :class:`~mmfuse.deep._fusion_module.FusionNet`.
     history_ : skorch.history.History
         Per-epoch losses and timings.
     n_features_in_ : int

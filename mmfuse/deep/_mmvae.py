@@ -12,7 +12,7 @@ from skorch.callbacks import Callback
 
 from mmfuse._blocks import modality_position
 from mmfuse.deep._base import BaseMultimodalNet
-from mmfuse.deep._modules import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
+from mmfuse.deep._vae_module import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
 from mmfuse.utils._compat import Interval, StrOptions
 
 __all__ = ["KLWarmup", "MultimodalVAE"]
@@ -166,7 +166,7 @@ class MultimodalVAE(
         Standard deviation of each column's observed training values (1 for
         Bernoulli modalities).
     module_ : torch.nn.Module
-        The trained :class:`~mmfuse.deep._modules.MultimodalVAEModule`.
+        The trained :class:`~mmfuse.deep._vae_module.MultimodalVAEModule`.
     history_ : skorch.history.History
         Per-epoch losses and timings.
     n_features_in_ : int

@@ -13,13 +13,8 @@ from skorch.callbacks import EarlyStopping
 
 from mmfuse.datasets import make_multiview
 from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor
-from mmfuse.deep._modules import (
-    FUSIONS,
-    FusionNet,
-    GroupedMLP,
-    ModalityDropout,
-    masked_softmax,
-)
+from mmfuse.deep._fusion_module import FUSIONS, FusionNet
+from mmfuse.deep._layers import GroupedMLP, ModalityDropout, masked_softmax
 
 
 @pytest.fixture(autouse=True, scope="module")

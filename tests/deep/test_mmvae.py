@@ -14,11 +14,9 @@ from torch import distributions as D
 
 from mmfuse.datasets import make_multiview
 from mmfuse.deep import KLWarmup, MultimodalVAE
-from mmfuse.deep._modules import (
+from mmfuse.deep._layers import MLP, GroupedMLP, ModalityEncoders
+from mmfuse.deep._vae_module import (
     LIKELIHOODS,
-    MLP,
-    GroupedMLP,
-    ModalityEncoders,
     MultimodalVAEModule,
     kl_standard_normal,
     mixture_weights,

@@ -1,0 +1,280 @@
+"""Torch layers shared by the deep models: MLPs, grouped encoders, masking."""
+
+import math
+from itertools import pairwise
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Sequential):
+    """A multilayer perceptron: ``[Linear → activation → dropout] × n → Linear``.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width.
+    out_features : int
+        Output width.
+    hidden : sequence of int, default=(128,)
+        Widths of the hidden layers; empty for a single linear layer.
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation.
+    activation : type of nn.Module, default=nn.ReLU
+        Activation class, instantiated once per hidden layer.
+    """
+
+    def __init__(
+        self, in_features, out_features, hidden=(128,), dropout=0.0, activation=nn.ReLU
+    ):
+        layers = []
+        width = in_features
+        for h in hidden:
+            layers += [nn.Linear(width, h), activation(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, out_features))
+        super().__init__(*layers)
+
+
+def masked_softmax(logits, mask):
+    """Softmax over the last axis restricted to ``mask``; all-masked rows give 0.
+
+    Parameters
+    ----------
+    logits : Tensor of shape (..., n)
+        Scores.
+    mask : bool Tensor of shape (..., n)
+        True where an entry takes part.
+
+    Returns
+    -------
+    weights : Tensor of shape (..., n)
+        Non-negative, summing to 1 over the masked entries of each row (0 for
+        a row with none), never NaN.
+    """
+    lowest = torch.finfo(logits.dtype).min
+    weights = torch.softmax(logits.masked_fill(~mask, lowest), dim=-1) * mask
+    return weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+
+
+class ModalityDropout(nn.Module):
+    """Drop whole modalities at random in training (identity in eval mode).
+
+    Each present modality of a row is dropped with probability ``p``; a row
+    always keeps at least one of the modalities it had.
+
+    Parameters
+    ----------
+    p : float, default=0.0
+        Probability of dropping a modality.
+    """
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+
+    def forward(self, mask):
+        """Return the mask with dropped modalities set to False."""
+        if not self.training or self.p == 0:
+            return mask
+        draw = torch.rand(mask.shape, device=mask.device).masked_fill(~mask, -1.0)
+        # Keep a modality whose draw reaches p, and the present modality with
+        # the highest draw: a random one in rows that would lose them all.
+        return mask & ((draw >= self.p) | (draw == draw.amax(dim=1, keepdim=True)))
+
+
+class BlockLinear(nn.Module):
+    """One linear layer per block of input columns, computed without padding.
+
+    Maps ``(batch, n_features)`` to ``(n_blocks, batch, out_features)``:
+    block ``b`` is the product of its own columns with its own weights. The
+    weights of all blocks are rows of one matrix (so the optimizer sees one
+    tensor), read by views; the input columns are read by views too when
+    every block is a range of consecutive columns, else gathered once.
+    Initialized like :class:`torch.nn.Linear`, block by block.
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each block in the input.
+    out_features : int
+        Output width, the same for every block.
+    """
+
+    def __init__(self, blocks, out_features):
+        super().__init__()
+        columns = [torch.as_tensor(list(block), dtype=torch.long) for block in blocks]
+        self.widths = [len(c) for c in columns]
+        order = torch.cat(columns)
+        self.offsets = torch.cumsum(torch.tensor([0, *self.widths[:-1]]), 0).tolist()
+        self.consecutive = all(
+            torch.equal(c, torch.arange(c[0], c[0] + len(c))) for c in columns
+        )
+        if self.consecutive:  # read block b at its own first column
+            self.starts = [int(c[0]) for c in columns]
+            self.register_buffer("order", None)
+        else:  # gather the blocks' columns side by side first
+            self.starts = self.offsets
+            self.register_buffer("order", order, persistent=False)
+        self.weight = nn.Parameter(torch.empty(len(order), out_features))
+        self.bias = nn.Parameter(torch.empty(len(columns), 1, out_features))
+        for b, (offset, width) in enumerate(
+            zip(self.offsets, self.widths, strict=True)
+        ):
+            bound = 1 / math.sqrt(width)
+            nn.init.uniform_(self.weight[offset : offset + width], -bound, bound)
+            nn.init.uniform_(self.bias[b], -bound, bound)
+
+    def forward(self, x):
+        """Map ``x`` (batch, n_features) to (n_blocks, batch, out_features)."""
+        if self.order is not None:
+            x = x.index_select(1, self.order)
+        # One split of the weight (its backward is one concatenation).
+        weights = self.weight.split(self.widths)
+        products = [
+            x.narrow(1, start, width) @ weight
+            for start, width, weight in zip(
+                self.starts, self.widths, weights, strict=True
+            )
+        ]
+        return torch.stack(products) + self.bias
+
+
+class GroupedLinear(nn.Module):
+    """One linear layer per group, applied to all groups in one batched product.
+
+    Maps ``(n_groups, batch, in_features)`` to ``(n_groups, batch,
+    out_features)``. Initialized like :class:`torch.nn.Linear`.
+
+    Parameters
+    ----------
+    n_groups : int
+        Number of groups.
+    in_features : int
+        Input width of every group.
+    out_features : int
+        Output width of every group.
+    """
+
+    def __init__(self, n_groups, in_features, out_features):
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(
+            torch.empty(n_groups, in_features, out_features).uniform_(-bound, bound)
+        )
+        self.bias = nn.Parameter(
+            torch.empty(n_groups, 1, out_features).uniform_(-bound, bound)
+        )
+
+    def forward(self, x):
+        """Map ``x`` (n_groups, batch, in) to (n_groups, batch, out)."""
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class GroupedMLP(nn.Sequential):
+    """One :class:`MLP` per group, all computed together.
+
+    Maps ``(batch, n_features)`` (when ``blocks`` gives each group's columns)
+    or ``(n_groups, batch, in_features)`` (when ``blocks`` is the number of
+    groups and every group has ``in_features`` inputs) to ``(n_groups, batch,
+    out_features)``.
+
+    Parameters
+    ----------
+    blocks : list of sequence of int, or int
+        Column positions of each group's inputs, or the number of groups.
+    out_features : int
+        Output width of every group.
+    hidden : sequence of int, default=(128,)
+        Hidden widths.
+    dropout : float, default=0.0
+        Dropout after each hidden activation.
+    in_features : int, default=None
+        Input width of every group, when ``blocks`` is an int.
+    """
+
+    def __init__(
+        self, blocks, out_features, hidden=(128,), dropout=0.0, in_features=None
+    ):
+        widths = [*hidden, out_features]
+        if isinstance(blocks, int):
+            n_groups = blocks
+            layers = [GroupedLinear(n_groups, in_features, widths[0])]
+        else:
+            n_groups = len(blocks)
+            layers = [BlockLinear(blocks, widths[0])]
+        for width_in, width_out in pairwise(widths):
+            layers += [
+                nn.ReLU(),
+                nn.Dropout(dropout),
+                GroupedLinear(n_groups, width_in, width_out),
+            ]
+        super().__init__(*layers)
+
+
+class ModalityEncoders(nn.ModuleList):
+    """One encoder module per modality, given by the user (default :class:`MLP`).
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each modality in the input.
+    out_features : int
+        Output width of every encoder.
+    encoders : list of callable or None
+        One per modality, called as ``encoder(in_features, out_features)``;
+        None gives an :class:`MLP` with ``hidden`` and ``dropout``.
+    hidden : sequence of int, default=(128,)
+        Hidden widths of the default encoders.
+    dropout : float, default=0.0
+        Dropout of the default encoders.
+    """
+
+    def __init__(self, blocks, out_features, encoders, hidden=(128,), dropout=0.0):
+        super().__init__(
+            MLP(len(block), out_features, hidden, dropout)
+            if encoder is None
+            else encoder(len(block), out_features)
+            for block, encoder in zip(blocks, encoders, strict=True)
+        )
+        for m, block in enumerate(blocks):
+            self.register_buffer(
+                f"columns{m}",
+                torch.as_tensor(block, dtype=torch.long),
+                persistent=False,
+            )
+
+    def forward(self, X):
+        """Encode ``X`` (batch, n_features) into (n_modalities, batch, out)."""
+        return torch.stack(
+            [
+                encoder(X[:, getattr(self, f"columns{m}")])
+                for m, encoder in enumerate(self)
+            ]
+        )
+
+
+def modality_encoders(blocks, out_features, encoders=None, hidden=(128,), dropout=0.0):
+    """Return one encoder a modality, mapping X to (n_modalities, batch, out).
+
+    A :class:`GroupedMLP` (all modalities in a few batched products) when no
+    encoder is given, else :class:`ModalityEncoders` (the given ones, the
+    default :class:`MLP` for the others).
+
+    Parameters
+    ----------
+    blocks : list of sequence of int
+        Column positions of each modality in the input.
+    out_features : int
+        Output width of every encoder.
+    encoders : list of callable or None, default=None
+        One factory ``encoder(in_features, out_features)`` or None a
+        modality.
+    hidden : sequence of int, default=(128,)
+        Hidden widths of the default encoders.
+    dropout : float, default=0.0
+        Dropout of the default encoders.
+    """
+    if encoders is None or all(encoder is None for encoder in encoders):
+        return GroupedMLP(blocks, out_features, hidden, dropout)
+    return ModalityEncoders(blocks, out_features, encoders, hidden, dropout)

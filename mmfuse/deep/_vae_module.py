@@ -1,0 +1,362 @@
+"""The torch module of the multimodal VAE: posteriors, likelihoods, ELBO."""
+
+import math
+from itertools import combinations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mmfuse.deep._layers import MLP, modality_encoders
+
+# Encoders' log-variances and likelihoods' log-scales are clipped to these
+# ranges so that exp() stays finite in float32.
+LOGVAR_RANGE = (-12.0, 8.0)
+LOG_SCALE_MIN = math.log(1e-2)
+
+
+def kl_standard_normal(mu, logvar):
+    """KL of ``N(mu, exp(logvar))`` from ``N(0, I)``, summed on the last axis."""
+    return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
+
+
+def product_of_experts(mu, logvar, mask):
+    """Product of Gaussian experts and of the prior expert ``N(0, I)``.
+
+    Computed in precision-weighted form with log-sum-exp over log precisions,
+    so that very confident or very vague experts neither overflow nor
+    underflow.
+
+    Parameters
+    ----------
+    mu, logvar : Tensor of shape (..., n_experts, batch, latent)
+        The experts' means and log variances.
+    mask : Tensor of bool, shape (..., n_experts, batch)
+        False where an expert is absent (it then has no weight); a row with
+        no expert gets the prior.
+
+    Returns
+    -------
+    mu, logvar : Tensor of shape (..., batch, latent)
+        The joint Gaussian.
+    """
+    log_precision = torch.where(mask.unsqueeze(-1), -logvar, -math.inf)
+    prior = torch.zeros_like(log_precision.narrow(-3, 0, 1))
+    log_precision = torch.cat([prior, log_precision], dim=-3)
+    joint_logvar = -torch.logsumexp(log_precision, dim=-3)
+    weights = torch.softmax(log_precision, dim=-3)
+    joint_mu = (weights.narrow(-3, 1, weights.shape[-3] - 1) * mu).sum(-3)
+    return joint_mu, joint_logvar
+
+
+def mixture_weights(mask):
+    """Uniform weights ``(n_experts, batch)`` over the experts present in each row."""
+    mask = mask.to(torch.float32)
+    return mask / mask.sum(0).clamp(min=1.0)
+
+
+class GaussianLikelihood(nn.Module):
+    """Gaussian ``p(x | z)`` with the decoder's output as mean.
+
+    Parameters
+    ----------
+    width : int
+        Number of features.
+    scale : "learn" or float, default="learn"
+        A fixed standard deviation, or ``"learn"`` for one learned per
+        feature (bounded below by 0.01).
+    """
+
+    def __init__(self, width, scale="learn"):
+        super().__init__()
+        if scale == "learn":
+            self.log_scale = nn.Parameter(torch.zeros(width))
+        else:
+            self.register_buffer("log_scale", torch.full((width,), math.log(scale)))
+
+    def _log_scale(self):
+        return self.log_scale.clamp(min=LOG_SCALE_MIN)
+
+    def log_prob(self, x, output):
+        """Log-likelihood of ``x`` summed over features, one value a row."""
+        log_scale = self._log_scale()
+        z = (x - output) * torch.exp(-log_scale)
+        return (-0.5 * z.square() - log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+    def mean(self, output):
+        """Return the mean of ``p(x | z)``."""
+        return output
+
+
+class LaplaceLikelihood(GaussianLikelihood):
+    """Laplace ``p(x | z)`` with the decoder's output as location.
+
+    Parameters
+    ----------
+    width : int
+        Number of features.
+    scale : "learn" or float, default="learn"
+        A fixed scale, or ``"learn"`` for one learned per feature (bounded
+        below by 0.01).
+    """
+
+    def log_prob(self, x, output):
+        """Log-likelihood of ``x`` summed over features, one value a row."""
+        log_scale = self._log_scale()
+        z = (x - output).abs() * torch.exp(-log_scale)
+        return (-z - log_scale - math.log(2)).sum(-1)
+
+
+class BernoulliLikelihood(nn.Module):
+    """Bernoulli ``p(x | z)`` with the decoder's output as logits; ``x`` in [0, 1].
+
+    Parameters
+    ----------
+    width : int
+        Number of features (unused; for a uniform signature).
+    scale : ignored
+        For a uniform signature with the other likelihoods.
+    """
+
+    def __init__(self, width, scale=None):
+        super().__init__()
+
+    def log_prob(self, x, output):
+        """Log-likelihood of ``x`` summed over features, one value a row."""
+        x = x.expand_as(output)
+        return -F.binary_cross_entropy_with_logits(output, x, reduction="none").sum(-1)
+
+    def mean(self, output):
+        """Return the mean of ``p(x | z)``: the probabilities."""
+        return torch.sigmoid(output)
+
+
+LIKELIHOODS = {
+    "gaussian": GaussianLikelihood,
+    "laplace": LaplaceLikelihood,
+    "bernoulli": BernoulliLikelihood,
+}
+
+
+class MultimodalVAEModule(nn.Module):
+    """A multimodal VAE: one encoder and decoder a modality, one latent space.
+
+    Takes the standardized ``X`` (all columns) and a boolean ``mask`` saying
+    which modalities each row has; modality ``m`` is ``X[:, blocks[m]]``.
+    ``forward`` returns the per-row reconstruction log-likelihood and KL
+    terms of the training objective; the other methods serve inference.
+
+    Parameters
+    ----------
+    blocks : list of array-like of int
+        Column positions of each modality.
+    latent_dim : int, default=20
+        Size of the latent space.
+    hidden : sequence of int, default=(256,)
+        Hidden widths of the default MLP encoders (decoders use them
+        reversed).
+    aggregation : {"poe", "moe", "mopoe"}, default="mopoe"
+        Joint posterior: product of experts (trained with the joint and the
+        single-modality ELBOs, as in MVAE), mixture of experts (stratified:
+        every present modality's expert is sampled and decodes every
+        modality), or mixture of products of experts over the subsets of
+        the present modalities (one subset drawn a row).
+    likelihoods : list of str, default=None
+        One of ``"gaussian"``, ``"laplace"``, ``"bernoulli"`` per modality;
+        None for Gaussian everywhere.
+    scales : list of ("learn" or float), default=None
+        Scale of each modality's Gaussian or Laplace likelihood; None for
+        ``"learn"`` everywhere.
+    encoders, decoders : list of (callable or None), default=None
+        Per modality, a class or factory ``f(in_features, out_features)``
+        returning an ``nn.Module``, or None for the default :class:`MLP`.
+        Encoders output ``2 * latent_dim`` values (means, then log
+        variances). With no encoder given, the default encoders are one
+        :class:`GroupedMLP` (the MLP head's), else :class:`ModalityEncoders`.
+    dropout : float, default=0.0
+        Dropout of the default MLPs.
+    """
+
+    def __init__(
+        self,
+        blocks,
+        latent_dim=20,
+        hidden=(256,),
+        aggregation="mopoe",
+        likelihoods=None,
+        scales=None,
+        encoders=None,
+        decoders=None,
+        dropout=0.0,
+    ):
+        super().__init__()
+        n = len(blocks)
+        self.widths = [len(block) for block in blocks]
+        self.aggregation = aggregation
+        hidden = tuple(hidden)
+        self.register_buffer(
+            "columns", torch.as_tensor([int(c) for block in blocks for c in block])
+        )
+        self.encoders = modality_encoders(
+            blocks, 2 * latent_dim, encoders, hidden, dropout
+        )
+        self.decoders = nn.ModuleList(
+            (f or _default_mlp(hidden[::-1], dropout))(latent_dim, w)
+            for w, f in zip(self.widths, decoders or [None] * n, strict=True)
+        )
+        self.likelihoods = nn.ModuleList(
+            LIKELIHOODS[kind](w, s)
+            for w, kind, s in zip(
+                self.widths,
+                likelihoods or ["gaussian"] * n,
+                scales or ["learn"] * n,
+                strict=True,
+            )
+        )
+        subsets = [
+            [m in subset for m in range(n)]
+            for k in range(1, n + 1)
+            for subset in combinations(range(n), k)
+        ]
+        self.register_buffer("subsets", torch.tensor(subsets, dtype=torch.bool))
+
+    def _split(self, X):
+        return torch.split(X.index_select(-1, self.columns), self.widths, dim=-1)
+
+    def _encode(self, X):
+        """Encode each modality: means, log variances ``(modality, batch, latent)``."""
+        out = self.encoders(X)
+        mu, logvar = out.chunk(2, dim=-1)
+        return mu, logvar.clamp(*LOGVAR_RANGE)
+
+    def _subset_posteriors(self, mu, logvar, mask):
+        """MoPoE components ``(subset, batch, latent)``, weights ``(subset, batch)``."""
+        in_subset = self.subsets.unsqueeze(-1)  # (subset, modality, 1)
+        sub_mu, sub_logvar = product_of_experts(
+            mu.unsqueeze(0), logvar.unsqueeze(0), in_subset & mask.T.unsqueeze(0)
+        )
+        valid = ~(in_subset & ~mask.T.unsqueeze(0)).any(1)  # subset within present
+        return sub_mu, sub_logvar, mixture_weights(valid)
+
+    def posterior_mean(self, X, mask):
+        """Mean of the joint posterior from the modalities each row has."""
+        mu, logvar = self._encode(X)
+        if self.aggregation == "poe":
+            return product_of_experts(mu, logvar, mask.T)[0]
+        if self.aggregation == "moe":
+            weights = mixture_weights(mask.T)
+        else:
+            mu, _, weights = self._subset_posteriors(mu, logvar, mask)
+        return (weights.unsqueeze(-1) * mu).sum(0)
+
+    def decode(self, z):
+        """Decode ``z`` into the mean of every modality, blocks side by side."""
+        return torch.cat(
+            [
+                lik.mean(dec(z))
+                for dec, lik in zip(self.decoders, self.likelihoods, strict=True)
+            ],
+            dim=-1,
+        )
+
+    def _log_likelihood(self, X, mask, z):
+        """``sum_m mask_m log p(x_m | z)`` for ``z`` of shape (..., batch, latent)."""
+        total = 0.0
+        for xm, present, dec, lik in zip(
+            self._split(X), mask.T, self.decoders, self.likelihoods, strict=True
+        ):
+            total = total + lik.log_prob(xm, dec(z)) * present
+        return total
+
+    @staticmethod
+    def _sample(mu, logvar, generator=None):
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        return mu + eps * torch.exp(0.5 * logvar)
+
+    def forward(self, X, mask):
+        """Per-row reconstruction log-likelihood and KL of the training objective."""
+        return self.elbo_terms(X, mask, unimodal=self.aggregation == "poe")
+
+    def elbo(self, X, mask):
+        """ELBO of each row (β = 1), with noise from a fixed seed (deterministic)."""
+        generator = torch.Generator(device=X.device).manual_seed(0)
+        log_likelihood, kl = self.elbo_terms(X, mask, generator=generator)
+        return log_likelihood - kl
+
+    def elbo_terms(self, X, mask, unimodal=False, generator=None):
+        """Reconstruction log-likelihood and KL, one value a row each.
+
+        Parameters
+        ----------
+        X : Tensor of shape (batch, n_features)
+            Standardized data.
+        mask : Tensor of bool, shape (batch, n_modalities)
+            True where a row has a modality; absent modalities are left out
+            of the posterior and of the reconstruction term.
+        unimodal : bool, default=False
+            For ``"poe"``, add each present modality's own ELBO to the joint
+            one, so that single-modality experts are trained too (MVAE).
+        generator : torch.Generator, default=None
+            Source of the reparametrization noise.
+
+        Returns
+        -------
+        log_likelihood, kl : Tensor of shape (batch,)
+        """
+        mu, logvar = self._encode(X)
+        if self.aggregation == "poe":
+            experts = mask.T.unsqueeze(0)
+            if unimodal:
+                eye = torch.eye(len(self.widths), dtype=torch.bool, device=X.device)
+                experts = torch.cat([experts, eye.unsqueeze(-1) & experts])
+            post_mu, post_logvar = product_of_experts(
+                mu.unsqueeze(0), logvar.unsqueeze(0), experts
+            )
+            weights = experts.any(1).to(X.dtype)  # (term, batch)
+        elif self.aggregation == "moe":
+            post_mu, post_logvar, weights = mu, logvar, mixture_weights(mask.T)
+        else:
+            post_mu, post_logvar, weights = self._subset_posteriors(mu, logvar, mask)
+        kl = (weights * kl_standard_normal(post_mu, post_logvar)).sum(0)
+        if self.aggregation == "mopoe":
+            # One mixture component a row, drawn with the mixture weights.
+            draw = torch.where(weights.sum(0) > 0, weights, 1.0).T
+            pick = torch.multinomial(draw, 1, generator=generator).squeeze(1)
+            rows = torch.arange(X.shape[0], device=X.device)
+            z = self._sample(post_mu[pick, rows], post_logvar[pick, rows], generator)
+            return self._log_likelihood(X, mask, z), kl
+        z = self._sample(post_mu, post_logvar, generator)
+        log_likelihood = (weights * self._log_likelihood(X, mask, z)).sum(0)
+        return log_likelihood, kl
+
+
+class NegativeELBO(nn.Module):
+    """Training loss: ``-(log-likelihood - beta * kl_weight * KL)``, row mean.
+
+    Parameters
+    ----------
+    beta : float, default=1.0
+        Weight of the KL term (β-VAE).
+
+    Attributes
+    ----------
+    kl_weight : float
+        Extra factor on the KL term, 1 unless a warm-up changes it.
+    """
+
+    def __init__(self, beta=1.0):
+        super().__init__()
+        self.beta = beta
+        self.kl_weight = 1.0
+
+    def forward(self, terms):
+        """Loss of the ``(log_likelihood, kl)`` rows returned by the module."""
+        log_likelihood, kl = terms
+        return -(log_likelihood - self.beta * self.kl_weight * kl).mean()
+
+
+def _default_mlp(hidden, dropout):
+    def build(in_features, out_features):
+        return MLP(in_features, out_features, hidden=hidden, dropout=dropout)
+
+    return build
