@@ -96,8 +96,9 @@ def plain_mlp(n_params, n_features, n_classes, common):
         module__dropout=0.1,
         criterion=torch.nn.CrossEntropyLoss,
         iterator_train__shuffle=True,
-        # mmfuse nets run Adam/AdamW fused by default: the same kernels here,
-        # so that only the architectures differ.
+        # mmfuse nets run Adam/AdamW fused by default: the same kernels here
+        # (and MLP's dropout is mmfuse's Dropout, as in the fusion nets), so
+        # that only the architectures differ.
         optimizer__fused=True,
         callbacks=[
             ("timer", ThreadTimer()),

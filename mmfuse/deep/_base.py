@@ -24,6 +24,7 @@ from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 from types import MappingProxyType
 
+import numpy as np
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import get_tags
@@ -44,6 +45,20 @@ from mmfuse.deep._data import column_statistics, seed_torch, standardize
 from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
 
 __all__ = ["BaseMultimodalNet"]
+
+
+class _BatchDataset(Dataset):
+    """skorch's :class:`~skorch.dataset.Dataset`, read a batch at a time.
+
+    ``dataset[rows]`` indexes every array of the module's inputs (a dict) and
+    the target at once with the row positions, skipping skorch's per-call
+    checks of the index (which look at every position of a list).
+    """
+
+    def __getitem__(self, rows):
+        rows = np.asarray(rows)
+        X = {name: value[rows] for name, value in self.X.items()}
+        return self.transform(X, None if self.y is None else self.y[rows])
 
 
 class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
@@ -109,7 +124,7 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
     # settings (iterator_train__num_workers=2, ...) still apply.
     iterator_train = DataLoader
     iterator_valid = DataLoader
-    dataset = Dataset
+    dataset = _BatchDataset
     predict_nonlinearity = None
     warm_start = False
     compile = False

@@ -7,6 +7,7 @@ from torch import nn
 
 from mmfuse.deep._layers import (
     MLP,
+    Dropout,
     GroupedMLP,
     ModalityDropout,
     masked_softmax,
@@ -35,7 +36,7 @@ class AttentionBlock(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.norm_mlp = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model, d_model, hidden=(2 * d_model,))
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, tokens, allowed, need_weights=False):
         """Update ``tokens`` (batch, length, d_model).

@@ -30,10 +30,50 @@ class MLP(nn.Sequential):
         layers = []
         width = in_features
         for h in hidden:
-            layers += [nn.Linear(width, h), activation(), nn.Dropout(dropout)]
+            layers += [nn.Linear(width, h), activation(), Dropout(dropout)]
             width = h
         layers.append(nn.Linear(width, out_features))
         super().__init__(*layers)
+
+
+class Dropout(nn.Module):
+    """Dropout that draws its random mask several times faster on CPU.
+
+    In training, zeroes each element with probability ``p`` and scales the
+    others by ``1 / (1 - p)``; the identity in eval mode, like
+    :class:`torch.nn.Dropout`. torch's CPU dropout draws one Bernoulli
+    variable an element (about 10 ns); this one cuts four 16-bit lanes out of
+    each 64-bit random integer, so ``p`` is rounded to a multiple of
+    ``2**-16``. Draws come from torch's generator: seeding torch reproduces
+    them.
+
+    Parameters
+    ----------
+    p : float, default=0.0
+        Probability of zeroing an element, in [0, 1).
+    """
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = p
+        # Keep an element when its uniform 16-bit lane is >= threshold.
+        self.threshold = round(p * 2**16)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+    def forward(self, x):
+        """Return ``x`` with dropped elements zeroed and the others scaled."""
+        if not self.training or self.threshold == 0:
+            return x
+        n = x.numel()
+        lanes = torch.randint(
+            -(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device
+        )
+        lanes = lanes.view(torch.int16)[:n].view(x.shape).float()
+        # Lanes are uniform on [-2**15, 2**15): 1 from threshold - 2**15 up, else 0.
+        keep = lanes.sub_(self.threshold - 2**15 - 1).clamp_(0, 1).to(x.dtype)
+        return x * keep.mul_(2**16 / (2**16 - self.threshold))
 
 
 def masked_softmax(logits, mask):
@@ -206,7 +246,7 @@ class GroupedMLP(nn.Sequential):
         for width_in, width_out in pairwise(widths):
             layers += [
                 nn.ReLU(),
-                nn.Dropout(dropout),
+                Dropout(dropout),
                 GroupedLinear(n_groups, width_in, width_out),
             ]
         super().__init__(*layers)
