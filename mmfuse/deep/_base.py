@@ -386,14 +386,14 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         ``module_params`` are the ``module__<name>`` parameters.
         """
 
-    def _module_kwargs(self, explicit, module_params):
-        """Merge a module's explicit arguments with ``module__`` ones."""
+    def _module_kwargs(self, explicit, module_params, prefix="module"):
+        """Merge explicit arguments with ``<prefix>__`` ones (module by default)."""
         duplicated = sorted(explicit.keys() & module_params.keys())
         if duplicated:
             name = duplicated[0]
             raise ValueError(
-                f"module__{name} duplicates the estimator parameter {name!r}; "
-                f"set {name}=... instead of module__{name}=..."
+                f"{prefix}__{name} duplicates the estimator parameter {name!r}; "
+                f"set {name}=... instead of {prefix}__{name}=..."
             )
         return {**explicit, **module_params}
 

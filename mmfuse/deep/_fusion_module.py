@@ -97,7 +97,8 @@ class FusionNet(nn.Module):
         - ``"co_attention"``: self-attention within each modality, then
           cross-attention between modalities, per layer;
         - ``"gated"``: a softmax gate per row over the modality summaries;
-        - ``"late"``: one head per modality, outputs averaged.
+        - ``"late"``: one head per modality (on its tokens through a ReLU),
+          outputs averaged.
     d_model : int, default=32
         Token width.
     n_tokens : int, default=4
@@ -231,7 +232,9 @@ class FusionNet(nn.Module):
         if self.fusion == "concat":
             return self.head(tokens.transpose(0, 1).flatten(1))
         if self.fusion == "late":
-            outputs = self.heads(tokens.flatten(2))
+            # The tokens end in a linear layer, as does a head's first: a ReLU
+            # between them makes the pair a layer more, not one linear map.
+            outputs = self.heads(tokens.flatten(2).relu())
             share = mask / mask.sum(1, keepdim=True).clamp_min(1)
             return torch.einsum("mbo,bm->bo", outputs, share)
         if self.fusion == "gated":

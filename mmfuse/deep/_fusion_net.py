@@ -129,8 +129,8 @@ _SHARED_PARAMETERS = """\
           cross-attention between modalities;
         - ``"gated"``: a learned softmax gate per row over the modality
           summaries;
-        - ``"late"``: one head per modality, outputs averaged over the
-          modalities present.
+        - ``"late"``: one head per modality (on its tokens through a ReLU),
+          outputs averaged over the modalities present.
     d_model : int, default=32
         Token width.
     n_tokens : int, default=4
@@ -149,14 +149,14 @@ _SHARED_PARAMETERS = """\
         ``set_params(optimizer__weight_decay=...)``. Adam and AdamW use
         torch's fused implementation unless ``optimizer__fused`` or
         ``optimizer__foreach`` is set.
-    lr : float, default=2e-3
+    lr : float, default=4e-3
         Initial learning rate, annealed towards 0 on a cosine over the
         ``max_epochs`` epochs of each ``fit`` or ``partial_fit`` call (the
         default callback ``"lr_scheduler"``;
         ``set_params(callbacks__lr_scheduler=None)`` keeps it constant).
     max_epochs : int, default=60
         Training epochs.
-    batch_size : int, default=64
+    batch_size : int, default=128
         Mini-batch size; -1 for the whole data set. Predictions do not
         depend on it.
     train_split : callable or None, default=ValidSplit(5{stratified})
@@ -217,6 +217,11 @@ _ATTRIBUTES = """\
 class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
     criterion = torch.nn.CrossEntropyLoss
 
+    _parameter_constraints: dict = {
+        **_BaseFusionNet._parameter_constraints,
+        "label_smoothing": [Interval(Real, 0, 1, closed="both")],
+    }
+
     def __init__(
         self,
         blocks="auto",
@@ -229,14 +234,15 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         dropout=0.2,
         modality_dropout=0.0,
         optimizer=torch.optim.AdamW,
-        lr=2e-3,
+        lr=4e-3,
         max_epochs=60,
-        batch_size=64,
+        batch_size=128,
         train_split=_STRATIFIED_SPLIT,
         callbacks=None,
         verbose=1,
         device="cpu",
         random_state=None,
+        label_smoothing=0.1,
     ):
         super().__init__(
             blocks=blocks,
@@ -257,6 +263,23 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         self.n_layers = n_layers
         self.dropout = dropout
         self.modality_dropout = modality_dropout
+        self.label_smoothing = label_smoothing
+
+    def initialize_criterion(self):
+        """Build ``criterion_`` with ``label_smoothing`` (skorch extension point).
+
+        Returns
+        -------
+        self : MLPFusionClassifier
+            The net, with ``criterion_`` set.
+        """
+        params = self._module_kwargs(
+            {"label_smoothing": self.label_smoothing},
+            self.get_params_for("criterion"),
+            prefix="criterion",
+        )
+        self.criterion_ = self.initialized_instance(self.criterion, params)
+        return self
 
     def _encode_target(self, y, *, reset, classes=None):
         check_classification_targets(y)
@@ -316,9 +339,9 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         dropout=0.2,
         modality_dropout=0.0,
         optimizer=torch.optim.AdamW,
-        lr=2e-3,
+        lr=4e-3,
         max_epochs=60,
-        batch_size=64,
+        batch_size=128,
         train_split=_SPLIT,
         callbacks=None,
         verbose=1,
@@ -387,6 +410,14 @@ MLPFusionClassifier.__doc__ = f"""Multimodal classifier: encoders, fusion, MLP h
     Parameters
     ----------
 {_SHARED_PARAMETERS.replace("{stratified}", ", stratified=True")}
+    label_smoothing : float, default=0.1
+        Label smoothing of the cross-entropy loss
+        (:class:`torch.nn.CrossEntropyLoss`): the training target puts
+        ``1 - label_smoothing`` on the true class and spreads the rest over
+        all classes; 0 trains on the labels as they are. Smoothing tempers
+        the outputs' confidence, and ``"gated"`` nets may then learn gates
+        that also lean on uninformative modalities: use 0 to read the gates
+        (:meth:`modality_weights`) as how informative each modality is.
 
     Attributes
     ----------

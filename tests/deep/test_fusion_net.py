@@ -65,6 +65,15 @@ def test_prefixed_params_reach_module_optimizer_and_callbacks(data):
     assert "print_log" not in dict(clf.callbacks_)
 
 
+def test_label_smoothing_reaches_the_loss(data):
+    X, y, _ = data
+    assert classifier().fit(X, y).criterion_.label_smoothing == 0.1
+    clf = classifier(label_smoothing=0.0).fit(X, y)
+    assert clf.criterion_.label_smoothing == 0.0
+    with pytest.raises(ValueError, match="criterion__label_smoothing duplicates"):
+        classifier().set_params(criterion__label_smoothing=0.2).fit(X, y)
+
+
 def test_unknown_prefixed_param_is_reported(data):
     X, y, _ = data
     clf = classifier().set_params(modul__d_model=3)
@@ -141,7 +150,7 @@ def test_training_batches_are_shuffled_and_read_whole(data):
     np.testing.assert_array_equal(np.sort(rows, axis=0), np.sort(expected, axis=0))
     in_order = classifier().set_params(iterator_train__shuffle=False).fit(X, y)
     batch, _ = next(iter(in_order.get_iterator(dataset, training=True)))
-    np.testing.assert_array_equal(batch["X"].numpy(), expected[:64])
+    np.testing.assert_array_equal(batch["X"].numpy(), expected[: in_order.batch_size])
 
 
 def test_learning_rate_decays_on_a_cosine_and_restarts(data):
@@ -220,7 +229,9 @@ def test_every_fusion_learns_and_handles_missing_modalities(data, fusion):
 
 
 def test_attention_weights_follow_the_informative_modality():
-    # Only modality "b" carries the label: attention and gates should favour it.
+    # Only modality "b" carries the label: attention and gates should favour it
+    # (trained on the plain labels: with label smoothing, a gate may lean on the
+    # noise modality to soften the outputs).
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 6))
     y = (X[:, 3] + X[:, 4] > 0).astype(int)
@@ -228,7 +239,9 @@ def test_attention_weights_follow_the_informative_modality():
         clf = MLPFusionClassifier(
             blocks={"a": [0, 1, 2], "b": [3, 4, 5]},
             fusion=fusion,
-            **{**TINY, "max_epochs": 30, "lr": 0.01, "train_split": None},
+            **{**TINY, "max_epochs": 30, "lr": 0.01, "batch_size": 64},
+            train_split=None,
+            label_smoothing=0.0,
         ).fit(X, y)
         assert clf.modality_names_ == ["a", "b"]
         assert clf.modality_weights(X)[:, 1].mean() > 0.55
