@@ -45,7 +45,7 @@ class Dropout(nn.Module):
     variable an element (about 10 ns); this one cuts four 16-bit lanes out of
     each 64-bit random integer, so ``p`` is rounded to a multiple of
     ``2**-16``. Draws come from torch's generator: seeding torch reproduces
-    them.
+    them. On other devices, torch's own (fused) dropout runs.
 
     Parameters
     ----------
@@ -56,7 +56,7 @@ class Dropout(nn.Module):
     def __init__(self, p=0.0):
         super().__init__()
         self.p = p
-        # Keep an element when its uniform 16-bit lane is >= threshold.
+        # Drop an element when its uniform 16-bit lane, unsigned, is < threshold.
         self.threshold = round(p * 2**16)
 
     def extra_repr(self):
@@ -66,10 +66,10 @@ class Dropout(nn.Module):
         """Return ``x`` with dropped elements zeroed and the others scaled."""
         if not self.training or self.threshold == 0:
             return x
+        if x.device.type != "cpu":
+            return nn.functional.dropout(x, self.p)
         n = x.numel()
-        lanes = torch.randint(
-            -(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device
-        )
+        lanes = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64)
         lanes = lanes.view(torch.int16)[:n].view(x.shape).float()
         # Lanes are uniform on [-2**15, 2**15): 1 from threshold - 2**15 up, else 0.
         keep = lanes.sub_(self.threshold - 2**15 - 1).clamp_(0, 1).to(x.dtype)
