@@ -19,7 +19,10 @@ estimator), latent 20, stratified 5-fold CV with seed 0. For each aggregation
 - seconds per epoch (median over epochs, from the skorch history).
 
 Baselines in the same run: LogisticRegression on the concatenated views
-(probe), Ridge from fou / fou + zer to pix (coherence, imputation MSE).
+(probe), Ridge from fou / fou + zer to pix (coherence, imputation MSE), and
+the digit read from fou alone by LogisticRegression and an RBF SVC (in the
+``fou>pix`` columns): ``fou>pix`` is itself a classifier of fou, so these
+show how much fou tells (``benchmarks/fou_bound.py`` tunes more classifiers).
 
 Speed against multivae's MoPoE (a peer run in its own virtualenv, which
 needs torchvision): both train on the same training fold with the same
@@ -212,6 +215,15 @@ def main():
             peer_blocks = {b: Xs[train][:, c] for b, c in cols.items()}
         concat = LogisticRegression(max_iter=3000).fit(Xs[train], y[train])
         record("concat views (LR)", probe=concat.score(Xs[test], y[test]))
+        # fou>pix reads the digit from fou alone: so do these two classifiers.
+        fou_train, fou_test = Xs[train][:, cols["fou"]], Xs[test][:, cols["fou"]]
+        record(
+            "fou alone (LR, SVC)",
+            **{
+                "fou>pix": readers["fou"].score(fou_test, y[test]),
+                "fou>pix SVC": SVC().fit(fou_train, y[train]).score(fou_test, y[test]),
+            },
+        )
         real_pix = Xs[test][:, cols["pix"]]
 
         fou, fou_zer = cols["fou"], np.concatenate([cols["fou"], cols["zer"]])

@@ -20,33 +20,44 @@ def kl_standard_normal(mu, logvar):
     return 0.5 * (mu.square() + logvar.exp() - 1.0 - logvar).sum(-1)
 
 
-def product_of_experts(mu, logvar, mask):
-    """Product of Gaussian experts and of the prior expert ``N(0, I)``.
+def products_of_experts(mu, logvar, mask, subsets):
+    """Products of Gaussian experts over subsets, each with the prior ``N(0, I)``.
 
-    Computed in precision-weighted form with log-sum-exp over log precisions,
-    so that very confident or very vague experts neither overflow nor
-    underflow.
+    Precision-weighted: the experts' precisions (and precision-weighted
+    means) are summed over every subset in one matrix product, after shifting
+    the log precisions by their largest (or the prior's 0) in each row and latent
+    coordinate, so that very confident or very vague experts neither
+    overflow nor underflow (exactly so for a product of all the experts, and
+    for subsets while the log variances are within about 80 of each other:
+    the module clamps them to ``LOGVAR_RANGE``).
 
     Parameters
     ----------
-    mu, logvar : Tensor of shape (..., n_experts, batch, latent)
+    mu, logvar : Tensor of shape (n_experts, batch, latent)
         The experts' means and log variances.
-    mask : Tensor of bool, shape (..., n_experts, batch)
-        False where an expert is absent (it then has no weight); a row with
-        no expert gets the prior.
+    mask : Tensor of bool, shape (batch, n_experts)
+        False where a row lacks an expert (it then has no weight).
+    subsets : Tensor of bool, shape (n_products, n_experts)
+        The experts of each product; a product with no present expert is the
+        prior.
 
     Returns
     -------
-    mu, logvar : Tensor of shape (..., batch, latent)
-        The joint Gaussian.
+    mu, logvar : Tensor of shape (n_products, batch, latent)
+        The product of each subset.
     """
-    log_precision = torch.where(mask.unsqueeze(-1), -logvar, -math.inf)
-    prior = torch.zeros_like(log_precision.narrow(-3, 0, 1))
-    log_precision = torch.cat([prior, log_precision], dim=-3)
-    joint_logvar = -torch.logsumexp(log_precision, dim=-3)
-    weights = torch.softmax(log_precision, dim=-3)
-    joint_mu = (weights.narrow(-3, 1, weights.shape[-3] - 1) * mu).sum(-3)
-    return joint_mu, joint_logvar
+    n_experts, batch, latent = mu.shape
+    present = mask.T.unsqueeze(-1)
+    log_precision = -logvar
+    shift = log_precision.detach().masked_fill(~present, 0.0).amax(0).clamp(min=0.0)
+    precision = torch.exp((log_precision - shift).masked_fill(~present, -math.inf))
+    weights = subsets.to(mu.dtype)
+
+    def summed(values):  # sum over each subset's experts, (n_products, batch, latent)
+        return (weights @ values.reshape(n_experts, -1)).view(-1, batch, latent)
+
+    total = summed(precision) + torch.exp(-shift)
+    return summed(precision * mu) / total, -(torch.log(total) + shift)
 
 
 def mixture_weights(mask):
@@ -213,6 +224,11 @@ class MultimodalVAEModule(nn.Module):
                 strict=True,
             )
         )
+        # Experts of each product: all of them (the joint posterior of "poe"),
+        # then each alone (its single-modality terms), and for "mopoe" every
+        # non-empty subset.
+        eye = torch.eye(n, dtype=torch.bool)
+        self.register_buffer("poe_terms", torch.cat([torch.ones(1, n).bool(), eye]))
         subsets = [
             [m in subset for m in range(n)]
             for k in range(1, n + 1)
@@ -231,18 +247,15 @@ class MultimodalVAEModule(nn.Module):
 
     def _subset_posteriors(self, mu, logvar, mask):
         """MoPoE components ``(subset, batch, latent)``, weights ``(subset, batch)``."""
-        in_subset = self.subsets.unsqueeze(-1)  # (subset, modality, 1)
-        sub_mu, sub_logvar = product_of_experts(
-            mu.unsqueeze(0), logvar.unsqueeze(0), in_subset & mask.T.unsqueeze(0)
-        )
-        valid = ~(in_subset & ~mask.T.unsqueeze(0)).any(1)  # subset within present
-        return sub_mu, sub_logvar, mixture_weights(valid)
+        sub_mu, sub_logvar = products_of_experts(mu, logvar, mask, self.subsets)
+        outside = self.subsets.to(mu.dtype) @ (~mask).T.to(mu.dtype)
+        return sub_mu, sub_logvar, mixture_weights(outside == 0)
 
     def posterior_mean(self, X, mask):
         """Mean of the joint posterior from the modalities each row has."""
         mu, logvar = self._encode(X)
         if self.aggregation == "poe":
-            return product_of_experts(mu, logvar, mask.T)[0]
+            return products_of_experts(mu, logvar, mask, self.poe_terms[:1])[0][0]
         if self.aggregation == "moe":
             weights = mixture_weights(mask.T)
         else:
@@ -305,14 +318,9 @@ class MultimodalVAEModule(nn.Module):
         """
         mu, logvar = self._encode(X)
         if self.aggregation == "poe":
-            experts = mask.T.unsqueeze(0)
-            if unimodal:
-                eye = torch.eye(len(self.widths), dtype=torch.bool, device=X.device)
-                experts = torch.cat([experts, eye.unsqueeze(-1) & experts])
-            post_mu, post_logvar = product_of_experts(
-                mu.unsqueeze(0), logvar.unsqueeze(0), experts
-            )
-            weights = experts.any(1).to(X.dtype)  # (term, batch)
+            terms = self.poe_terms if unimodal else self.poe_terms[:1]
+            post_mu, post_logvar = products_of_experts(mu, logvar, mask, terms)
+            weights = (terms.to(X.dtype) @ mask.T.to(X.dtype) > 0).to(X.dtype)
         elif self.aggregation == "moe":
             post_mu, post_logvar, weights = mu, logvar, mixture_weights(mask.T)
         else:

@@ -20,7 +20,7 @@ from mmfuse.deep._vae_module import (
     MultimodalVAEModule,
     kl_standard_normal,
     mixture_weights,
-    product_of_experts,
+    products_of_experts,
 )
 
 AGGREGATIONS = ["poe", "moe", "mopoe"]
@@ -60,27 +60,38 @@ def fitted(request, data):
 
 
 # ---------------------------------------------------------------- modules
-def test_product_of_experts_matches_precision_weighting():
+def test_products_of_experts_match_precision_weighting():
     gen = torch.Generator().manual_seed(0)
     mu = torch.randn(3, 4, 2, generator=gen)
     logvar = torch.randn(3, 4, 2, generator=gen)
-    mask = torch.tensor([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 0, 1]], dtype=torch.bool)
-    joint_mu, joint_logvar = product_of_experts(mu, logvar, mask)
-    precision = torch.exp(-logvar) * mask.unsqueeze(-1)
-    total = 1.0 + precision.sum(0)  # the prior expert has precision 1, mean 0
-    torch.testing.assert_close(joint_logvar, -torch.log(total))
-    torch.testing.assert_close(joint_mu, (precision * mu).sum(0) / total)
-    # column 2 has no expert: the prior
-    assert torch.all(joint_mu[2] == 0) and torch.all(joint_logvar[2] == 0)
+    mask = torch.tensor([[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 0, 1]], dtype=torch.bool).T
+    subsets = torch.tensor([[1, 1, 1], [0, 1, 1], [1, 0, 0]], dtype=torch.bool)
+    joint_mu, joint_logvar = products_of_experts(mu, logvar, mask, subsets)
+    assert joint_mu.shape == joint_logvar.shape == (3, 4, 2)
+    for s, subset in enumerate(subsets):
+        experts = (mask & subset).T.unsqueeze(-1)
+        precision = torch.exp(-logvar) * experts
+        total = 1.0 + precision.sum(0)  # the prior expert has precision 1, mean 0
+        torch.testing.assert_close(joint_logvar[s], -torch.log(total))
+        torch.testing.assert_close(joint_mu[s], (precision * mu).sum(0) / total)
+    # row 2 has no expert: the prior
+    assert torch.all(joint_mu[:, 2] == 0) and torch.all(joint_logvar[:, 2] == 0)
 
 
-def test_product_of_experts_is_finite_for_extreme_experts():
+def test_products_of_experts_are_finite_for_extreme_experts():
     mu = torch.tensor([[[1.0]], [[-1.0]]])
     logvar = torch.tensor([[[-80.0]], [[80.0]]])  # exp overflows float32 at ~88
-    joint_mu, joint_logvar = product_of_experts(mu, logvar, torch.ones(2, 1).bool())
+    # an absent expert with an overflowing precision takes no part either
+    mu, logvar = torch.cat([mu, mu]), torch.cat([logvar, torch.full_like(logvar, -200)])
+    mask = torch.tensor([[True, True, False, False]])
+    subsets = torch.tensor([[1, 1, 1, 1], [0, 1, 0, 1]], dtype=torch.bool)
+    joint_mu, joint_logvar = products_of_experts(mu, logvar, mask, subsets)
     assert torch.isfinite(joint_mu).all() and torch.isfinite(joint_logvar).all()
-    assert joint_mu.item() == pytest.approx(1.0)
-    assert joint_logvar.item() == pytest.approx(-80.0)
+    assert joint_mu[0].item() == pytest.approx(1.0)
+    assert joint_logvar[0].item() == pytest.approx(-80.0)
+    # the vague expert alone: the prior's precision dominates
+    assert joint_mu[1].item() == pytest.approx(0.0, abs=1e-30)
+    assert joint_logvar[1].item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_mixture_weights_are_uniform_over_present_experts():
@@ -204,13 +215,9 @@ def test_mopoe_mixes_the_subsets_of_present_modalities():
     assert weights[:, 1].gt(0).sum().item() == 7
     torch.testing.assert_close(weights.sum(0), torch.ones(2))
     # first row: mean of the products {0}, {1}, {0, 1}, each with the prior
-    products = [
-        product_of_experts(
-            mu[:, :1], logvar[:, :1], torch.tensor(subset, dtype=torch.bool).T
-        )[0][0]
-        for subset in ([[1, 0, 0]], [[0, 1, 0]], [[1, 1, 0]])
-    ]
-    expected = sum(products) / 3
+    subsets = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    products = products_of_experts(mu[:, :1], logvar[:, :1], mask[:1], subsets)[0]
+    expected = products.mean(0)[0]
     torch.testing.assert_close(module.posterior_mean(X, mask)[0], expected)
 
 
