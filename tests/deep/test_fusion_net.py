@@ -16,16 +16,6 @@ from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.deep._layers import Dropout, GroupedMLP, ModalityDropout, masked_softmax
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    # Tiny nets run faster on one thread, and the machine may be shared.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = {"d_model": 8, "n_tokens": 2, "n_heads": 2, "verbose": 0, "random_state": 0}
 
 

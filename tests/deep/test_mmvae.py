@@ -28,15 +28,6 @@ WIDTHS = [5, 4, 3]
 TINY = {"latent_dim": 2, "hidden": (8,), "max_epochs": 2, "random_state": 0}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, which stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     X, latent = make_multiview(120, WIDTHS, n_latent=2, noise=0.1, random_state=0)
