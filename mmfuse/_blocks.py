@@ -24,6 +24,7 @@ from mmfuse.utils._compat import (
 
 __all__ = [
     "ModalitySelector",
+    "check_any_modality",
     "check_complete",
     "fit_blocks",
     "modality_position",
@@ -530,6 +531,47 @@ def check_complete(
             )
         present.append(~missing)
     return np.column_stack(present)
+
+
+def check_any_modality(
+    present: NDArray[np.bool_], names: list[str], estimator_name: str
+) -> None:
+    """Reject rows that lack every modality: no estimator can represent them.
+
+    The one rule of mmfuse for such rows, shared by every estimator that
+    takes rows with missing modalities.
+
+    Parameters
+    ----------
+    present : ndarray of bool, shape (n_samples, n_modalities)
+        True where a row has the modality (:func:`modality_mask`).
+    names : list of str
+        Modality names (``modality_names_``).
+    estimator_name : str
+        Used in the message.
+
+    Raises
+    ------
+    ValueError
+        Saying how many rows, which (the first five) and what to do.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse._blocks import check_any_modality
+    >>> check_any_modality(np.array([[True, False]]), ["a", "b"], "MCCA")
+    >>> check_any_modality(np.array([[False, False]]), ["a", "b"], "MCCA")
+    Traceback (most recent call last):
+    ...
+    ValueError: 1 row(s) (first: [0]) have none of the modalities ['a', 'b'] ...
+    """
+    empty = np.flatnonzero(~present.any(axis=1))
+    if empty.size:
+        raise ValueError(
+            f"{empty.size} row(s) (first: {empty[:5].tolist()}) have none of the "
+            f"modalities {names} (every block is all NaN there): "
+            f"{estimator_name} cannot represent them. Drop those rows."
+        )
 
 
 def stack_modalities(mapping: Mapping | None = None, /, **arrays):

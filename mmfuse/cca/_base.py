@@ -15,7 +15,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mmfuse._blocks import SEPARATOR, check_complete
+from mmfuse._blocks import SEPARATOR, check_any_modality, check_complete
 from mmfuse.metrics import canonical_correlation
 from mmfuse.utils._compat import _check_feature_names_in
 
@@ -125,13 +125,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         if self.output == "concat":
             return np.hstack(self._views(X, self._present(X, allow_missing=False)))
         present = self._present(X)
-        empty = int((~present.any(axis=1)).sum())
-        if empty:
-            raise ValueError(
-                f"{empty} row(s) have none of the modalities "
-                f"{self.modality_names_} (every block is all NaN): "
-                f"{type(self).__name__} cannot represent them. Drop those rows."
-            )
+        check_any_modality(present, self.modality_names_, type(self).__name__)
         views = np.stack(self._views(X, present))
         if present.all():
             return views.mean(axis=0)

@@ -242,7 +242,7 @@ def test_missing_modality_errors():
         est.transform(X_partial)
     X_empty = X.copy()
     X_empty[5] = np.nan
-    with pytest.raises(ValueError, match=r"1 row\(s\) have none of the modalities"):
+    with pytest.raises(ValueError, match=r"1 row\(s\) \(first: \[5\]\) have none of"):
         est.transform(X_empty)
 
 
