@@ -14,7 +14,7 @@ from sklearn.utils._param_validation import (
     StrOptions,
 )
 from sklearn.utils.metaestimators import _BaseComposition
-from sklearn.utils.validation import _check_feature_names_in
+from sklearn.utils.validation import _check_feature_names_in, _check_sample_weight
 
 __all__ = [
     "HasMethods",
@@ -23,6 +23,7 @@ __all__ = [
     "StrOptions",
     "_BaseComposition",
     "_check_feature_names_in",
+    "_check_sample_weight",
     "_fit_context",
     "_safe_indexing",
 ]
