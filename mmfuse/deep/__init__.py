@@ -1,8 +1,8 @@
 """Deep multimodal models wrapped as scikit-learn estimators with skorch.
 
-Needs the ``deep`` extra: ``pip install "mmfuse[deep]"``. On a machine without a
-GPU, install a CPU build of torch first (PyTorch's CPU wheels) to avoid the
-multi-GB CUDA build.
+Needs the ``deep`` extra: ``pip install "mmfuse[deep]"``. On Linux, PyPI's
+torch is a CUDA build of several GB; on a machine without an NVIDIA GPU,
+install PyTorch's CPU build first (README.md, "PyTorch: CUDA or CPU build").
 """
 
 try:
@@ -11,8 +11,11 @@ try:
 except ImportError as exc:
     raise ImportError(
         "mmfuse.deep needs torch and skorch, which are not installed: install "
-        "the 'deep' extra with  pip install \"mmfuse[deep]\"  (see the README "
-        "for a CPU-only torch)."
+        "the 'deep' extra with  pip install \"mmfuse[deep]\"  . On Linux, "
+        "PyPI's torch is a CUDA build of several GB; without an NVIDIA GPU, "
+        "first install PyTorch's CPU build with  pip install torch "
+        "--index-url https://download.pytorch.org/whl/cpu  (README.md, "
+        "'PyTorch: CUDA or CPU build')."
     ) from exc
 
 from mmfuse.deep._fusion_net import MLPFusionClassifier, MLPFusionRegressor
