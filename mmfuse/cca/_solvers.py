@@ -286,6 +286,6 @@ def _whitened_operator(A, factors):
 
     def matvec(x):
         y = _block_solve(factors, np.asarray(x).reshape(-1, 1), transpose=True)
-        return _block_solve(factors, A.matvec(y).reshape(-1, 1), transpose=False)
+        return _block_solve(factors, A.matmat(y), transpose=False)
 
     return LinearOperator(A.shape, matvec=matvec, dtype=A.dtype)
