@@ -243,6 +243,11 @@ def _one_block(spec, name, n_features, feature_names):
                 f"block {name!r} is a boolean mask of length {values.size} but "
                 f"X has {n_features} columns."
             )
+        if not values.any():
+            raise ValueError(
+                f"block {name!r} is a boolean mask that selects no column; "
+                f"give it at least one True."
+            )
         return np.flatnonzero(values).astype(np.intp)
     if values.dtype.kind in "iu":
         return _block_from_positions(values, name, n_features)

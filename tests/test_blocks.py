@@ -149,6 +149,7 @@ def test_auto_on_column_transformer_output():
         ([2, [0]], 3, None, r"block 'block0' is an int while other blocks"),
         ([[0, 0], [1]], 3, None, r"lists column 0 more than once"),
         ([np.ones(2, bool)], 3, None, r"boolean mask of length 2 but X has 3"),
+        ([[False]], 1, None, r"boolean mask that selects no column"),
         ([[[0, 1]]], 3, None, r"must be a slice, a prefix or a 1-D list"),
         ([[0.5]], 3, None, r"is not understood: give column positions"),
         (2.5, 3, None, r"of type float is not understood"),
