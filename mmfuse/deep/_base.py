@@ -489,8 +489,27 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         -------
         self : BaseMultimodalNet
             The net, with ``optimizer_`` set.
+
+        Raises
+        ------
+        TypeError
+            When ``optimizer`` does not build a torch optimizer.
         """
-        super().initialize_optimizer(triggered_directly)
+        try:
+            super().initialize_optimizer(triggered_directly)
+        except TypeError as exc:
+            raise TypeError(
+                f"optimizer={self.optimizer!r} could not be built from the "
+                f"module's parameters and lr: {exc}. Pass a torch optimizer "
+                f"class, e.g. torch.optim.AdamW, and its settings as "
+                f"optimizer__<name>=..."
+            ) from exc
+        if not isinstance(self.optimizer_, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer={self.optimizer!r} built a "
+                f"{type(self.optimizer_).__name__}, not a torch optimizer; pass "
+                f"a torch optimizer class, e.g. torch.optim.AdamW."
+            )
         self._restart_lr_schedule()
         return self
 

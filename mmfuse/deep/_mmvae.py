@@ -1,5 +1,6 @@
 """MultimodalVAE: a skorch multimodal VAE (PoE, MoE, MoPoE) as a transformer."""
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -317,10 +318,12 @@ class MultimodalVAE(
     def _scales(self):
         scales = self._per_modality("scale", self.scale, "learn")
         for name, scale in zip(self.modality_names_, scales, strict=True):
-            if scale != "learn" and not (isinstance(scale, Real) and scale > 0):
+            if scale != "learn" and not (
+                isinstance(scale, Real) and 0 < scale < math.inf
+            ):
                 raise ValueError(
                     f"scale[{name!r}]={scale!r} is not valid; use 'learn' or a "
-                    f"positive number."
+                    f"positive finite number."
                 )
         return scales
 

@@ -422,6 +422,7 @@ def test_bernoulli_modality(data):
         ),
         ({"likelihood": {"a": "poisson"}}, r"likelihood\['a'\]='poisson' is not valid"),
         ({"scale": {"a": -1.0}}, r"scale\['a'\]=-1.0 is not valid"),
+        ({"scale": {"a": math.inf}}, r"scale\['a'\]=inf is not valid.*finite"),
         ({"module__encoder": {"z": MLP}}, r"module__encoder names unknown"),
     ],
 )

@@ -278,6 +278,19 @@ def test_unknown_module_parameter_is_named(kind, data):
         make(kind).set_params(module__foo=1).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "optimizer, match",
+    [
+        (len, r"optimizer=<built-in function len> could not be built .* no keyword"),
+        (lambda params, lr: [], r"built a list, not a torch optimizer"),
+    ],
+)
+def test_an_optimizer_that_is_not_one_is_named(optimizer, match, data):
+    X, y, _ = data
+    with pytest.raises(TypeError, match=match):
+        make("classifier", optimizer=optimizer).fit(X, y)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 @pytest.mark.parametrize("device", ["cuda", "cuda:1"])
 def test_cuda_without_cuda_says_so(device, data):
