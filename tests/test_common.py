@@ -96,7 +96,17 @@ VARIANTS: dict[str, list[dict]] = {
 }
 
 # Per-estimator checks expected to fail: {class name: {check name: reason}}.
-EXPECTED_FAILED: dict[str, dict[str, str]] = {}
+_SGD_WEIGHTS = (
+    "trained by SGD on shuffled mini-batches: repeating a row changes the "
+    "batches, the number of steps an epoch and the dropout (and, for the VAE, "
+    "noise) draws, so integer weights equal repetition counts in expectation "
+    "only; tests/deep/test_reliability.py checks what holds exactly (the loss "
+    "of a full batch, zero weights, a full-batch fit)"
+)
+EXPECTED_FAILED: dict[str, dict[str, str]] = {
+    name: {"check_sample_weight_equivalence_on_dense_data": _SGD_WEIGHTS}
+    for name in ("MLPFusionClassifier", "MLPFusionRegressor", "MultimodalVAE")
+}
 
 
 def _instances():

@@ -14,14 +14,21 @@ plain scikit-learn estimator over one multimodal ``X``:
   boolean modality mask: ``module(X=..., mask=...)``.
 - training batches are shuffled (skorch's ``NeuralNet`` does not shuffle),
   and every batch is read from the data set in one indexing instead of row
-  by row (:meth:`~BaseMultimodalNet.get_iterator`).
+  by row (:meth:`~BaseMultimodalNet.get_iterator`);
+- ``fit(X, y, sample_weight=...)`` weighs each row's loss;
+- a fit whose loss or weights become non-finite stops with an error, and
+  no prediction is ever non-finite without an error saying why;
+- inference leaves torch's and numpy's global random states alone.
 
 The training loop, callbacks, history, devices and pickling are skorch's.
 """
 
+import inspect
+import math
+import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager, nullcontext
-from numbers import Integral, Real
+from numbers import Complex, Integral, Real
 from types import MappingProxyType
 
 import numpy as np
@@ -31,7 +38,7 @@ from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 from skorch import NeuralNet
-from skorch.dataset import Dataset, unpack_data
+from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.utils import to_numpy, to_tensor
 from torch.utils.data import (
     BatchSampler,
@@ -40,11 +47,73 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from mmfuse._blocks import BLOCKS_CONSTRAINT, fit_blocks, modality_mask
+from mmfuse._blocks import (
+    BLOCKS_CONSTRAINT,
+    check_any_modality,
+    fit_blocks,
+    modality_mask,
+    resolve_blocks,
+)
 from mmfuse.deep._data import column_statistics, seed_torch, standardize
-from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
+from mmfuse.utils._compat import (
+    Interval,
+    Options,
+    StrOptions,
+    _check_sample_weight,
+    _fit_context,
+)
 
-__all__ = ["BaseMultimodalNet"]
+__all__ = ["BaseMultimodalNet", "check_widths"]
+
+
+def check_widths(name, widths):
+    """Check hidden layer widths: a sequence of positive integers.
+
+    Parameters
+    ----------
+    name : str
+        The parameter, for the message (e.g. ``"hidden"``).
+    widths : sequence of int
+        The widths; empty for no hidden layer.
+
+    Raises
+    ------
+    ValueError
+        Naming the first width that is not a positive integer.
+    """
+    values = list(widths) if isinstance(widths, (tuple, list)) else [widths]
+    for width in values:
+        if not isinstance(width, Integral) or isinstance(width, bool) or width < 1:
+            raise ValueError(
+                f"{name}={widths!r} must be a tuple of positive integers, the "
+                f"widths of the hidden layers; {width!r} is not one. Use e.g. "
+                f"{name}=(64,), or () for no hidden layer."
+            )
+
+
+def _first_non_numeric(X):
+    """Return ``(row, column, value)`` of X's first non-numeric cell, or None.
+
+    Complex numbers are left to scikit-learn's own error.
+    """
+    try:
+        values = X.to_numpy(dtype=object) if hasattr(X, "columns") else X
+        values = np.asarray(values, dtype=object)
+    except (TypeError, ValueError):
+        return None
+    if values.ndim != 2:
+        return None
+    for column in range(values.shape[1]):
+        try:
+            values[:, column].astype(np.float64)
+        except (TypeError, ValueError):
+            for row, value in enumerate(values[:, column]):
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    if not isinstance(value, Complex):
+                        return row, column, value
+    return None
 
 
 class _BatchDataset(Dataset):
@@ -200,7 +269,10 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
 
         Before ``fit``, values are only stored (skorch applies them when it
         initializes); on a fitted net, skorch's rules apply (e.g.
-        ``module__…`` re-initializes the module).
+        ``module__…`` re-initializes the module, ``lr`` changes the
+        optimizer's) and a new ``optimizer`` is built at once, so that
+        :meth:`partial_fit` trains with it; a new ``lr`` is also where the
+        learning-rate schedule of the next :meth:`partial_fit` starts.
 
         Parameters
         ----------
@@ -215,7 +287,21 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
             The net.
         """
         if self.initialized_:
-            return super().set_params(**params)
+            # skorch would take "optimizer" for one of its prefixes and fail.
+            plain = {
+                name: value
+                for name, value in params.items()
+                if "__" not in name and not self._is_virtual_param(name)
+            }
+            BaseEstimator.set_params(self, **plain)
+            if "optimizer" in plain:
+                self.initialize_optimizer()
+            other = {n: v for n, v in params.items() if n not in plain}
+            if other:
+                super().set_params(**other)
+            if any(name == "lr" or name.endswith("__lr") for name in other):
+                self._restart_lr_schedule()
+            return self
         prefixed = {name: value for name, value in params.items() if "__" in name}
         BaseEstimator.set_params(
             self, **{n: v for n, v in params.items() if n not in prefixed}
@@ -225,9 +311,37 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
 
     def _validate_params(self):
         # Called by @_fit_context (scikit-learn's constraints) and by skorch
-        # (prefixed parameters): check both.
+        # (prefixed parameters): check both, and that the device exists.
         BaseEstimator._validate_params(self)
         NeuralNet._validate_params(self)
+        self._check_device_available()
+
+    def _check_device_available(self):
+        """Check that ``device`` names a torch device this machine has."""
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(
+                f"device={self.device!r} is not a torch device; use 'cpu', or "
+                f"'cuda' on a machine with a CUDA GPU."
+            ) from exc
+        if device.type == "cpu":
+            return
+        accelerator = torch.accelerator.current_accelerator()
+        if accelerator is None or accelerator.type != device.type:
+            found = "none" if accelerator is None else f"only {accelerator.type!r}"
+            raise ValueError(
+                f"device={self.device!r} needs a {device.type.upper()} device, "
+                f"which is not available: torch {torch.__version__} finds "
+                f"{found} here. Use device='cpu'."
+            )
+        count = torch.accelerator.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"device={self.device!r} asks for {device.type} device "
+                f"{device.index}, but there are {count}; use an index below "
+                f"{count}."
+            )
 
     def __sklearn_clone__(self):
         # __init__ takes the explicit parameters; the prefixed ones are
@@ -249,8 +363,12 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         tags.input_tags.allow_nan = True
         return tags
 
+    def __sklearn_is_fitted__(self):
+        # A fit that diverged leaves the net uninitialized, hence unfitted.
+        return self.initialized_ and super().__sklearn_is_fitted__()
+
     # ------------------------------------------------------------------ data
-    def _encode_target(self, y, *, reset, classes=None):
+    def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
         """Turn the validated target into what the criterion expects.
 
         The default, for nets trained without a target, ignores ``y``.
@@ -262,40 +380,86 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
     _target_check_params: dict = {}
     """Extra ``validate_data`` arguments for ``y`` (e.g. ``multi_output``)."""
 
-    def _validate_training_data(self, X, y, *, reset, classes=None):
-        """Validate ``X`` (and ``y``); on reset resolve blocks and statistics."""
-        common = {
-            "dtype": ("float64", "float32"),
-            "ensure_all_finite": "allow-nan",
-            "reset": reset,
-        }
+    def _validate_data(self, X, y="no_validation", *, reset, **params):
+        """``validate_data`` for float X with NaN; a non-numeric cell is named."""
+        try:
+            return validate_data(
+                self,
+                X,
+                y,
+                dtype=("float64", "float32"),
+                ensure_all_finite="allow-nan",
+                reset=reset,
+                **params,
+            )
+        except ValueError as exc:
+            cell = _first_non_numeric(X)
+            if cell is None:
+                raise
+            raise ValueError(self._non_numeric_message(X, *cell)) from exc
+
+    def _non_numeric_message(self, X, row, column, value):
+        """Say which cell of ``X`` is not a number, in which column and block."""
+        names = getattr(X, "columns", None)
+        where = f"X column {column}"
+        if names is not None:
+            where += f" ({names[column]!r})"
+        blocks = getattr(self, "blocks_", None)
+        modalities = getattr(self, "modality_names_", None)
+        if blocks is None:  # before fit: resolve them for the message only
+            feature_names = None
+            if names is not None and all(isinstance(n, str) for n in names):
+                feature_names = np.asarray(names, dtype=object)
+            try:
+                blocks, modalities = resolve_blocks(
+                    self.blocks, np.shape(X)[1], feature_names
+                )
+            except (TypeError, ValueError):
+                blocks, modalities = [], []
+        owner = [m for m, b in zip(modalities, blocks, strict=True) if column in b]
+        if owner:
+            where += f" of modality {owner[0]!r}"
+        return (
+            f"{where} holds {value!r} in row {row}, which is not a number; "
+            f"{type(self).__name__} takes numeric features only. Encode such "
+            f"columns first (e.g. with OneHotEncoder in a ColumnTransformer)."
+        )
+
+    def _validate_training_data(self, X, y, sample_weight, *, reset, classes=None):
+        """Validate ``X``, ``y`` and ``sample_weight``.
+
+        On reset, also resolve the blocks and learn the column statistics.
+        Returns the validated ``X``, the encoded target and the weights.
+        """
         if get_tags(self).target_tags.required:
-            X, y = validate_data(self, X, y, **common, **self._target_check_params)
+            X, y = self._validate_data(X, y, reset=reset, **self._target_check_params)
         else:
-            X = validate_data(self, X, **common)
+            X = self._validate_data(X, reset=reset)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
         if reset:
             fit_blocks(self)
-            self.mean_, self.scale_ = column_statistics(X)
-        return X, self._encode_target(y, reset=reset, classes=classes)
+            self.mean_, self.scale_ = column_statistics(X, sample_weight)
+        y = self._encode_target(
+            y, reset=reset, classes=classes, sample_weight=sample_weight
+        )
+        return X, y, sample_weight
 
     def _module_input(self, X):
-        """Return the module's inputs: standardized float32 X and the mask."""
-        return {
-            "X": standardize(X, self.mean_, self.scale_),
-            "mask": modality_mask(X, self.blocks_),
-        }
+        """Return the module's inputs: standardized float32 X and the mask.
+
+        A row that lacks every modality is an error (mmfuse's one rule).
+        """
+        mask = modality_mask(X, self.blocks_)
+        check_any_modality(mask, self.modality_names_, type(self).__name__)
+        return {"X": standardize(X, self.mean_, self.scale_), "mask": mask}
 
     def _validate_input(self, X):
         """Check a fitted net and turn new ``X`` into the module's inputs."""
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            dtype=("float64", "float32"),
-            ensure_all_finite="allow-nan",
-            reset=False,
-        )
-        return self._module_input(X)
+        return self._module_input(self._validate_data(X, reset=False))
 
     @contextmanager
     def _seeded(self):
@@ -307,6 +471,52 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             seed_torch(self.random_state)
             yield
+
+    def initialize_optimizer(self, triggered_directly=None):
+        """Build ``optimizer_`` (skorch extension point).
+
+        Its learning rates are also recorded as the base of the learning-rate
+        schedule (``initial_lr``, which torch's schedulers read), so that a
+        schedule resumed by :meth:`partial_fit` after the optimizer was
+        rebuilt (e.g. by ``set_params(module__…)``) starts from them.
+
+        Parameters
+        ----------
+        triggered_directly : None
+            Deprecated by skorch; unused.
+
+        Returns
+        -------
+        self : BaseMultimodalNet
+            The net, with ``optimizer_`` set.
+
+        Raises
+        ------
+        TypeError
+            When ``optimizer`` does not build a torch optimizer.
+        """
+        try:
+            super().initialize_optimizer(triggered_directly)
+        except TypeError as exc:
+            raise TypeError(
+                f"optimizer={self.optimizer!r} could not be built from the "
+                f"module's parameters and lr: {exc}. Pass a torch optimizer "
+                f"class, e.g. torch.optim.AdamW, and its settings as "
+                f"optimizer__<name>=..."
+            ) from exc
+        if not isinstance(self.optimizer_, torch.optim.Optimizer):
+            raise TypeError(
+                f"optimizer={self.optimizer!r} built a "
+                f"{type(self.optimizer_).__name__}, not a torch optimizer; pass "
+                f"a torch optimizer class, e.g. torch.optim.AdamW."
+            )
+        self._restart_lr_schedule()
+        return self
+
+    def _restart_lr_schedule(self):
+        """Make the optimizer's learning rates the base of the next schedule."""
+        for group in self.optimizer_.param_groups:
+            group["initial_lr"] = group["lr"]
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         """Optimizer arguments; Adam and AdamW run fused (skorch hook).
@@ -343,12 +553,15 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
     def get_iterator(self, dataset, training=False):
         """Return the batch iterator (skorch extension point).
 
-        Two changes from skorch's: training batches are shuffled (skorch's
+        Three changes from skorch's: training batches are shuffled (skorch's
         ``NeuralNet`` keeps the rows in order, so data sorted by class would
         give one-class batches; ``iterator_train__shuffle=False`` keeps the
-        order), and each batch is read from the data set in one indexing
+        order); each batch is read from the data set in one indexing
         rather than row by row and then collated, which is faster for the
-        same batches. ``iterator_train__…``/``iterator_valid__…`` settings
+        same batches; and other iterators draw their base seed from a
+        generator of their own, so that inference leaves torch's global
+        random state as it was (a ``DataLoader`` draws one even when it
+        does not shuffle). ``iterator_train__…``/``iterator_valid__…`` settings
         (``batch_size``, ``shuffle``, ``drop_last``, ``num_workers``, …)
         apply; a ``collate_fn`` receives whole batches.
 
@@ -375,6 +588,8 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
             else SequentialSampler(dataset)
         )
         batches = BatchSampler(rows, batch_size, kwargs.pop("drop_last", False))
+        if not training:
+            kwargs.setdefault("generator", torch.Generator())
         iterator = self.iterator_train if training else self.iterator_valid
         return iterator(dataset, batch_size=None, sampler=batches, **kwargs)
 
@@ -386,8 +601,15 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         ``module_params`` are the ``module__<name>`` parameters.
         """
 
-    def _module_kwargs(self, explicit, module_params, prefix="module"):
-        """Merge explicit arguments with ``<prefix>__`` ones (module by default)."""
+    def _module_kwargs(self, explicit, module_params, target, prefix="module"):
+        """Merge explicit arguments with ``<prefix>__`` ones for class ``target``."""
+        accepted = inspect.signature(target).parameters
+        unknown = sorted(module_params.keys() - accepted.keys())
+        if unknown:
+            raise TypeError(
+                f"{prefix}__{unknown[0]} is not a parameter of "
+                f"{target.__name__}; its parameters are {sorted(accepted)}."
+            )
         duplicated = sorted(explicit.keys() & module_params.keys())
         if duplicated:
             name = duplicated[0]
@@ -409,14 +631,23 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         return self
 
     # -------------------------------------------------------------- training
-    def _train(self, X, y, *, reset, classes, fit_params):
-        X, y = self._validate_training_data(X, y, reset=reset, classes=classes)
+    def _train(self, X, y, sample_weight, *, reset, classes, fit_params):
+        X, y, sample_weight = self._validate_training_data(
+            X, y, sample_weight, reset=reset, classes=classes
+        )
+        inputs = self._module_input(X)
+        if sample_weight is not None:
+            # Scaled to a largest weight of 1 (the batch means ignore the
+            # scale), so that float32 holds them.
+            inputs["sample_weight"] = (sample_weight / sample_weight.max()).astype(
+                np.float32
+            )
         with self._seeded() if reset else nullcontext():
             if reset:
                 self.initialize()
             NeuralNet.partial_fit(
                 self,
-                self._module_input(X),
+                inputs,
                 y,
                 _routing_method="fit" if reset else "partial_fit",
                 **fit_params,
@@ -424,16 +655,24 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, **fit_params):
+    def fit(self, X, y=None, sample_weight=None, **fit_params):
         """Build the module from the blocks of ``X`` and train it.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
             Multimodal data; a row whose block is all NaN lacks that
-            modality. Columns are standardized inside the net.
+            modality, and every row must have one. Columns are standardized
+            inside the net.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             The target, for supervised nets; ignored otherwise.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights. Each batch's loss is the weighted mean
+            of its rows' losses (and the column statistics are weighted
+            means), so integer weights act as repetition counts in
+            expectation; not exactly, as repeated rows would change the
+            shuffled batches and the number of steps an epoch. A row of
+            weight 0 takes no part in the loss.
         **fit_params : dict
             Passed to skorch (the module's forward and ``train_split``).
 
@@ -441,11 +680,19 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         -------
         self : BaseMultimodalNet
             The fitted net.
+
+        Raises
+        ------
+        ValueError
+            When the loss or the weights become non-finite (training
+            diverged): the message says in which epoch and what to try.
         """
-        return self._train(X, y, reset=True, classes=None, fit_params=fit_params)
+        return self._train(
+            X, y, sample_weight, reset=True, classes=None, fit_params=fit_params
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
+    def partial_fit(self, X, y=None, classes=None, sample_weight=None, **fit_params):
         """Train for ``max_epochs`` more epochs from the current weights.
 
         The first call (on an unfitted net) is :meth:`fit`; later calls keep
@@ -460,6 +707,8 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         classes : array-like of shape (n_classes,), default=None
             For classifiers: every label, needed on the first call when
             ``y`` lacks some. Ignored otherwise.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights, as in :meth:`fit`.
         **fit_params : dict
             Passed to skorch (the module's forward and ``train_split``).
 
@@ -469,25 +718,221 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
             The trained net.
         """
         reset = not self.initialized_
-        return self._train(X, y, reset=reset, classes=classes, fit_params=fit_params)
+        return self._train(
+            X, y, sample_weight, reset=reset, classes=classes, fit_params=fit_params
+        )
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """Split off skorch's validation set; a failed split says why (skorch hook).
+
+        Parameters
+        ----------
+        X : dict
+            The module's inputs.
+        y : ndarray or None
+            The encoded target.
+        **fit_params : dict
+            Passed to ``train_split``.
+
+        Returns
+        -------
+        dataset_train, dataset_valid : Dataset
+            The training and validation sets (None without ``train_split``).
+        """
+        split = self.train_split
+        if isinstance(split, ValidSplit):
+            stratified = ", stratified=True" if split.stratified else ""
+            split = f"ValidSplit({split.cv!r}{stratified})"
+        advice = f"The net holds out a validation split (train_split={split})"
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                datasets = super().get_split_datasets(X, y, **fit_params)
+        except ValueError as exc:
+            if not self.train_split:
+                raise
+            raise ValueError(
+                f"{advice}, which fails on these {len(X['X'])} rows: {exc} Pass "
+                f"more rows, or set train_split=None to train on all of them."
+            ) from exc
+        for warning in caught:
+            warnings.warn(
+                f"{advice}: {warning.message} Pass more rows, or set "
+                f"train_split=None to train on all of them.",
+                warning.category,
+                stacklevel=2,
+            )
+        return datasets
+
+    def infer(self, x, **fit_params):
+        """Run the module on a batch; row weights are not its input (skorch hook).
+
+        Parameters
+        ----------
+        x : dict
+            The batch's inputs (``X``, ``mask`` and, in training with
+            weights, ``sample_weight``).
+        **fit_params : dict
+            Passed to the module's forward.
+
+        Returns
+        -------
+        y_pred : Tensor or tuple of Tensor
+            The module's output.
+        """
+        if "sample_weight" in x:
+            x = {name: value for name, value in x.items() if name != "sample_weight"}
+        return super().infer(x, **fit_params)
+
+    def _row_losses(self, y_pred, y_true):
+        """Return the loss of each row of the batch, shape (batch,).
+
+        The criterion is built with ``reduction="none"``; a loss with several
+        values a row (one a target) is averaged over them.
+        """
+        losses = self.criterion_(y_pred, to_tensor(y_true, device=self.device))
+        return losses if losses.ndim == 1 else losses.flatten(1).mean(1)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Mean loss of the batch, weighted by ``sample_weight`` (skorch hook).
+
+        Parameters
+        ----------
+        y_pred : Tensor or tuple of Tensor
+            The module's output.
+        y_true : Tensor or None
+            The batch's encoded target.
+        X : dict, default=None
+            The batch's inputs, with ``sample_weight`` when ``fit`` had one.
+        training : bool, default=False
+            Whether the net is training (unused).
+
+        Returns
+        -------
+        loss : Tensor
+            ``sum(w * loss) / sum(w)`` over the batch's rows (0 for a batch
+            whose weights are all 0), the plain mean without weights.
+        """
+        losses = self._row_losses(y_pred, y_true)
+        weight = None if X is None else X.get("sample_weight")
+        if weight is None:
+            return losses.mean()
+        weight = to_tensor(weight, device=self.device)
+        return (weight * losses).sum() / weight.sum().clamp_min(1e-30)
+
+    def _weights_are_finite(self):
+        """Whether every weight of the module is finite (one device sync)."""
+        return bool(
+            torch.stack([p.isfinite().all() for p in self.module_.parameters()]).all()
+        )
+
+    def _diverged(self, what):
+        """Leave the net unfitted; return the error for a ``what`` not finite."""
+        self.initialized_ = False
+        return ValueError(
+            f"Training diverged: {what}. Try a lower learning rate (lr="
+            f"{self.lr!r}), rescaled inputs (columns of very different "
+            f"scales, extreme values), or gradient clipping "
+            f"(callbacks=[('clip', skorch.callbacks.GradientNormClipping(1.0))])."
+        )
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Stop when a batch loss of this epoch is not finite (skorch hook).
+
+        The losses are the floats skorch records for every batch: checking
+        them costs no extra device synchronization.
+
+        Parameters
+        ----------
+        net : BaseMultimodalNet
+            This net.
+        dataset_train, dataset_valid : Dataset
+            The epoch's data (unused).
+        **kwargs : dict
+            Unused.
+
+        Raises
+        ------
+        ValueError
+            Naming the epoch and the batch whose loss is not finite.
+        """
+        super().on_epoch_end(net, dataset_train, dataset_valid, **kwargs)
+        epoch = self.history[-1]
+        for key, phase in (("train_loss", "training"), ("valid_loss", "validation")):
+            losses = [batch[key] for batch in epoch["batches"] if key in batch]
+            bad = [i for i, loss in enumerate(losses) if not math.isfinite(loss)]
+            if bad:
+                raise self._diverged(
+                    f"the {phase} loss became {losses[bad[0]]} in "
+                    f"epoch {epoch['epoch']} (batch {bad[0] + 1} of {len(losses)})"
+                )
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Stop when the trained weights are not finite (skorch hook).
+
+        Parameters
+        ----------
+        net : BaseMultimodalNet
+            This net.
+        X, y : dict and ndarray
+            The training data (unused).
+        **kwargs : dict
+            Unused.
+
+        Raises
+        ------
+        ValueError
+            When a weight of the module is not finite.
+        """
+        super().on_train_end(net, X, y, **kwargs)
+        if not self._weights_are_finite():
+            raise self._diverged(
+                f"the weights are not finite after epoch {len(self.history)}"
+            )
 
     # ------------------------------------------------------------ prediction
-    def _forward_numpy(self, X):
-        """Return the module's outputs for new ``X`` as a numpy array."""
-        return to_numpy(self.forward(self._validate_input(X)))
-
     def _module_method(self, X, method):
-        """Call ``module_.<method>(X=..., mask=...)`` on new ``X``, batch by batch."""
+        """``module_.<method>(X=..., mask=...)`` on new ``X``, as one float64 array."""
         return self._run_module(self._validate_input(X), method)
 
     def _run_module(self, inputs, method):
-        """Call ``module_.<method>(**inputs)`` batch by batch, in eval mode."""
+        """``module_.<method>(**inputs)`` batch by batch in eval mode, as float64.
+
+        Raises
+        ------
+        ValueError
+            When an output is not finite, saying whether the weights are.
+        """
         dataset = self.get_dataset(inputs)
         self._set_training(False)
         outputs = []
         with torch.no_grad():
             for batch in self.get_iterator(dataset, training=False):
-                inputs, _ = unpack_data(batch)
-                inputs = to_tensor(inputs, device=self.device)
-                outputs.append(to_numpy(getattr(self.module_, method)(**inputs)))
+                batch_inputs, _ = unpack_data(batch)
+                batch_inputs = to_tensor(batch_inputs, device=self.device)
+                output = getattr(self.module_, method)(**batch_inputs)
+                outputs.append(to_numpy(output))
+        outputs = np.concatenate(outputs).astype(np.float64)
+        finite = np.isfinite(outputs).reshape(len(outputs), -1).all(1)
+        if not finite.all():
+            rows = np.flatnonzero(~finite)
+            if self._weights_are_finite():
+                weight = max(p.abs().max().item() for p in self.module_.parameters())
+                largest = max(
+                    np.abs(values[rows]).max()
+                    for values in inputs.values()
+                    if values.dtype.kind == "f"
+                )
+                cause = (
+                    f"their inputs reach {largest:.3g} (standardized) and the "
+                    f"net's largest weight is {weight:.3g}: either the fit "
+                    f"diverged (refit with a lower lr) or these rows lie far "
+                    f"outside the training data"
+                )
+            else:
+                cause = "the net's weights are not finite: its fit diverged"
+            raise ValueError(
+                f"The net's outputs are not finite for {rows.size} row(s) "
+                f"(first: {rows[:5].tolist()}): {cause}."
+            )
         return outputs

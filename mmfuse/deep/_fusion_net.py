@@ -13,8 +13,8 @@ from skorch.callbacks import LRScheduler
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
-from mmfuse.deep._base import BaseMultimodalNet
-from mmfuse.deep._data import column_statistics, standardize
+from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._data import column_statistics, standardize, unstandardize
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.utils._compat import Interval, StrOptions
 
@@ -56,7 +56,38 @@ class _BaseFusionNet(BaseMultimodalNet):
     def _n_outputs(self):
         """Width of the module's output."""
 
+    def _criterion_params(self):
+        """Return the criterion's arguments that estimator parameters set."""
+        return {}
+
+    def initialize_criterion(self):
+        """Build ``criterion_``, one loss a row (skorch extension point).
+
+        The criterion is built with ``reduction="none"``: the net averages
+        the rows' losses itself, weighted by ``sample_weight``.
+
+        Returns
+        -------
+        self : _BaseFusionNet
+            The net, with ``criterion_`` set.
+        """
+        params = self.get_params_for("criterion")
+        if "reduction" in params:
+            raise ValueError(
+                f"criterion__reduction={params['reduction']!r} cannot be set: the "
+                f"net averages the rows' losses itself (weighted by "
+                f"sample_weight); remove it."
+            )
+        params = self._module_kwargs(
+            self._criterion_params(), params, self.criterion, prefix="criterion"
+        )
+        self.criterion_ = self.criterion(**params, reduction="none")
+        return self
+
     def _build_module(self, **module_params):
+        for name in ("encoder_hidden", "head_hidden"):
+            if name in module_params:
+                check_widths(f"module__{name}", module_params[name])
         if self.fusion in _ATTENTION and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads="
@@ -86,7 +117,7 @@ class _BaseFusionNet(BaseMultimodalNet):
             "modality_dropout": self.modality_dropout,
             "encoders": encoders,
         }
-        return FusionNet(**self._module_kwargs(explicit, module_params))
+        return FusionNet(**self._module_kwargs(explicit, module_params, FusionNet))
 
     def modality_weights(self, X):
         """How much each modality contributed to each row's prediction.
@@ -105,12 +136,10 @@ class _BaseFusionNet(BaseMultimodalNet):
         Returns
         -------
         weights : ndarray of shape (n_samples, n_modalities)
-            Rows sum to 1 (0 for a row with no modality); missing modalities
-            get 0. Columns follow ``modality_names_``.
+            Rows sum to 1; missing modalities get 0. Columns follow
+            ``modality_names_``.
         """
-        return np.concatenate(self._module_method(X, "modality_weights")).astype(
-            np.float64
-        )
+        return self._module_method(X, "modality_weights")
 
 
 _SHARED_PARAMETERS = """\
@@ -185,7 +214,14 @@ _NOTES = """\
 
     A row whose block is entirely NaN lacks that modality: it is masked out
     of attention (``key_padding_mask``), gates and late averages, and never
-    makes the output NaN; other NaN entries count as the column mean.
+    makes the output NaN; other NaN entries count as the column mean. A row
+    lacking every modality is an error, in ``fit`` as in prediction.
+
+    ``fit(X, y, sample_weight=w)`` weighs each row's loss: a batch's loss is
+    ``sum(w * loss) / sum(w)`` over its rows, so integer weights act as
+    repetition counts in expectation (not exactly: repeated rows would change
+    the shuffled batches and the number of steps). A fit whose loss becomes
+    non-finite stops with an error that says in which epoch.
 
     Module options go through skorch's ``module__`` prefix:
     ``module__encoder`` (a class or callable ``(in_features, out_features)``
@@ -265,23 +301,10 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         self.modality_dropout = modality_dropout
         self.label_smoothing = label_smoothing
 
-    def initialize_criterion(self):
-        """Build ``criterion_`` with ``label_smoothing`` (skorch extension point).
+    def _criterion_params(self):
+        return {"label_smoothing": self.label_smoothing}
 
-        Returns
-        -------
-        self : MLPFusionClassifier
-            The net, with ``criterion_`` set.
-        """
-        params = self._module_kwargs(
-            {"label_smoothing": self.label_smoothing},
-            self.get_params_for("criterion"),
-            prefix="criterion",
-        )
-        self.criterion_ = self.initialized_instance(self.criterion, params)
-        return self
-
-    def _encode_target(self, y, *, reset, classes=None):
+    def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
         check_classification_targets(y)
         if reset:
             self._label_encoder = LabelEncoder().fit(y if classes is None else classes)
@@ -304,7 +327,7 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         proba : ndarray of shape (n_samples, n_classes)
             Probabilities in the order of ``classes_``.
         """
-        return softmax(self._forward_numpy(X).astype(np.float64), axis=1)
+        return softmax(self._module_method(X, "forward"), axis=1)
 
     def predict(self, X):
         """Predicted class labels.
@@ -319,7 +342,7 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
         y_pred : ndarray of shape (n_samples,)
             Labels from ``classes_``.
         """
-        scores = self._forward_numpy(X)
+        scores = self._module_method(X, "forward")
         return self.classes_[scores.argmax(axis=1)]
 
 
@@ -373,12 +396,13 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         tags.target_tags.multi_output = True
         return tags
 
-    def _encode_target(self, y, *, reset, classes=None):
+    def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
         y = np.asarray(y, dtype=np.float64)
+        columns = y.reshape(len(y), -1)
         if reset:
             self._y_ndim = y.ndim
-            self.y_mean_, self.y_scale_ = column_statistics(y.reshape(len(y), -1))
-        return standardize(y.reshape(len(y), -1), self.y_mean_, self.y_scale_)
+            self.y_mean_, self.y_scale_ = column_statistics(columns, sample_weight)
+        return standardize(columns, self.y_mean_, self.y_scale_, name="y")
 
     def _n_outputs(self):
         return len(self.y_mean_)
@@ -396,7 +420,12 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Float64 predictions, shaped like the ``y`` seen in ``fit``.
         """
-        y = self._forward_numpy(X).astype(np.float64) * self.y_scale_ + self.y_mean_
+        y = unstandardize(
+            self._module_method(X, "forward"),
+            self.y_mean_,
+            self.y_scale_,
+            "predictions",
+        )
         return y.ravel() if self._y_ndim == 1 else y
 
 

@@ -1,5 +1,6 @@
 """MultimodalVAE: a skorch multimodal VAE (PoE, MoE, MoPoE) as a transformer."""
 
+import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -7,11 +8,12 @@ import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback
 
-from mmfuse._blocks import modality_position
-from mmfuse.deep._base import BaseMultimodalNet
+from mmfuse._blocks import check_any_modality, modality_position
+from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._data import unstandardize
 from mmfuse.deep._vae_module import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
 from mmfuse.utils._compat import Interval, StrOptions
 
@@ -86,7 +88,10 @@ class MultimodalVAE(
     Missing modalities, in training and in inference: a row whose block is
     entirely NaN lacks that modality, which then takes no part in its
     posterior nor in its reconstruction loss; rows of a batch may differ in
-    what they have. Outputs never contain NaN.
+    what they have. A row lacking every modality carries no information and
+    is an error (in ``fit``, :meth:`transform`, :meth:`reconstruct`,
+    :meth:`impute` and :meth:`score`). Outputs never contain NaN: a fit
+    whose loss becomes non-finite stops with an error.
 
     Parameters
     ----------
@@ -99,9 +104,14 @@ class MultimodalVAE(
         The joint posterior:
 
         - ``"poe"``: product of the present experts and of the prior expert
-          (precision-weighted, computed in log space); trained, as MVAE, on
-          the joint ELBO plus each present modality's own ELBO so that
-          single-modality posteriors are usable for cross-modal generation;
+          (precision-weighted, computed in log space); trained, as MVAE [1]_,
+          on the joint ELBO plus each present modality's own ELBO so that
+          single-modality posteriors are usable for cross-modal generation.
+          A modality's own ELBO is that of the modality alone: a latent
+          drawn from its expert times the prior reconstructs that modality
+          only, as in MVAE's paper and code, so that each term bounds the
+          likelihood of what its posterior sees (decoding every modality
+          from each expert is ``"moe"``'s objective);
         - ``"moe"``: uniform mixture of the present experts (MMVAE), trained
           with stratified sampling: each present expert is sampled and
           decodes every present modality;
@@ -187,6 +197,11 @@ class MultimodalVAE(
     part of a present block counts as the column mean and is filled by
     :meth:`impute`. The ELBO of :meth:`score` is that of the standardized
     data.
+
+    ``fit(X, sample_weight=w)`` weighs each row's negative ELBO: a batch's
+    loss is ``sum(w * loss) / sum(w)`` over its rows, so integer weights act
+    as repetition counts in expectation (not exactly: repeated rows would
+    change the shuffled batches and the number of steps).
 
     Encoders and decoders can be replaced per modality with
     ``set_params(module__encoder=...)`` / ``module__decoder``: a class or
@@ -303,15 +318,19 @@ class MultimodalVAE(
     def _scales(self):
         scales = self._per_modality("scale", self.scale, "learn")
         for name, scale in zip(self.modality_names_, scales, strict=True):
-            if scale != "learn" and not (isinstance(scale, Real) and scale > 0):
+            if scale != "learn" and not (
+                isinstance(scale, Real) and 0 < scale < math.inf
+            ):
                 raise ValueError(
                     f"scale[{name!r}]={scale!r} is not valid; use 'learn' or a "
-                    f"positive number."
+                    f"positive finite number."
                 )
         return scales
 
-    def _validate_training_data(self, X, y, *, reset, classes=None):
-        X, y = super()._validate_training_data(X, y, reset=reset, classes=classes)
+    def _validate_training_data(self, X, y, sample_weight, *, reset, classes=None):
+        X, y, sample_weight = super()._validate_training_data(
+            X, y, sample_weight, reset=reset, classes=classes
+        )
         if reset:
             n_modalities = len(self.blocks_)
             if self.aggregation == "mopoe" and n_modalities > _MOPOE_MAX_MODALITIES:
@@ -335,7 +354,7 @@ class MultimodalVAE(
                 if kind == "bernoulli":
                     self._check_unit_interval(X[:, block], name)
                     self.mean_[block], self.scale_[block] = 0.0, 1.0
-        return X, y
+        return X, y, sample_weight
 
     @staticmethod
     def _check_unit_interval(values, name):
@@ -348,6 +367,7 @@ class MultimodalVAE(
             )
 
     def _build_module(self, **module_params):
+        check_widths("hidden", self.hidden)
         factories = {}
         for part in ("encoder", "decoder"):
             given = module_params.pop(part, None)
@@ -366,7 +386,9 @@ class MultimodalVAE(
             "decoders": factories.get("decoder"),
             "dropout": self.dropout,
         }
-        return MultimodalVAEModule(**self._module_kwargs(explicit, module_params))
+        return MultimodalVAEModule(
+            **self._module_kwargs(explicit, module_params, MultimodalVAEModule)
+        )
 
     def initialize_criterion(self):
         """Build ``criterion_``, the negative ELBO with ``beta`` (skorch hook).
@@ -379,25 +401,8 @@ class MultimodalVAE(
         self.criterion_ = NegativeELBO(beta=self.beta)
         return self
 
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Negative ELBO of the batch (the module's output holds its terms).
-
-        Parameters
-        ----------
-        y_pred : tuple of Tensor
-            The per-row log-likelihood and KL returned by the module.
-        y_true : None
-            Ignored: the VAE learns no target.
-        X : dict, default=None
-            The batch's inputs (unused).
-        training : bool, default=False
-            Whether the net is training (unused).
-
-        Returns
-        -------
-        loss : Tensor
-            The mean negative ELBO of the batch.
-        """
+    def _row_losses(self, y_pred, y_true):
+        # The module's output holds each row's ELBO terms; no target.
         return self.criterion_(y_pred)
 
     # ------------------------------------------------------------ inference
@@ -405,25 +410,21 @@ class MultimodalVAE(
     def _n_features_out(self):
         return self.latent_dim
 
-    def _run(self, method, inputs):
-        """``module_.<method>(**inputs)`` batch by batch, as one float64 array."""
-        return np.concatenate(self._run_module(inputs, method)).astype(np.float64)
-
     def transform(self, X):
         """Latent means of the joint posterior, from the modalities each row has.
 
         Parameters
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
-            Multimodal data; all-NaN blocks are missing modalities. A row
-            with no modality gets the prior mean, 0.
+            Multimodal data; all-NaN blocks are missing modalities, and every
+            row must have one.
 
         Returns
         -------
         Z : ndarray of shape (n_samples, latent_dim)
             Posterior means.
         """
-        return self._run("posterior_mean", self._validate_input(X))
+        return self._module_method(X, "posterior_mean")
 
     def inverse_transform(self, Z):
         """Decode latent points into every modality, in ``X``'s column layout.
@@ -448,10 +449,17 @@ class MultimodalVAE(
                 f"Z has {Z.shape[1]} columns but the latent space has "
                 f"latent_dim={self.latent_dim}; pass the output of transform."
             )
-        decoded = self._run("decode", {"z": np.asarray(Z, dtype=np.float32)})
+        if (np.abs(Z) > np.finfo(np.float32).max).any():
+            raise ValueError(
+                f"Z holds values up to {np.abs(Z).max():.3g}, beyond float32's "
+                f"range in which the net computes; pass the output of transform."
+            )
+        decoded = self._run_module({"z": Z.astype(np.float32)}, "decode")
         columns = np.concatenate(self.blocks_)
         X = np.tile(self.mean_, (len(Z), 1))
-        X[:, columns] = decoded * self.scale_[columns] + self.mean_[columns]
+        X[:, columns] = unstandardize(
+            decoded, self.mean_[columns], self.scale_[columns], "decoded values"
+        )
         return X
 
     def reconstruct(self, X, given=None):
@@ -468,9 +476,13 @@ class MultimodalVAE(
         Returns
         -------
         X_generated : ndarray of shape (n_samples, n_features_in_)
-            Every modality decoded from the posterior mean of the given ones
-            (from the prior mean for rows that have none of them), in the
-            original units and ``X``'s column layout.
+            Every modality decoded from the posterior mean of the given ones,
+            in the original units and ``X``'s column layout.
+
+        Raises
+        ------
+        ValueError
+            When a row has none of the given modalities.
 
         Examples
         --------
@@ -485,11 +497,15 @@ class MultimodalVAE(
         """
         inputs = self._validate_input(X)
         if given is not None:
-            keep = np.zeros(len(self.blocks_), dtype=bool)
             names = self.modality_names_
-            keep[[modality_position(m, names, "given") for m in given]] = True
-            inputs["mask"] = inputs["mask"] & keep
-        return self._decode(self._run("posterior_mean", inputs))
+            keep = sorted({modality_position(m, names, "given") for m in given})
+            check_any_modality(
+                inputs["mask"][:, keep],
+                [names[m] for m in keep],
+                f"{type(self).__name__}.reconstruct(given={list(given)!r})",
+            )
+            inputs["mask"] = inputs["mask"] & np.isin(np.arange(len(names)), keep)
+        return self._decode(self._run_module(inputs, "posterior_mean"))
 
     def impute(self, X):
         """Fill missing modalities by cross-modal generation.
@@ -503,17 +519,11 @@ class MultimodalVAE(
         -------
         X_imputed : ndarray of shape (n_samples, n_features_in_)
             ``X`` with every NaN replaced by its reconstruction from the
-            modalities the row has; observed values are unchanged.
+            modalities the row has; observed values are unchanged. A row
+            lacking every modality is an error: nothing to impute from.
         """
         check_is_fitted(self)
-        X_checked = validate_data(
-            self,
-            X,
-            dtype=("float64", "float32"),
-            ensure_all_finite="allow-nan",
-            reset=False,
-        )
-        X_imputed = np.array(X_checked, dtype=np.float64)
+        X_imputed = np.array(self._validate_data(X, reset=False), dtype=np.float64)
         missing = np.isnan(X_imputed)
         X_imputed[missing] = self.reconstruct(X)[missing]
         return X_imputed
@@ -544,10 +554,11 @@ class MultimodalVAE(
     def score(self, X, y=None):
         """Mean ELBO per row (β = 1): higher is better.
 
-        The reparametrization noise is drawn from a fixed seed, so the score
-        is deterministic. Missing modalities take no part (a row with none
-        scores 0). Lets ``GridSearchCV`` tune ``beta``, ``latent_dim`` or
-        ``aggregation`` without a target.
+        The reparametrization noise of each row is drawn from a fixed seed,
+        once for all rows, so the score is deterministic and does not depend
+        on ``batch_size``. Missing modalities take no part; a row lacking
+        every modality is an error. Lets ``GridSearchCV`` tune ``beta``,
+        ``latent_dim`` or ``aggregation`` without a target.
 
         Parameters
         ----------
@@ -561,4 +572,10 @@ class MultimodalVAE(
         score : float
             The mean evidence lower bound, in nats, of the standardized data.
         """
-        return float(self._run("elbo", self._validate_input(X)).mean())
+        inputs = self._validate_input(X)
+        rng = np.random.default_rng(0)
+        n_rows = len(inputs["X"])
+        shape = (n_rows, self.module_.n_draws, self.latent_dim)
+        inputs["eps"] = rng.standard_normal(shape, dtype=np.float32)
+        inputs["u"] = rng.random(n_rows, dtype=np.float32)
+        return float(self._run_module(inputs, "elbo").mean())

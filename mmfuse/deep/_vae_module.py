@@ -167,11 +167,12 @@ class MultimodalVAEModule(nn.Module):
         Hidden widths of the default MLP encoders (decoders use them
         reversed).
     aggregation : {"poe", "moe", "mopoe"}, default="mopoe"
-        Joint posterior: product of experts (trained with the joint and the
-        single-modality ELBOs, as in MVAE), mixture of experts (stratified:
-        every present modality's expert is sampled and decodes every
-        modality), or mixture of products of experts over the subsets of
-        the present modalities (one subset drawn a row).
+        Joint posterior: product of experts (trained with the joint ELBO and
+        each present modality's own ELBO, which reconstructs that modality
+        only, as in MVAE), mixture of experts (stratified: every present
+        modality's expert is sampled and decodes every modality), or mixture
+        of products of experts over the subsets of the present modalities
+        (one subset drawn a row).
     likelihoods : list of str, default=None
         One of ``"gaussian"``, ``"laplace"``, ``"bernoulli"`` per modality;
         None for Gaussian everywhere.
@@ -235,6 +236,9 @@ class MultimodalVAEModule(nn.Module):
             for subset in combinations(range(n), k)
         ]
         self.register_buffer("subsets", torch.tensor(subsets, dtype=torch.bool))
+        # Posterior samples a row of the ELBO without single-modality terms:
+        # one a present expert for "moe", else one.
+        self.n_draws = n if aggregation == "moe" else 1
 
     def _split(self, X):
         return torch.split(X.index_select(-1, self.columns), self.widths, dim=-1)
@@ -281,22 +285,57 @@ class MultimodalVAEModule(nn.Module):
             total = total + lik.log_prob(xm, dec(z)) * present
         return total
 
+    def _poe_log_likelihood(self, X, mask, z):
+        """Reconstruction terms of the PoE objective, summed, one value a row.
+
+        ``z[0]``, drawn from the joint posterior, reconstructs every present
+        modality; ``z[1 + m]``, when given, drawn from modality ``m``'s own
+        posterior (its expert times the prior), reconstructs modality ``m``
+        only: its ELBO is that of ``x_m`` alone, as in MVAE.
+        """
+        total = 0.0
+        for m, (xm, present, dec, lik) in enumerate(
+            zip(self._split(X), mask.T, self.decoders, self.likelihoods, strict=True)
+        ):
+            terms = [0, 1 + m] if len(z) > 1 else [0]
+            total = total + (lik.log_prob(xm, dec(z[terms])) * present).sum(0)
+        return total
+
     @staticmethod
-    def _sample(mu, logvar, generator=None):
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+    def _sample(mu, logvar, eps=None):
+        if eps is None:
+            eps = torch.randn(mu.shape, device=mu.device)
         return mu + eps * torch.exp(0.5 * logvar)
+
+    @staticmethod
+    def _pick(weights, u=None):
+        """One mixture component a row (batch,), drawn with ``weights``.
+
+        ``weights`` (components, batch); ``u`` (batch,) uniform on [0, 1),
+        drawn when None. A row whose weights are all 0 draws uniformly.
+        """
+        draw = torch.where(weights.sum(0) > 0, weights, 1.0)
+        cdf = draw.cumsum(0)
+        if u is None:
+            u = torch.rand(cdf.shape[1], device=cdf.device)
+        below = (cdf <= u * cdf[-1]).sum(0)
+        return below.clamp(max=len(cdf) - 1)
 
     def forward(self, X, mask):
         """Per-row reconstruction log-likelihood and KL of the training objective."""
         return self.elbo_terms(X, mask, unimodal=self.aggregation == "poe")
 
-    def elbo(self, X, mask):
-        """ELBO of each row (β = 1), with noise from a fixed seed (deterministic)."""
-        generator = torch.Generator(device=X.device).manual_seed(0)
-        log_likelihood, kl = self.elbo_terms(X, mask, generator=generator)
+    def elbo(self, X, mask, eps, u):
+        """ELBO of each row (β = 1) with the given noise.
+
+        ``eps`` (batch, ``n_draws``, latent) standard normal and ``u`` (batch,)
+        uniform: given per row, so that the ELBO of a row does not depend on
+        the batch it is computed in.
+        """
+        log_likelihood, kl = self.elbo_terms(X, mask, eps=eps.transpose(0, 1), u=u)
         return log_likelihood - kl
 
-    def elbo_terms(self, X, mask, unimodal=False, generator=None):
+    def elbo_terms(self, X, mask, unimodal=False, eps=None, u=None):
         """Reconstruction log-likelihood and KL, one value a row each.
 
         Parameters
@@ -307,10 +346,17 @@ class MultimodalVAEModule(nn.Module):
             True where a row has a modality; absent modalities are left out
             of the posterior and of the reconstruction term.
         unimodal : bool, default=False
-            For ``"poe"``, add each present modality's own ELBO to the joint
-            one, so that single-modality experts are trained too (MVAE).
-        generator : torch.Generator, default=None
-            Source of the reparametrization noise.
+            For ``"poe"``, add each present modality's own ELBO (which
+            reconstructs that modality only) to the joint one, so that
+            single-modality experts are trained too (MVAE).
+        eps : Tensor of shape (n_terms, batch, latent), default=None
+            Standard normal reparametrization noise, one draw a posterior
+            sampled: ``n_draws`` of them (``1 + n_modalities`` for
+            ``"poe"`` with ``unimodal``); None draws it from torch's
+            generator.
+        u : Tensor of shape (batch,), default=None
+            Uniform noise that picks ``"mopoe"``'s mixture component; None
+            draws it.
 
         Returns
         -------
@@ -328,18 +374,23 @@ class MultimodalVAEModule(nn.Module):
         kl = (weights * kl_standard_normal(post_mu, post_logvar)).sum(0)
         if self.aggregation == "mopoe":
             # One mixture component a row, drawn with the mixture weights.
-            draw = torch.where(weights.sum(0) > 0, weights, 1.0).T
-            pick = torch.multinomial(draw, 1, generator=generator).squeeze(1)
+            pick = self._pick(weights, u)
             rows = torch.arange(X.shape[0], device=X.device)
-            z = self._sample(post_mu[pick, rows], post_logvar[pick, rows], generator)
-            return self._log_likelihood(X, mask, z), kl
-        z = self._sample(post_mu, post_logvar, generator)
+            post_mu, post_logvar = (
+                post_mu[pick, rows][None],
+                post_logvar[pick, rows][None],
+            )
+        z = self._sample(post_mu, post_logvar, eps)
+        if self.aggregation == "poe":
+            return self._poe_log_likelihood(X, mask, z), kl
+        if self.aggregation == "mopoe":
+            return self._log_likelihood(X, mask, z[0]), kl
         log_likelihood = (weights * self._log_likelihood(X, mask, z)).sum(0)
         return log_likelihood, kl
 
 
 class NegativeELBO(nn.Module):
-    """Training loss: ``-(log-likelihood - beta * kl_weight * KL)``, row mean.
+    """Training loss of each row: ``-(log-likelihood - beta * kl_weight * KL)``.
 
     Parameters
     ----------
@@ -358,9 +409,9 @@ class NegativeELBO(nn.Module):
         self.kl_weight = 1.0
 
     def forward(self, terms):
-        """Loss of the ``(log_likelihood, kl)`` rows returned by the module."""
+        """Loss of each row, from the ``(log_likelihood, kl)`` of the module."""
         log_likelihood, kl = terms
-        return -(log_likelihood - self.beta * self.kl_weight * kl).mean()
+        return -(log_likelihood - self.beta * self.kl_weight * kl)
 
 
 def _default_mlp(hidden, dropout):

@@ -18,6 +18,7 @@ from mmfuse.deep._layers import MLP, GroupedMLP, ModalityEncoders
 from mmfuse.deep._vae_module import (
     LIKELIHOODS,
     MultimodalVAEModule,
+    NegativeELBO,
     kl_standard_normal,
     mixture_weights,
     products_of_experts,
@@ -35,11 +36,11 @@ def data():
 
 
 def with_missing(X):
-    """Rows 0-9 lack block 0, rows 10-19 block 2, row 20 has nothing."""
+    """Rows 0-9 lack block 0, rows 10-19 block 2, row 20 has only block 1."""
     X = X.copy()
     X[:10, :5] = np.nan
     X[10:20, 9:] = np.nan
-    X[20] = np.nan
+    X[20, :5] = X[20, 9:] = np.nan
     return X
 
 
@@ -149,10 +150,10 @@ def test_missing_modality_values_do_not_affect_the_elbo(aggregation):
     X_other[~mask[:, 0], :5] = 100.0  # change only what is missing
     X_other[~mask[:, 1], 5:9] = -7.0
     X_other[~mask[:, 2], 9:] = 3.0
-    terms = [
-        module.elbo_terms(x, mask, generator=torch.Generator().manual_seed(1))
-        for x in (X, X_other)
-    ]
+    generator = torch.Generator().manual_seed(1)
+    eps = torch.randn(module.n_draws, 6, 2, generator=generator)
+    u = torch.rand(6, generator=generator)
+    terms = [module.elbo_terms(x, mask, eps=eps, u=u) for x in (X, X_other)]
     for a, b in zip(*terms, strict=True):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(
@@ -212,14 +213,47 @@ def test_mopoe_mixes_the_subsets_of_present_modalities():
     torch.testing.assert_close(module.posterior_mean(X, mask)[0], expected)
 
 
-def test_poe_trains_single_modality_experts_too():
+def test_poe_objective_is_the_joint_and_each_modality_own_elbo():
+    """MVAE's objective, by hand: ELBO(x) + sum over present m of ELBO(x_m)."""
     torch.manual_seed(0)
-    module = MultimodalVAEModule([[0, 1], [2, 3]], latent_dim=2, aggregation="poe")
-    X, mask = torch.randn(3, 4), torch.ones(3, 2, dtype=torch.bool)
-    joint, _ = module.elbo_terms(X, mask, generator=torch.Generator().manual_seed(0))
-    with_unimodal, _ = module(X, mask)
-    # joint ELBO plus two single-modality ELBOs: a larger (more negative) sum
-    assert (with_unimodal < joint).all()
+    blocks = [[0, 1], [2, 3, 4]]
+    module = MultimodalVAEModule(blocks, latent_dim=2, hidden=(3,), aggregation="poe")
+    X = torch.randn(4, 5)
+    mask = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1]], dtype=torch.bool)
+    torch.manual_seed(1)
+    loss = NegativeELBO(beta=0.5)(module(X, mask)).mean()
+    torch.manual_seed(1)
+    eps = torch.randn(3, 4, 2)  # the joint posterior's noise, then each expert's
+
+    with torch.no_grad():
+        mu, logvar = module._encode(X)  # the experts, (modality, row, latent)
+
+        def posterior(experts, row):
+            precision = 1.0 + sum(torch.exp(-logvar[m, row]) for m in experts)
+            mean = sum(torch.exp(-logvar[m, row]) * mu[m, row] for m in experts)
+            return mean / precision, 1.0 / precision
+
+        def log_likelihood(m, z, row):
+            lik = module.likelihoods[m]
+            scale = torch.exp(lik.log_scale.clamp(min=math.log(1e-2)))
+            mean = module.decoders[m](z)
+            return D.Normal(mean, scale).log_prob(X[row, blocks[m]]).sum()
+
+        def elbo(experts, reconstructed, noise, row):
+            mean, var = posterior(experts, row)
+            z = mean + noise * var.sqrt()
+            kl = D.kl_divergence(D.Normal(mean, var.sqrt()), D.Normal(0.0, 1.0))
+            ll = sum(log_likelihood(m, z, row) for m in reconstructed)
+            return ll - 0.5 * kl.sum()
+
+        expected = []
+        for row in range(4):
+            present = [m for m in range(2) if mask[row, m]]
+            total = elbo(present, present, eps[0, row], row)  # the joint ELBO
+            for m in present:  # each modality alone: its expert, itself only
+                total = total + elbo([m], [m], eps[1 + m, row], row)
+            expected.append(-total)
+    torch.testing.assert_close(loss, torch.stack(expected).mean())
 
 
 # -------------------------------------------------------------- estimator
@@ -229,7 +263,6 @@ def test_outputs_have_no_nan_with_missing_modalities(fitted, data):
     Z = fitted.transform(X_missing)
     assert Z.shape == (120, 2) and Z.dtype == np.float64
     assert np.isfinite(Z).all()
-    np.testing.assert_array_equal(Z[20], 0.0)  # no modality: the prior mean
     for out in (
         fitted.inverse_transform(Z),
         fitted.impute(X_missing),
@@ -289,6 +322,13 @@ def test_score_is_deterministic_and_mean_elbo(fitted, data):
     # the mean ELBO over two halves is the mean of the halves' ELBOs
     halves = (fitted.score(X[:60]) + fitted.score(X[60:])) / 2
     assert halves == pytest.approx(fitted.score(X), rel=0.05)
+
+
+def test_score_does_not_depend_on_batch_size(fitted, data):
+    X = with_missing(data[0])
+    vae = clone(fitted).set_params(batch_size=128).fit(X)
+    scores = [vae.set_params(batch_size=b).score(X) for b in (128, 50, 7, 1)]
+    assert scores == pytest.approx([scores[0]] * 4, rel=1e-6)
 
 
 def test_feature_names_and_pandas_output(fitted, data):
@@ -382,6 +422,7 @@ def test_bernoulli_modality(data):
         ),
         ({"likelihood": {"a": "poisson"}}, r"likelihood\['a'\]='poisson' is not valid"),
         ({"scale": {"a": -1.0}}, r"scale\['a'\]=-1.0 is not valid"),
+        ({"scale": {"a": math.inf}}, r"scale\['a'\]=inf is not valid.*finite"),
         ({"module__encoder": {"z": MLP}}, r"module__encoder names unknown"),
     ],
 )
