@@ -125,7 +125,7 @@ def _plot(records: list[dict], path: str, title: str) -> None:
     span = high - low or 1.0
     ax.set_xlim(low - 0.02 * span, high + 0.14 * span)
     for (i, _), end, mean in zip(drawn, ends, means, strict=True):
-        ax.text(max(end, 0.0), i, f" {mean:.3f}", va="center", fontsize="small")
+        ax.text(max(end, 0.0), i, f" {mean:.4f}", va="center", fontsize="small")
     for i, record in enumerate(ordered):
         if _failed(record):
             ax.text(0.0, i, " failed", va="center", fontsize="small")

@@ -160,41 +160,50 @@ def check_n_splits(n_splits, y, task, groups=None, *, name="cv"):
             )
 
 
+def _is_none(value) -> bool:
+    return value is None
+
+
+def _not_a_number(values, missing):
+    """Return the first value that is neither missing nor a number, or None."""
+    for value in values:
+        if missing(value):
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return None
+
+
 def _numeric(X):
-    """``X`` as floats (sparse stays sparse); non-numbers name their column."""
+    """Return ``X`` as floats (sparse stays sparse), naming a text column."""
     if sp.issparse(X):
         return sp.csr_array(X, dtype=float)
     if hasattr(X, "dtypes"):
         from pandas import isna
 
-        for column, dtype in X.dtypes.items():
-            if dtype.kind in "biuf":
-                continue
-            example = next(
-                (v for v in X[column] if not isinstance(v, Real) and not isna(v)),
-                None,
+        columns = [
+            (c, X[c]) for c, dtype in X.dtypes.items() if dtype.kind not in "biuf"
+        ]
+        missing = isna
+    else:
+        X = np.asarray(X)
+        if X.dtype.kind in "biuf":
+            return X.astype(float)
+        columns = [(j, X[:, j]) for j in range(X.shape[1])]
+        missing = _is_none  # NaN is a float, a number
+    for label, values in columns:
+        example = _not_a_number(values, missing)
+        if example is not None:
+            raise ValueError(
+                f"column {label!r} is not numeric (it holds {example!r}): drop "
+                f"it, or encode it as numbers (e.g. one column a category with "
+                f"pandas.get_dummies, named with its modality's prefix)."
             )
-            if example is not None:
-                raise ValueError(
-                    f"column {column!r} is not numeric (it holds {example!r}): "
-                    f"drop it, or encode it as numbers (e.g. one column a "
-                    f"category with pandas.get_dummies, named with its "
-                    f"modality's prefix)."
-                )
+    if hasattr(X, "dtypes"):
         return X.to_numpy(dtype=float, na_value=np.nan)
-    try:
-        return np.asarray(X, dtype=float)
-    except (TypeError, ValueError):
-        for j in range(X.shape[1]):
-            try:
-                np.asarray(X[:, j], dtype=float)
-            except (TypeError, ValueError):
-                example = next(v for v in X[:, j] if not _is_number(v))
-                raise ValueError(
-                    f"column {j} is not numeric (it holds {example!r}): drop "
-                    f"it, or encode it as numbers."
-                ) from None
-        raise
+    return X.astype(float)
 
 
 def _check_finite(values, labels):
@@ -262,8 +271,8 @@ def check_data(X, y, blocks="auto", groups=None):
     Returns
     -------
     X : {ndarray, sparse matrix, DataFrame}
-        ``X`` reduced to the columns of the blocks, in their order, as
-        floats (a DataFrame keeps its column names).
+        ``X`` reduced to the columns of the blocks (in their order in
+        ``X``), as floats; a DataFrame keeps its column names and index.
     y : ndarray of shape (n_samples,)
         The target.
     groups : ndarray of shape (n_samples,) or None
@@ -415,9 +424,10 @@ def _splitter(cv, task, groups, random_state):
 
 
 def _record(name, family, folds, metrics, n_folds):
-    """Return one row of the table from a strategy's ``(fold, result)`` pairs.
+    """Return a row of the table and its error from ``(fold, result)`` pairs.
 
-    A result is a dict of scores and times, or the failure as a string.
+    A result is a dict of scores and times, or the failure as a string; the
+    error is the first fold's failure, or None.
     """
     results = [result for _, result in sorted(folds, key=lambda pair: pair[0])]
     errors = [result for result in results if isinstance(result, str)]
@@ -439,8 +449,7 @@ def _record(name, family, folds, metrics, n_folds):
             FitFailedWarning,
             stacklevel=3,
         )
-    record["error"] = errors[0] if errors else None
-    return record
+    return record, errors[0] if errors else None
 
 
 def compare_fusion(
@@ -557,6 +566,11 @@ def compare_fusion(
         raise ValueError(
             f"task={task!r} must be 'classification', 'regression' or None."
         )
+    if task == "regression" and _not_a_number(y, _is_none) is not None:
+        raise ValueError(
+            f"task='regression' needs numbers in y, but it holds "
+            f"{_not_a_number(y, _is_none)!r}; use task='classification' or None."
+        )
     if task == "classification" and len(np.unique(y)) < 2:
         raise ValueError(
             f"y has a single class ({np.unique(y).tolist()}); classification "
@@ -587,15 +601,17 @@ def compare_fusion(
             bar.update()
     if bar is not None:
         bar.close()
-    records = []
+    rows = []
     for name, family, _ in chosen:  # a loop: the warnings' stacklevel is the caller
-        records.append(_record(name, family, results[name], metrics, len(splits)))
+        rows.append(_record(name, family, results[name], metrics, len(splits)))
     first = f"mean_{metrics[0]}"
-    # Failed strategies last; then best first (a NaN score before them).
-    records.sort(key=lambda r: (r["error"] is not None, np.isnan(r[first]), -r[first]))
-    for rank, record in enumerate(records, 1):
-        error = record.pop("error")
-        record.update(rank=rank, task=task, error=error)
-    records = [{"rank": r.pop("rank"), **r} for r in records]
+    # Failed strategies last; then best first (a NaN score after the others).
+    rows.sort(
+        key=lambda row: (row[1] is not None, np.isnan(row[0][first]), -row[0][first])
+    )
+    records = [
+        {"rank": rank, **record, "task": task, "error": error}
+        for rank, (record, error) in enumerate(rows, 1)
+    ]
     frame = _optional("pandas", "DataFrame")
     return records if frame is None else frame.from_records(records)

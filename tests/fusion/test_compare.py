@@ -326,6 +326,8 @@ def test_errors(mfeat):
         compare_fusion(X, y, blocks, strategies="single", scoring="accurcy")
     with pytest.raises(ValueError, match="task='auto' must be"):
         compare_fusion(X, y, blocks, strategies="single", task="auto")
+    with pytest.raises(ValueError, match="task='regression' needs numbers in y"):
+        compare_fusion(X, y.astype(str), blocks, task="regression")
 
 
 def test_data_errors_name_the_column_and_the_rows(mfeat):
