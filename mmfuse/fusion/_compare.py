@@ -43,6 +43,17 @@ def _is_number(value) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+def _numbers(y):
+    """Return ``y`` as a numeric array, or None when it holds labels.
+
+    Strings are labels even when they spell numbers; so are booleans.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind == "O" and all(_is_number(v) for v in y.ravel()):
+        return y.astype(float)
+    return y if y.dtype.kind in "iuf" else None
+
+
 def infer_task(y):
     """Tell whether ``y`` holds class labels or a quantity to regress.
 
@@ -85,10 +96,8 @@ def infer_task(y):
     >>> infer_task(np.arange(25.0, 347.0))
     'regression'
     """
-    y = np.asarray(y)
-    if y.dtype.kind == "O" and all(_is_number(v) for v in y.ravel()):
-        y = y.astype(float)
-    if y.dtype.kind not in "iuf":
+    y = _numbers(y)
+    if y is None:
         return "classification"
     if np.any(y != np.round(y)):
         return "regression"
@@ -566,11 +575,13 @@ def compare_fusion(
         raise ValueError(
             f"task={task!r} must be 'classification', 'regression' or None."
         )
-    if task == "regression" and _not_a_number(y, _is_none) is not None:
-        raise ValueError(
-            f"task='regression' needs numbers in y, but it holds "
-            f"{_not_a_number(y, _is_none)!r}; use task='classification' or None."
-        )
+    if task == "regression":
+        if _numbers(y) is None:
+            raise ValueError(
+                f"task='regression' needs numbers in y, but it holds labels "
+                f"such as {y[0]!r}; use task='classification' or None."
+            )
+        y = _numbers(y)
     if task == "classification" and len(np.unique(y)) < 2:
         raise ValueError(
             f"y has a single class ({np.unique(y).tolist()}); classification "
