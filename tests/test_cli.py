@@ -147,6 +147,8 @@ def data_dir(tmp_path_factory):
     frame["clin__side"] = np.where(np.arange(len(frame)) % 2, "right", "left")
     frame.to_csv(folder / "iris_text.csv", index=False)
     frame = frame.drop(columns="clin__side")
+    codes = frame.drop(columns="const__one").assign(code=np.arange(150) % 15)
+    codes.drop(columns="species").to_csv(folder / "codes.csv", index=False)
     frame.iloc[[5, 6], :5] = np.nan
     frame.to_csv(folder / "iris_empty_rows.csv", index=False)
     return folder
@@ -177,6 +179,25 @@ def test_compare_regression_csv(data_dir, capsys):
     scores = {row[1]: float(row[3]) for row in _table_rows(out)}
     assert set(scores) == {"single:demo", "single:serum", "early:linear"}
     assert scores["single:demo"] > 0.3 and scores["early:linear"] > 0.45
+
+
+def test_compare_says_when_the_task_is_a_guess(data_dir, capsys):
+    # 15 integer codes, 10 rows each: class labels or a score out of 15
+    path = str(data_dir / "codes.csv")
+    args = ["compare", path, "--target", "code", "--strategies", "early:linear"]
+    assert main([*args, "--cv", "2", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "task: regression (inferred; --task to override)" in captured.out
+    assert captured.err.startswith(
+        "warning: UserWarning: the target holds 15 distinct integers, each on 10 "
+        "rows on average: they are taken as a quantity (task='regression'). If "
+        "they are class labels, pass task='classification' (mmfuse compare: "
+        "--task classification)."
+    )
+    assert main([*args, "--cv", "2", "--quiet", "--task", "classification"]) == 0
+    captured = capsys.readouterr()
+    assert "task: classification (--task)" in captured.out
+    assert captured.err == ""
 
 
 def test_compare_groups_column_is_not_a_feature(data_dir, capsys):
@@ -368,6 +389,10 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
                 "mean=10,mean=20",
             ],
             "--blocks 'mean=10,mean=20' names ['mean'] more than once",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--blocks", "demo,d"],
+            "blocks 'demo' and 'd' overlap at column(s) [1, 2, 3, 4]",
         ),
         (
             ["{data}/diabetes.csv", "--target", "progression", "--blocks", "10,"],

@@ -484,7 +484,8 @@ def compare_fusion(
     Parameters
     ----------
     X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-        The modalities side by side, numbers only. A row lacks a modality
+        The modalities side by side, numbers only (dense for the default
+        strategies, which centre each modality). A row lacks a modality
         where its block is all NaN: every default strategy takes such rows
         (see :func:`default_strategies`); NaN in part of a block, or in
         every block of a row, is an error. Columns outside every block are
@@ -588,9 +589,14 @@ def compare_fusion(
             f"needs at least two."
         )
     metrics = _metric_names(scoring, task)
-    chosen = _select_strategies(
-        strategies, default_strategies(resolved, task, random_state=random_state)
-    )
+    defaults = default_strategies(resolved, task, random_state=random_state)
+    chosen = _select_strategies(strategies, defaults)
+    if sp.issparse(X) and any(strategy in defaults for strategy in chosen):
+        raise ValueError(
+            "X is sparse, but the default strategies standardize (centre) each "
+            "modality, which needs dense data: pass X.toarray(), or only "
+            "strategies of your own."
+        )
     if isinstance(cv, Integral) and not isinstance(cv, bool):
         check_n_splits(cv, y, task, groups)
         cv = _splitter(cv, task, groups, random_state)

@@ -5,6 +5,7 @@ from importlib.util import find_spec
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
 from sklearn.exceptions import FitFailedWarning
@@ -357,6 +358,8 @@ def test_data_errors_name_the_column_and_the_rows(mfeat):
     infinite[2, 70] = np.inf
     with pytest.raises(ValueError, match=r"column 70 holds an infinite value \(row 2"):
         compare_fusion(infinite, y, blocks, strategies="single")
+    with pytest.raises(ValueError, match="X is sparse, but the default strategies"):
+        compare_fusion(sp.csr_matrix(X), y, blocks, strategies="single")
     with pytest.raises(ValueError, match="X has 500 rows but y has 499"):
         compare_fusion(X, y[1:], blocks, strategies="single")
 
