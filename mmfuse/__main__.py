@@ -7,7 +7,9 @@ code (0 success, 1 a failure the command reports, 2 bad usage).
 
 import argparse
 import json
+import os
 import sys
+import warnings
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -47,17 +49,31 @@ def _records(table) -> list[dict]:
     return table.to_dict("records") if hasattr(table, "to_dict") else list(table)
 
 
+def _failed(record: dict) -> bool:
+    """Whether the strategy of a table row failed (its ``error`` is a text)."""
+    return isinstance(record["error"], str)
+
+
+def _metrics(records: list[dict]) -> list[str]:
+    return [key[5:] for key in records[0] if key.startswith("mean_")]
+
+
 def _format_table(records: list[dict]) -> str:
     """Format the ranked table: mean ± std of each score, fit time."""
-    metrics = [key[5:] for key in records[0] if key.startswith("mean_")]
+    metrics = _metrics(records)
     header = ["rank", "strategy", "family", *metrics, "fit s/fold"]
     rows = [
         [
             str(record["rank"]),
             record["strategy"],
             record["family"],
-            *(f"{record[f'mean_{m}']:.4f} ± {record[f'std_{m}']:.4f}" for m in metrics),
-            f"{record['fit_time']:.2f}",
+            *(
+                "failed"
+                if _failed(record)
+                else f"{record[f'mean_{m}']:.4f} ± {record[f'std_{m}']:.4f}"
+                for m in metrics
+            ),
+            "" if _failed(record) else f"{record['fit_time']:.2f}",
         ]
         for record in records
     ]
@@ -72,7 +88,11 @@ def _format_table(records: list[dict]) -> str:
 
 
 def _plot(records: list[dict], path: str, title: str) -> None:
-    """Write a bar chart of the first score with its std as error bars."""
+    """Write a bar chart of the first score with its std as error bars.
+
+    The bars start at 0, so their lengths compare as the scores do; each
+    bar is labelled with its value, a failed strategy with "failed".
+    """
     try:
         import matplotlib
 
@@ -84,41 +104,80 @@ def _plot(records: list[dict], path: str, title: str) -> None:
             "(pip install 'mmfuse[plot]')."
         )
         return
-    metric = next(key[5:] for key in records[0] if key.startswith("mean_"))
+    metric = _metrics(records)[0]
     ordered = records[::-1]
-    families = sorted({r["family"] for r in records})
+    drawn = [(i, r) for i, r in enumerate(ordered) if not _failed(r)]
+    means = [r[f"mean_{metric}"] for _, r in drawn]
+    stds = [r[f"std_{metric}"] for _, r in drawn]
+    families = sorted({r["family"] for _, r in drawn})
     colours = dict(zip(families, plt.get_cmap("tab10").colors, strict=False))
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(records) + 1.2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(records) + 1.3))
     ax.barh(
-        [r["strategy"] for r in ordered],
-        [r[f"mean_{metric}"] for r in ordered],
-        xerr=[r[f"std_{metric}"] for r in ordered],
-        color=[colours[r["family"]] for r in ordered],
+        [i for i, _ in drawn],
+        means,
+        xerr=stds,
+        color=[colours[r["family"]] for _, r in drawn],
         capsize=3,
     )
-    low = min(r[f"mean_{metric}"] - r[f"std_{metric}"] for r in records)
-    high = max(r[f"mean_{metric}"] + r[f"std_{metric}"] for r in records)
-    margin = 0.05 * (high - low) or 0.01
-    ax.set_xlim(low - margin, high + margin)
-    ax.set_xlabel(f"{metric} (mean ± std over folds)")
+    ax.set_yticks(range(len(ordered)), [r["strategy"] for r in ordered])
+    ends = [m + s if m >= 0 else m - s for m, s in zip(means, stds, strict=True)]
+    low, high = min([0.0, *ends]), max([0.0, *ends])
+    span = high - low or 1.0
+    ax.set_xlim(low - 0.02 * span, high + 0.14 * span)
+    for (i, _), end, mean in zip(drawn, ends, means, strict=True):
+        ax.text(max(end, 0.0), i, f" {mean:.4f}", va="center", fontsize="small")
+    for i, record in enumerate(ordered):
+        if _failed(record):
+            ax.text(0.0, i, " failed", va="center", fontsize="small")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"{metric}: mean ± std over folds (bars start at 0)")
     ax.set_title(title)
     handles = [plt.Rectangle((0, 0), 1, 1, color=colours[f]) for f in families]
-    ax.legend(handles, families, loc="lower right", fontsize="small")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    ax.legend(
+        handles,
+        families,
+        title="family",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize="small",
+    )
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"plot written to {path}")
 
 
+def _json_safe(records: list[dict]) -> list[dict]:
+    """Return the records with NaN as None (JSON has no NaN)."""
+    return [
+        {k: None if isinstance(v, float) and v != v else v for k, v in r.items()}
+        for r in records
+    ]
+
+
 def _report(table, args: argparse.Namespace, title: str) -> int:
-    """Print the ranked table, then write the JSON and the plot if asked."""
+    """Print the ranked table and its failures, then write the JSON and plot.
+
+    Returns 1 when every strategy failed, else 0.
+    """
     records = _records(table)
     print(_format_table(records))
-    if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(records, indent=2) + "\n")
-        print(f"table written to {args.json}")
-    if args.plot:
-        _plot(records, args.plot, title)
+    failed = [r for r in records if _failed(r)]
+    if failed:
+        print("\nfailed (NaN scores, ranked last):")
+        for record in failed:
+            print(f"  {record['strategy']}: {record['error']}")
+    try:
+        if getattr(args, "json", None):
+            Path(args.json).write_text(json.dumps(_json_safe(records), indent=2) + "\n")
+            print(f"table written to {args.json}")
+        if args.plot:
+            _plot(records, args.plot, title)
+    except OSError as exc:
+        print(f"mmfuse {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    if len(failed) == len(records):
+        print(f"mmfuse {args.command}: error: every strategy failed.", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -126,8 +185,62 @@ def _strategies(text: str | None):
     return "default" if text is None else [s.strip() for s in text.split(",") if s]
 
 
+def _check_output(path: str | None, option: str) -> None:
+    """Check, before the run, that ``path`` can be written."""
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(
+            f"{option} {path} is a directory; give a file name in it, e.g. "
+            f"{target / ('compare.png' if option == '--plot' else 'table.json')}."
+        )
+    folder = target.parent
+    if not folder.is_dir():
+        raise ValueError(
+            f"{option} {path}: the directory {folder} does not exist; create "
+            f"it first, or give another path."
+        )
+    if not os.access(folder, os.W_OK):
+        raise ValueError(f"{option} {path}: the directory {folder} is not writable.")
+    if option == "--plot" and target.suffix and find_spec("matplotlib"):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        formats = FigureCanvasAgg.get_supported_filetypes()
+        if target.suffix[1:].lower() not in formats:
+            raise ValueError(
+                f"--plot {path}: matplotlib cannot write {target.suffix!r} "
+                f"files; use one of {', '.join(sorted(formats))}."
+            )
+
+
+def _print_warnings(caught, skip=()) -> None:
+    """Print each distinct warning once, on stderr, with how often it came."""
+    counts: dict[str, int] = {}
+    for warning in caught:
+        if issubclass(warning.category, skip):
+            continue
+        lines = str(warning.message).strip().splitlines() or [""]
+        text = f"{warning.category.__name__}: {lines[0]}"
+        counts[text] = counts.get(text, 0) + 1
+    for text, count in counts.items():
+        times = f" ({count} times)" if count > 1 else ""
+        print(f"warning{times}: {text}", file=sys.stderr)
+
+
+def _n_folds(text: str) -> int:
+    """Parse ``--cv``: an integer >= 2."""
+    if not text.strip().lstrip("+-").isdigit() or int(text) < 2:
+        raise argparse.ArgumentTypeError(
+            f"must be an integer >= 2 (the number of folds), got {text!r}"
+        )
+    return int(text)
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     """Compare the default strategies on the bundled mfeat digits."""
+    from sklearn.exceptions import FitFailedWarning
+
     from mmfuse.datasets import load_mfeat
     from mmfuse.fusion import compare_fusion
 
@@ -139,99 +252,204 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"6 modalities: {views}"
     )
     print(f"{args.cv}-fold stratified cross-validation (seed {args.seed})")
-    table = compare_fusion(
-        bunch.data,
-        bunch.target,
-        bunch.blocks,
-        strategies=strategies,
-        cv=args.cv,
-        n_jobs=args.n_jobs,
-        random_state=args.seed,
-        progress=not args.quiet,
-    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _check_output(args.plot, "--plot")
+            table = compare_fusion(
+                bunch.data,
+                bunch.target,
+                bunch.blocks,
+                strategies=strategies,
+                cv=args.cv,
+                n_jobs=args.n_jobs,
+                random_state=args.seed,
+                progress=not args.quiet,
+            )
+        except ValueError as exc:
+            print(f"mmfuse demo: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            _print_warnings(caught, skip=FitFailedWarning)
     return _report(table, args, "mfeat: fusion strategies")
 
 
 def _parse_blocks(text: str | None):
-    """``a,b`` prefixes; ``76,216`` widths; ``a=76,b=216`` named widths."""
+    """Parse ``--blocks`` into what ``blocks`` takes in Python.
+
+    ``3`` is three blocks of near-equal width, ``64,32`` widths, ``img=64,
+    txt=32`` named widths and ``img,txt`` column-name prefixes.
+    """
     if text is None:
         return "auto"
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    if all("=" in item for item in items):
-        named = {}
-        for item in items:
-            name, _, width = item.partition("=")
-            if not width.strip().isdigit():
-                raise ValueError(
-                    f"--blocks item {item!r} must be NAME=WIDTH with an integer "
-                    f"width, e.g. image=64."
-                )
-            named[name.strip()] = int(width)
-        return named
-    if all(item.isdigit() for item in items):
-        return [int(item) for item in items]
-    return items
-
-
-def _load_table(path: Path, target: str):
-    """Read ``(X, y)`` from a CSV, Parquet or ``.npz`` file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    suffix = path.suffix.lower()
-    if suffix == ".npz":
-        import numpy as np
-
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = dict(archive)
-        if target not in arrays or "X" not in arrays:
-            raise ValueError(
-                f"{path} holds the arrays {sorted(arrays)}; a .npz needs the "
-                f"features as 'X' and the target named by --target "
-                f"(got {target!r})."
-            )
-        return arrays["X"], arrays[target]
-    if suffix not in (".csv", ".parquet", ".pq"):
+    examples = "e.g. 3 (three blocks), 64,32 (widths), img=64,txt=32 or img,txt"
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
         raise ValueError(
-            f"{path} is not a .csv, .parquet or .npz file; convert it to one of these."
+            f"--blocks {text!r} has an empty item; separate the modalities by "
+            f"single commas ({examples})."
         )
+    named = ["=" in item for item in items]
+    numbers = [item.isdigit() for item in items]
+    if any(named) and not all(named) or any(numbers) and not all(numbers):
+        raise ValueError(
+            f"--blocks {text!r} mixes forms; give all items in one form ({examples})."
+        )
+    if all(numbers):
+        return int(items[0]) if len(items) == 1 else [int(item) for item in items]
+    names = [item.partition("=")[0].strip() for item in items]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"--blocks {text!r} names {repeated} more than once; give each "
+            f"modality once."
+        )
+    if not all(named):
+        return items
+    widths = {}
+    for item, name in zip(items, names, strict=True):
+        width = item.partition("=")[2].strip()
+        if not name or not width.isdigit():
+            raise ValueError(
+                f"--blocks item {item!r} must be NAME=WIDTH with an integer "
+                f"width, e.g. image=64."
+            )
+        widths[name] = int(width)
+    return widths
+
+
+def _read_frame(path: Path):
+    """Read a CSV or Parquet file into a DataFrame, with errors naming it."""
     try:
         import pandas as pd
     except ImportError as exc:
         raise ValueError(
             "reading CSV or Parquet needs pandas: pip install 'mmfuse[pandas]'."
         ) from exc
-    frame = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
-    if target not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8]))
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path)
+        else:
+            frame = pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path} is empty: no header, no rows.") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ImportError) as exc:
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise ValueError(f"{path} could not be read: {lines[0]}") from None
+    if len(frame) == 0:
+        raise ValueError(f"{path} has no rows, only a header.")
+    return frame
+
+
+def _load_table(path: Path, target: str, groups: str | None = None):
+    """Read ``(X, y, groups)`` from a CSV, Parquet or ``.npz`` file.
+
+    The target and the groups are columns (arrays in a ``.npz``) named by
+    ``--target`` and ``--groups``; the other columns are ``X``.
+    """
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory; give a .csv, .parquet or .npz file.")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    wanted = [target] + ([groups] if groups else [])
+    if suffix == ".npz":
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = dict(archive)
+        missing = [name for name in ["X", *wanted] if name not in arrays]
+        if missing:
+            raise ValueError(
+                f"{path} holds the arrays {sorted(arrays)}; a .npz needs the "
+                f"features as 'X' and the arrays named by --target and "
+                f"--groups ({missing} are not there)."
+            )
+        return arrays["X"], arrays[target], arrays[groups] if groups else None
+    if suffix not in (".csv", ".parquet", ".pq"):
         raise ValueError(
-            f"target column {target!r} is not in {path}; its columns are "
-            f"{shown}{', ...' if len(frame.columns) > 8 else ''}."
+            f"{path} is not a .csv, .parquet or .npz file; convert it to one of these."
         )
-    return frame.drop(columns=[target]), frame[target].to_numpy()
+    frame = _read_frame(path)
+    for option, column in (("--target", target), ("--groups", groups)):
+        if column is not None and column not in frame.columns:
+            shown = ", ".join(map(str, frame.columns[:8]))
+            raise ValueError(
+                f"{option} column {column!r} is not in {path}; its columns are "
+                f"{shown}{', ...' if len(frame.columns) > 8 else ''}."
+            )
+    if groups == target:
+        raise ValueError(f"--groups and --target name the same column {target!r}.")
+    return (
+        frame.drop(columns=wanted),
+        frame[target],
+        frame[groups] if groups else None,
+    )
+
+
+def _describe(path: Path, X, blocks: dict, ignored: list, args) -> None:
+    """Print what the command found: rows, modalities, ignored columns."""
+    widths = ", ".join(f"{name} ({len(cols)})" for name, cols in blocks.items())
+    print(f"{path.name}: {X.shape[0]} rows, target {args.target!r}")
+    print(f"modalities (columns): {widths}")
+    if ignored:
+        shown = ", ".join(map(str, ignored[:10]))
+        more = f", ... ({len(ignored)} in all)" if len(ignored) > 10 else ""
+        print(f"ignored {len(ignored)} column(s) outside every modality: {shown}{more}")
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     """Compare fusion strategies on the user's data."""
-    from mmfuse.fusion import compare_fusion
+    from sklearn.exceptions import FitFailedWarning
 
-    try:
-        X, y = _load_table(Path(args.data), args.target)
-        table = compare_fusion(
-            X,
-            y,
-            _parse_blocks(args.blocks),
-            strategies=_strategies(args.strategies),
-            cv=args.cv,
-            scoring=args.scoring,
-            n_jobs=args.n_jobs,
-            random_state=args.seed,
-            task=args.task,
-            progress=not args.quiet,
-        )
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"mmfuse compare: error: {exc}", file=sys.stderr)
-        return 1
-    return _report(table, args, f"{Path(args.data).name}: fusion strategies")
+    from mmfuse.fusion import compare_fusion, infer_task
+    from mmfuse.fusion._compare import check_data, check_n_splits
+
+    path = Path(args.data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            _check_output(args.plot, "--plot")
+            _check_output(args.json, "--json")
+            spec = _parse_blocks(args.blocks)
+            X, y, groups = _load_table(path, args.target, args.groups)
+            try:
+                X, y, groups, blocks, ignored = check_data(X, y, spec, groups)
+            except ValueError as exc:
+                raise ValueError(
+                    f"{path} ({X.shape[1]} columns besides --target and "
+                    f"--groups): {exc}"
+                ) from None
+            _describe(path, X, blocks, ignored, args)
+            task = args.task or infer_task(y)
+            how = "--task" if args.task else "inferred; --task to override"
+            print(f"task: {task} ({how})")
+            check_n_splits(args.cv, y, task, groups, name="--cv")
+            grouped = f", grouped by {args.groups!r}" if args.groups else ""
+            kind = "stratified " if task == "classification" else ""
+            print(
+                f"{args.cv}-fold {kind}cross-validation{grouped}, shuffled "
+                f"(seed {args.seed})"
+            )
+            table = compare_fusion(
+                X,
+                y,
+                blocks,
+                strategies=_strategies(args.strategies),
+                cv=args.cv,
+                scoring=args.scoring,
+                n_jobs=args.n_jobs,
+                random_state=args.seed,
+                task=task,
+                groups=groups,
+                progress=not args.quiet,
+            )
+        except (FileNotFoundError, ValueError) as exc:
+            print(f"mmfuse compare: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            _print_warnings(caught, skip=FitFailedWarning)
+    return _report(table, args, f"{path.name}: fusion strategies")
 
 
 def _add_run_options(parser: argparse.ArgumentParser, *, n_jobs, plot) -> None:
@@ -243,7 +461,11 @@ def _add_run_options(parser: argparse.ArgumentParser, *, n_jobs, plot) -> None:
         "default strategies), e.g. single,early:kernel,stacking",
     )
     parser.add_argument(
-        "--cv", type=int, default=5, metavar="K", help="number of folds (default 5)"
+        "--cv",
+        type=_n_folds,
+        default=5,
+        metavar="K",
+        help="number of folds, at least 2 (default 5)",
     )
     parser.add_argument(
         "--n-jobs",
@@ -304,8 +526,16 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--blocks",
         metavar="SPEC",
-        help="modalities: name prefixes 'img,txt', widths '64,32' or "
-        "'img=64,txt=32' (default: from '<modality>__' column prefixes)",
+        help="modalities, as blocks= in Python: a number of blocks '3', "
+        "widths '64,32', named widths 'img=64,txt=32' or name prefixes "
+        "'img,txt' (default: from '<modality>__' column prefixes); columns "
+        "outside every block are ignored, and listed",
+    )
+    compare.add_argument(
+        "--groups",
+        metavar="COL",
+        help="a column of group labels (patient, session, subject): no group "
+        "is on both sides of a fold; the column is not a feature",
     )
     compare.add_argument(
         "--scoring", help="a scikit-learn scorer name (default accuracy or r2)"

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
 
 import mmfuse
 from mmfuse.__main__ import main
@@ -103,35 +105,327 @@ def test_compare_npz_with_widths(tmp_path, capsys):
     assert [row[1] for row in rows] == ["single:kar", "single:mor"]
 
 
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """CSV files made from scikit-learn's bundled data sets."""
+    folder = tmp_path_factory.mktemp("user_data")
+    d = load_diabetes(scaled=False)
+    columns = [f"demo__{c}" for c in ("age", "sex", "bmi", "bp")]
+    columns += [f"serum__{c}" for c in d.feature_names[4:]]
+    frame = pd.DataFrame(d.data, columns=columns)
+    frame.insert(0, "patient", np.arange(len(frame)) % 40)
+    frame["progression"] = d.target
+    frame.to_csv(folder / "diabetes.csv", index=False)
+    frame.drop(columns="patient").iloc[:0].to_csv(folder / "empty.csv", index=False)
+    frame.loc[[3, 9], "progression"] = np.nan
+    frame.to_csv(folder / "nan_target.csv", index=False)
+
+    bc = load_breast_cancer()
+    names = [
+        "mean__" + c[5:]
+        if c.startswith("mean ")
+        else "error__" + c[:-6]
+        if c.endswith(" error")
+        else "worst__" + c[6:]
+        for c in bc.feature_names
+    ]
+    frame = pd.DataFrame(bc.data, columns=[n.replace(" ", "_") for n in names])
+    lacking = np.random.default_rng(0).choice(len(frame), 50, replace=False)
+    frame.iloc[lacking, 10:20] = np.nan  # 50 rows lack the 'error' modality
+    frame.insert(0, "id", [f"P{i:04d}" for i in range(len(frame))])
+    frame["diagnosis"] = np.where(bc.target == 1, "benign", "malignant")
+    frame.to_csv(folder / "breast.csv", index=False)
+
+    iris = load_iris()
+    frame = pd.DataFrame(
+        iris.data,
+        columns=["sepal__length", "sepal__width", "petal__length", "petal__width"],
+    )
+    frame["const__one"] = 1.0
+    frame["species"] = iris.target
+    frame.to_csv(folder / "iris_const.csv", index=False)
+    frame["clin__side"] = np.where(np.arange(len(frame)) % 2, "right", "left")
+    frame.to_csv(folder / "iris_text.csv", index=False)
+    frame = frame.drop(columns="clin__side")
+    codes = frame.drop(columns="const__one").assign(code=np.arange(150) % 15)
+    codes.drop(columns="species").to_csv(folder / "codes.csv", index=False)
+    frame.iloc[[5, 6], :5] = np.nan
+    frame.to_csv(folder / "iris_empty_rows.csv", index=False)
+    return folder
+
+
+def test_compare_regression_csv(data_dir, capsys):
+    code = main(
+        [
+            "compare",
+            str(data_dir / "diabetes.csv"),
+            "--target",
+            "progression",
+            "--strategies",
+            "single,early:linear",
+            "--cv",
+            "3",
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "diabetes.csv: 442 rows, target 'progression'" in out
+    assert "modalities (columns): demo (4), serum (6)" in out
+    assert "ignored 1 column(s) outside every modality: patient" in out
+    assert "task: regression (inferred; --task to override)" in out
+    assert "3-fold cross-validation, shuffled (seed 0)" in out
+    assert out.splitlines()[5].split()[3] == "r2"
+    scores = {row[1]: float(row[3]) for row in _table_rows(out)}
+    assert set(scores) == {"single:demo", "single:serum", "early:linear"}
+    assert scores["single:demo"] > 0.3 and scores["early:linear"] > 0.45
+
+
+def test_compare_says_when_the_task_is_a_guess(data_dir, capsys):
+    # 15 integer codes, 10 rows each: class labels or a score out of 15
+    path = str(data_dir / "codes.csv")
+    args = ["compare", path, "--target", "code", "--strategies", "early:linear"]
+    assert main([*args, "--cv", "2", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "task: regression (inferred; --task to override)" in captured.out
+    assert captured.err.startswith(
+        "warning: UserWarning: the target holds 15 distinct integers, each on 10 "
+        "rows on average: they are taken as a quantity (task='regression'). If "
+        "they are class labels, pass task='classification' (mmfuse compare: "
+        "--task classification)."
+    )
+    assert main([*args, "--cv", "2", "--quiet", "--task", "classification"]) == 0
+    captured = capsys.readouterr()
+    assert "task: classification (--task)" in captured.out
+    assert captured.err == ""
+
+
+def test_compare_groups_column_is_not_a_feature(data_dir, capsys):
+    args = [str(data_dir / "diabetes.csv"), "--target", "progression"]
+    code = main(
+        [
+            "compare",
+            *args,
+            "--groups",
+            "patient",
+            "--strategies",
+            "single:demo",
+            "--cv",
+            "4",
+            "--quiet",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "ignored" not in out  # 'patient' is the groups, not a column left over
+    assert "4-fold cross-validation, grouped by 'patient', shuffled (seed 0)" in out
+    assert float(_table_rows(out)[0][3]) > 0.3
+
+
+def test_compare_missing_modality_in_a_subprocess(data_dir, tmp_path):
+    # the README's missing-modality case, as a stranger runs it: text ids,
+    # string labels, 'error' missing in 50 rows
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mmfuse",
+            "compare",
+            str(data_dir / "breast.csv"),
+            "--target",
+            "diagnosis",
+            "--strategies",
+            "single,early:kernel,late:soft,subspace:mcca",
+            "--cv",
+            "3",
+            "--quiet",
+            "--json",
+            str(tmp_path / "table.json"),
+            "--plot",
+            str(tmp_path / "plot.png"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    out = result.stdout
+    assert "breast.csv: 569 rows, target 'diagnosis'" in out
+    assert "modalities (columns): mean (10), error (10), worst (10)" in out
+    assert "ignored 1 column(s) outside every modality: id" in out
+    assert "task: classification (inferred; --task to override)" in out
+    records = json.loads((tmp_path / "table.json").read_text())
+    assert len(records) == 6
+    assert all(r["error"] is None and r["mean_accuracy"] > 0.8 for r in records)
+    assert (tmp_path / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_reports_failures_under_the_table(data_dir, capsys):
+    args = ["compare", str(data_dir / "iris_const.csv"), "--target", "species"]
+    code = main([*args, "--strategies", "single,subspace", "--cv", "3", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0
+    rows = _table_rows(captured.out)
+    assert [row[1] for row in rows[-2:]] == ["subspace:mcca", "subspace:gcca"]
+    assert [row[3] for row in rows[-2:]] == ["failed", "failed"]
+    assert float(rows[0][3]) > 0.9  # single:petal
+    failures = captured.out.split("failed (NaN scores, ranked last):\n")[1]
+    assert failures.startswith(
+        "  subspace:mcca: ValueError: the covariance of modality 'const'"
+    )
+    assert "FitFailedWarning" not in captured.err  # shown once, under the table
+    # every strategy failed: the command fails
+    code = main([*args, "--strategies", "subspace", "--cv", "3", "--quiet"])
+    assert code == 1
+    assert "every strategy failed" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("3", "modalities (columns): block0 (4), block1 (3), block2 (3)"),
+        ("4,4", "ignored 2 column(s) outside every modality: serum__s5, serum__s6"),
+        ("demo=4,serum=6", "modalities (columns): demo (4), serum (6)"),
+        ("serum,demo", "modalities (columns): serum (6), demo (4)"),
+    ],
+)
+def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
+    path = str(data_dir / "diabetes.csv")
+    code = main(
+        [
+            "compare",
+            path,
+            "--target",
+            "progression",
+            "--groups",
+            "patient",
+            "--blocks",
+            spec,
+            "--strategies",
+            "early:linear",
+            "--cv",
+            "2",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    assert expected in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["missing.csv", "--target", "digit"], "no such file: missing.csv"),
-        (["{csv}", "--target", "label"], "target column 'label' is not in"),
+        (["{csv}", "--target", "label"], "--target column 'label' is not in"),
         (
             ["{csv}", "--target", "digit", "--blocks", "kar,pix"],
             "no column name starts with the prefix 'pix'",
         ),
         (["{csv}", "--target", "digit", "--blocks", "kar=x"], "must be NAME=WIDTH"),
         (
-            [
-                "{csv}",
-                "--target",
-                "kar__0",
-                "--task",
-                "classification",
-                "--strategies",
-                "nope",
-            ],
+            ["{csv}", "--target", "digit", "--strategies", "nope"],
             "unknown strategy 'nope'",
+        ),
+        (["{data}", "--target", "species"], "{data} is a directory"),
+        (["{data}/empty.csv", "--target", "progression"], "has no rows, only a"),
+        (
+            ["{data}/iris_text.csv", "--target", "species"],
+            "iris_text.csv (6 columns besides --target and --groups): column "
+            "'clin__side' is not numeric (it holds 'left'): drop it, or encode it",
+        ),
+        (
+            ["{data}/nan_target.csv", "--target", "progression"],
+            "the target 'progression' is missing (NaN) in 2 row(s) (first: [3, 9])",
+        ),
+        (
+            ["{data}/iris_empty_rows.csv", "--target", "species"],
+            "2 row(s) (first: [5, 6]) have none of the modalities",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--groups", "site"],
+            "--groups column 'site' is not in",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--plot", "{data}/n/p"],
+            "--plot {data}/n/p: the directory {data}/n does not exist",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--json", "{data}"],
+            "--json {data} is a directory; give a file name in it",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--plot", "{data}/p.x"],
+            "matplotlib cannot write '.x' files",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--cv", "100000"],
+            "--cv=100000 asks for more folds than the 442 rows; use --cv <= 442",
+        ),
+        (
+            ["{data}/iris_const.csv", "--target", "species", "--cv", "60"],
+            "--cv=60 stratified folds need at least 60 rows of each class, but "
+            "class 0 has 50; use --cv <= 50",
+        ),
+        (
+            [
+                "{data}/diabetes.csv",
+                "--target",
+                "progression",
+                "--groups",
+                "patient",
+                "--cv",
+                "41",
+            ],
+            "--cv=41 folds need at least 41 groups, but groups holds 40",
+        ),
+        (
+            [
+                "{data}/diabetes.csv",
+                "--target",
+                "progression",
+                "--blocks",
+                "mean=10,mean=20",
+            ],
+            "--blocks 'mean=10,mean=20' names ['mean'] more than once",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--blocks", "demo,d"],
+            "blocks 'demo' and 'd' overlap at column(s) [1, 2, 3, 4]",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--blocks", "10,"],
+            "--blocks '10,' has an empty item",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--blocks", "4,a"],
+            "--blocks '4,a' mixes forms",
+        ),
+        (
+            ["{data}/diabetes.csv", "--target", "progression", "--blocks", "20,20"],
+            "blocks widths [20, 20] add up to 40 columns but X has only 11",
         ),
     ],
 )
-def test_compare_errors(csv_file, capsys, args, message):
-    args = [a.format(csv=csv_file) for a in args]
+def test_compare_errors(csv_file, data_dir, capsys, args, message):
+    args = [a.format(csv=csv_file, data=data_dir) for a in args]
     assert main(["compare", *args, "--quiet"]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith("mmfuse compare: error: ") and message in err
+    captured = capsys.readouterr()
+    assert captured.err.startswith("mmfuse compare: error: ")
+    assert message.format(data=data_dir) in captured.err
+    assert "rank" not in captured.out  # nothing ran
+
+
+@pytest.mark.parametrize("cv", ["0", "-3", "x"])
+def test_cv_below_two_is_a_usage_error(capsys, cv):
+    with pytest.raises(SystemExit) as exc:
+        main(["compare", "data.csv", "--target", "y", "--cv", cv])
+    assert exc.value.code == 2
+    assert (
+        f"argument --cv: must be an integer >= 2 (the number of folds), got '{cv}'"
+        in capsys.readouterr().err
+    )
 
 
 def test_target_with_one_class(tmp_path, capsys):

@@ -1,219 +1,337 @@
 """Cross-validate fusion strategies side by side on the same folds."""
 
-import importlib
+import warnings
+from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.linear_model import LogisticRegression, RidgeCV
-from sklearn.model_selection import KFold, StratifiedKFold, check_cv, cross_validate
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC, SVR
-from sklearn.utils.multiclass import type_of_target
+from sklearn.exceptions import FitFailedWarning
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    check_cv,
+    cross_validate,
+)
+from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 
-from mmfuse._blocks import ModalitySelector, resolve_blocks
-from mmfuse.fusion._early import make_early_fusion
+from mmfuse._blocks import check_any_modality, check_complete, resolve_blocks
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
+from mmfuse.fusion._strategies import _optional, default_strategies
 
-__all__ = ["compare_fusion", "default_strategies"]
+__all__ = ["compare_fusion", "infer_task"]
+
+# infer_task: integer targets with at most this many distinct values are
+# class labels; with more, a quantity (regression), and when each value
+# repeats at least _REPEATS times on average, possibly class codes (warned).
+_MAX_CLASSES = 10
+_REPEATS = 5
 
 
-def _optional(module: str, name: str):
-    """``module.name`` when it imports (a later piece, an optional extra)."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
+def _first_line(exc: BaseException) -> str:
+    """``"<type>: <first line of the message>"``."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
-def _kernel(task: str):
-    """Return an RBF kernel machine (targets standardized for regression).
+def _is_number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
 
-    The classifier's ``decision_function`` gives its one-vs-one scores, which
-    keep more for a stacker than their one-vs-rest summary.
+
+def _numbers(y):
+    """Return ``y`` as a numeric array, or None when it holds labels.
+
+    Strings are labels even when they spell numbers; so are booleans.
     """
-    if task == "classification":
-        return SVC(C=10.0, decision_function_shape="ovo")
-    return make_pipeline(StandardScaler(), SVR())
+    y = np.asarray(y)
+    if y.dtype.kind == "O" and all(_is_number(v) for v in y.ravel()):
+        return y.astype(float)
+    return y if y.dtype.kind in "iuf" else None
 
 
-def _probabilistic(task: str):
-    """Return a member for a soft vote: a calibrated kernel machine.
+def infer_task(y):
+    """Tell whether ``y`` holds class labels or a quantity to regress.
 
-    The SVC's probabilities come from temperature scaling of its 3-fold
-    out-of-fold scores (one parameter for all classes; as accurate as a
-    sigmoid a class here, and several times cheaper to fit). Regression has
-    no probabilities: a linear model.
-    """
-    if task == "classification":
-        svc = CalibratedClassifierCV(
-            SVC(C=10.0), method="temperature", cv=3, ensemble=False
-        )
-        return make_pipeline(StandardScaler(), svc)
-    return make_pipeline(StandardScaler(), _linear(task))
+    The rule of :func:`compare_fusion` for ``task=None``:
 
+    - labels that are not numbers (strings, booleans, categories) are
+      classification;
+    - numbers with a fractional part are regression;
+    - integer-valued numbers (``3`` or ``3.0``) are classification when they
+      take at most 10 distinct values, and regression when they take more:
+      many distinct integers are counts or measurements (diabetes
+      progression, 25 to 346), not classes. When they take more than 10
+      values that repeat (at least 5 rows a value on average), they may be
+      class codes: a warning says that regression was chosen and how to
+      choose classification.
 
-def _neighbours(task: str):
-    """Return a cheap member unlike the kernel machine: weighted 10-NN."""
-    if task == "classification":
-        return make_pipeline(
-            StandardScaler(), KNeighborsClassifier(10, weights="distance")
-        )
-    return make_pipeline(StandardScaler(), KNeighborsRegressor(10, weights="distance"))
-
-
-def _stacker(task: str):
-    """Return the final estimator of the default stacks.
-
-    For classification, a logistic regression on standardized member
-    outputs (one-vs-one scores and probabilities differ in scale), with a
-    strong penalty against the many correlated columns; for regression, the
-    late-fusion default (:class:`~sklearn.linear_model.RidgeCV`).
-    """
-    if task == "classification":
-        return make_pipeline(StandardScaler(), _linear(task, 0.1))
-    return None
-
-
-def _linear(task: str, C: float = 1.0):
-    """Return a linear model; ``C`` is the logistic regression's inverse penalty."""
-    if task == "classification":
-        return LogisticRegression(C=C, max_iter=2000)
-    return RidgeCV(alphas=np.logspace(-3, 3, 13))
-
-
-def default_strategies(blocks, task="classification", *, random_state=None):
-    """List the default fusion strategies as ``(name, family, estimator)``.
-
-    Names are ``"<family>:<variant>"`` (``"single:<modality>"`` for each
-    modality alone). Subspace strategies appear when :mod:`mmfuse.cca`
-    provides ``MCCA``/``GCCA``, the deep one when :mod:`mmfuse.deep` provides
-    ``MLPFusionClassifier``/``MLPFusionRegressor`` (the ``deep`` extra).
+    Pass ``task=`` to :func:`compare_fusion` (``--task`` to ``mmfuse
+    compare``) to override the rule.
 
     Parameters
     ----------
-    blocks : dict of {str: list of int}
-        Each modality's column positions in ``X`` (:func:`compare_fusion`
-        resolves any form of ``blocks`` into this).
-    task : {"classification", "regression"}, default="classification"
-        What the strategies predict.
-    random_state : int, RandomState instance or None, default=None
-        Seed of the strategies that draw random numbers.
+    y : array-like of shape (n_samples,)
+        The target, without missing values.
 
     Returns
     -------
-    strategies : list of (str, str, estimator) tuples
-        Name, family and an unfitted estimator.
+    task : {"classification", "regression"}
+        The task.
 
     Examples
     --------
-    >>> from mmfuse.fusion import default_strategies
-    >>> blocks = {"a": [0, 1], "b": [2, 3, 4]}
-    >>> names = [name for name, _, _ in default_strategies(blocks)]
-    >>> names[:5]
-    ['single:a', 'single:b', 'early:linear', 'early:kernel', 'late:soft']
+    >>> import numpy as np
+    >>> from mmfuse.fusion import infer_task
+    >>> infer_task(["cat", "dog", "cat"])
+    'classification'
+    >>> infer_task([0, 1, 2, 1, 0])
+    'classification'
+    >>> infer_task([0.5, 1.25, 3.0])
+    'regression'
+    >>> infer_task(np.arange(25.0, 347.0))
+    'regression'
     """
-    classify = task == "classification"
-    modalities = list(blocks)
-    # A member over several modalities sees their columns side by side.
-    widths = {name: len(columns) for name, columns in blocks.items()}
-    late = LateFusionClassifier if classify else LateFusionRegressor
-    strategies = [
-        (
-            f"single:{name}",
-            "single",
-            make_pipeline(
-                ModalitySelector(blocks=blocks, modality=name),
-                StandardScaler(),
-                _kernel(task),
-            ),
+    y = _numbers(y)
+    if y is None:
+        return "classification"
+    if np.any(y != np.round(y)):
+        return "regression"
+    n_values = len(np.unique(y))
+    if n_values <= _MAX_CLASSES:
+        return "classification"
+    if len(y) >= _REPEATS * n_values:
+        warnings.warn(
+            f"the target holds {n_values} distinct integers, each on "
+            f"{len(y) / n_values:.0f} rows on average: they are taken as a "
+            f"quantity (task='regression'). If they are class labels, pass "
+            f"task='classification' (mmfuse compare: --task classification).",
+            UserWarning,
+            stacklevel=2,
         )
-        for name in modalities
-    ]
-    strategies += [
-        (
-            "early:linear",
-            "early",
-            make_early_fusion(_linear(task), blocks, block_scaling=True),
-        ),
-        (
-            "early:kernel",
-            "early",
-            make_early_fusion(_kernel(task), blocks, block_scaling=True),
-        ),
-        (
-            "late:soft" if classify else "late:mean",
-            "late",
-            late(
-                [(name, _probabilistic(task), name) for name in modalities],
-                blocks=blocks,
-            ),
-        ),
-    ]
-    # A kernel machine a modality, stacked with a neighbours member a
-    # modality (stacking) or with an early-fusion member (hierarchical). The
-    # stacker learns from 3-fold out-of-fold outputs: on mfeat as accurate as
-    # 5-fold for stacking, and much cheaper with these many members.
-    kernels = [
-        (name, make_pipeline(StandardScaler(), _kernel(task)), name)
-        for name in modalities
-    ]
-    neighbours = [(f"{name}_nn", _neighbours(task), name) for name in modalities]
-    early = make_early_fusion(_kernel(task), widths, block_scaling=True)
-    stack = {
-        "blocks": blocks,
-        "voting": "stack",
-        "final_estimator": _stacker(task),
-        "cv": 3,
-    }
-    strategies += [
-        ("stacking", "stacking", late([*kernels, *neighbours], **stack)),
-        (
-            "hierarchical",
-            "hierarchical",
-            late([*kernels, ("early", early, modalities)], **stack),
-        ),
-    ]
-    strategies += _subspace_strategies(blocks, task)
-    strategies += _deep_strategies(blocks, task, random_state)
-    return strategies
+    return "regression"
 
 
-def _subspace_strategies(blocks, task):
-    """Return MCCA/GCCA variates then a kernel machine, when mmfuse.cca has them."""
-    strategies = []
-    # Components up to the narrowest modality's width, at most 10 a modality.
-    n_components = min(10, *(len(columns) for columns in blocks.values()))
-    for name in ("MCCA", "GCCA"):
-        subspace = _optional("mmfuse.cca", name)
-        if subspace is not None:
-            model = subspace(
-                n_components=n_components, blocks=blocks, regularization=0.1
+def check_n_splits(n_splits, y, task, groups=None, *, name="cv"):
+    """Check a number of folds against the rows, classes and groups.
+
+    Parameters
+    ----------
+    n_splits : int
+        The number of folds asked for.
+    y : ndarray of shape (n_samples,)
+        The target.
+    task : {"classification", "regression"}
+        Classification folds are stratified, so each class needs a row in
+        each fold.
+    groups : ndarray of shape (n_samples,), default=None
+        Group labels; each fold needs a group of its own.
+    name : str, default="cv"
+        How the messages name the number (``"--cv"`` for the command line).
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, the value and the largest number that works.
+    """
+    if not isinstance(n_splits, Integral) or isinstance(n_splits, bool) or n_splits < 2:
+        raise ValueError(
+            f"{name}={n_splits!r} is not a number of folds: give an integer "
+            f">= 2 (e.g. {name}=5)."
+        )
+    n_rows = len(y)
+    if n_splits > n_rows:
+        raise ValueError(
+            f"{name}={n_splits} asks for more folds than the {n_rows} rows; "
+            f"use {name} <= {n_rows}."
+        )
+    if groups is not None:
+        n_groups = len(np.unique(groups))
+        if n_splits > n_groups:
+            raise ValueError(
+                f"{name}={n_splits} folds need at least {n_splits} groups, but "
+                f"groups holds {n_groups}; use {name} <= {n_groups}."
             )
-            strategies.append(
-                (
-                    f"subspace:{name.lower()}",
-                    "subspace",
-                    make_pipeline(
-                        StandardScaler(), model, StandardScaler(), _kernel(task)
-                    ),
-                )
+    if task == "classification":
+        classes, counts = np.unique(y, return_counts=True)
+        rarest = int(np.argmin(counts))
+        fewest = int(counts[rarest])
+        if n_splits > fewest:
+            fix = f"use {name} <= {fewest}, or " if fewest > 1 else ""
+            raise ValueError(
+                f"{name}={n_splits} stratified folds need at least {n_splits} "
+                f"rows of each class, but class {classes.tolist()[rarest]!r} has "
+                f"{fewest}; {fix}drop or merge the rarest classes."
             )
-    return strategies
 
 
-def _deep_strategies(blocks, task, random_state):
-    """Return the MLP fusion head, cheap enough for a quick comparison."""
-    name = "MLPFusionClassifier" if task == "classification" else "MLPFusionRegressor"
-    head = _optional("mmfuse.deep", name)
-    if head is None:
-        return []
-    model = head(blocks=blocks, max_epochs=20, random_state=random_state, verbose=0)
-    return [("deep:mlp", "deep", model)]
+def _is_none(value) -> bool:
+    return value is None
+
+
+def _not_a_number(values, missing):
+    """Return the first value that is neither missing nor a number, or None."""
+    for value in values:
+        if missing(value):
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError):
+            return value
+    return None
+
+
+def _numeric(X):
+    """Return ``X`` as floats (sparse stays sparse), naming a text column."""
+    if sp.issparse(X):
+        return sp.csr_array(X, dtype=float)
+    if hasattr(X, "dtypes"):
+        from pandas import isna
+
+        columns = [
+            (c, X[c]) for c, dtype in X.dtypes.items() if dtype.kind not in "biuf"
+        ]
+        missing = isna
+    else:
+        X = np.asarray(X)
+        if X.dtype.kind in "biuf":
+            return X.astype(float)
+        columns = [(j, X[:, j]) for j in range(X.shape[1])]
+        missing = _is_none  # NaN is a float, a number
+    for label, values in columns:
+        example = _not_a_number(values, missing)
+        if example is not None:
+            raise ValueError(
+                f"column {label!r} is not numeric (it holds {example!r}): drop "
+                f"it, or encode it as numbers (e.g. one column a category with "
+                f"pandas.get_dummies, named with its modality's prefix)."
+            )
+    if hasattr(X, "dtypes"):
+        return X.to_numpy(dtype=float, na_value=np.nan)
+    return X.astype(float)
+
+
+def _check_finite(values, labels):
+    """Reject infinite entries, naming the column."""
+    if sp.issparse(values):
+        coo = values.tocoo()
+        infinite = np.isinf(coo.data)
+        rows, cols = coo.row[infinite], coo.col[infinite]
+    else:
+        rows, cols = np.nonzero(np.isinf(values))
+    if rows.size:
+        raise ValueError(
+            f"column {labels[cols[0]]!r} holds an infinite value (row "
+            f"{rows[0]}); replace it: NaN marks only a whole missing modality."
+        )
+
+
+def _missing(values):
+    """Flag the missing entries (NaN or None) of a 1-D array."""
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind == "O":
+        return np.array([v is None or v != v for v in values], dtype=bool)
+    return np.zeros(len(values), dtype=bool)
+
+
+def _one_column(values, n_rows, what):
+    """Return ``values`` as a 1-D array of ``n_rows`` entries, none missing."""
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array.ravel()
+    if array.ndim != 1:
+        raise ValueError(
+            f"{what} must be one column of shape (n_samples,); got shape {array.shape}."
+        )
+    if len(array) != n_rows:
+        raise ValueError(f"X has {n_rows} rows but {what} has {len(array)}.")
+    missing = np.flatnonzero(_missing(array))
+    if missing.size:
+        raise ValueError(
+            f"{what} is missing (NaN) in {missing.size} row(s) (first: "
+            f"{missing[:5].tolist()}); drop those rows or fill them in."
+        )
+    if array.dtype.kind == "f" and np.isinf(array).any():
+        raise ValueError(
+            f"{what} is infinite in row {np.flatnonzero(np.isinf(array))[0]}."
+        )
+    return array
+
+
+def check_data(X, y, blocks="auto", groups=None):
+    """Validate the data of :func:`compare_fusion`.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        The modalities side by side.
+    y : array-like of shape (n_samples,)
+        The target; a pandas Series' name is used in the messages.
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        The modality blocks.
+    groups : array-like of shape (n_samples,), default=None
+        Group labels of the rows.
+
+    Returns
+    -------
+    X : {ndarray, sparse matrix, DataFrame}
+        ``X`` reduced to the columns of the blocks (in their order in
+        ``X``), as floats; a DataFrame keeps its column names and index.
+    y : ndarray of shape (n_samples,)
+        The target.
+    groups : ndarray of shape (n_samples,) or None
+        The group labels.
+    blocks : dict of {str: list of int}
+        Each modality's column positions in the returned ``X``.
+    ignored : list
+        The columns of ``X`` outside every block (names, or positions).
+
+    Raises
+    ------
+    ValueError
+        For a non-numeric or infinite column (named), a target or group
+        label missing in some rows (which), NaN in part of a modality, or
+        rows lacking every modality.
+    """
+    if not hasattr(X, "shape"):
+        X = np.asarray(X)
+    if len(X.shape) != 2:
+        raise ValueError(f"X must be 2-D; got shape {X.shape}.")
+    n_rows, n_features = X.shape
+    if n_rows == 0:
+        raise ValueError("X has no rows.")
+    columns = getattr(X, "columns", None)
+    labels = list(range(n_features)) if columns is None else list(columns)
+    indices, names = resolve_blocks(
+        blocks, n_features, None if columns is None else [str(c) for c in columns]
+    )
+    used = np.sort(np.concatenate(indices))
+    ignored = [labels[j] for j in np.setdiff1d(np.arange(n_features), used)]
+    if ignored:
+        X = X.iloc[:, used] if hasattr(X, "iloc") else X[:, used]
+        labels = [labels[j] for j in used]
+        indices = [np.searchsorted(used, block) for block in indices]
+    values = _numeric(X)
+    _check_finite(values, labels)
+    if hasattr(X, "iloc"):
+        X = type(X)(values, index=X.index, columns=X.columns)
+    else:
+        X = values
+    name = getattr(y, "name", None)
+    y = _one_column(y, n_rows, "y" if name is None else f"the target {name!r}")
+    if groups is not None:
+        groups = _one_column(groups, n_rows, "groups")
+    present = check_complete(
+        values, indices, names, "compare_fusion", allow_missing=True
+    )
+    check_any_modality(present, names, "compare_fusion")
+    blocks = {name: block.tolist() for name, block in zip(names, indices, strict=True)}
+    return X, y, groups, blocks, ignored
 
 
 def _family(estimator) -> str:
@@ -271,41 +389,28 @@ def _select_strategies(strategies, defaults):
     return chosen
 
 
-def _task(y, task):
-    if task is not None:
-        if task not in ("classification", "regression"):
-            raise ValueError(
-                f"task={task!r} must be 'classification', 'regression' or None."
-            )
-        return task
-    kind = type_of_target(y)
-    if kind in ("binary", "multiclass"):
-        return "classification"
-    if kind == "continuous":
-        return "regression"
-    raise ValueError(
-        f"y is of type {kind!r}; compare_fusion handles one column of class "
-        f"labels or of continuous targets."
-    )
-
-
 def _metric_names(scoring, task):
+    """Return the score names of the table, checking scorer names first."""
     if scoring is None:
-        return {"accuracy" if task == "classification" else "r2": None}
-    if isinstance(scoring, str):
-        return {scoring: None}
+        return ["accuracy" if task == "classification" else "r2"]
     if callable(scoring):
-        return {"score": None}
-    if isinstance(scoring, dict):
-        return dict.fromkeys(scoring)
-    return dict.fromkeys(scoring)
+        return ["score"]
+    names = [scoring] if isinstance(scoring, str) else list(scoring)
+    for name in names:
+        if isinstance(name, str) and not isinstance(scoring, dict):
+            get_scorer(name)
+    return names
 
 
-def _run_fold(name, estimator, X, y, train, test, scoring):
-    result = cross_validate(
-        estimator, X, y, cv=[(train, test)], scoring=scoring, error_score="raise"
-    )
-    return name, {key: float(value[0]) for key, value in result.items()}
+def _run_fold(name, fold, estimator, X, y, train, test, scoring):
+    """Fit and score one strategy on one fold; a failure is returned, not raised."""
+    try:
+        result = cross_validate(
+            estimator, X, y, cv=[(train, test)], scoring=scoring, error_score="raise"
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure becomes a table row
+        return name, fold, _first_line(exc)
+    return name, fold, {key: float(value[0]) for key, value in result.items()}
 
 
 def _progress_bar(total, show):
@@ -316,6 +421,44 @@ def _progress_bar(total, show):
     except ImportError:
         return None
     return tqdm(total=total, unit="fit", desc="compare_fusion")
+
+
+def _splitter(cv, task, groups, random_state):
+    """``cv`` folds, shuffled and seeded, stratified and grouped as fits."""
+    if groups is None:
+        kind = StratifiedKFold if task == "classification" else KFold
+    else:
+        kind = StratifiedGroupKFold if task == "classification" else GroupKFold
+    return kind(cv, shuffle=True, random_state=random_state)
+
+
+def _record(name, family, folds, metrics, n_folds):
+    """Return a row of the table and its error from ``(fold, result)`` pairs.
+
+    A result is a dict of scores and times, or the failure as a string; the
+    error is the first fold's failure, or None.
+    """
+    results = [result for _, result in sorted(folds, key=lambda pair: pair[0])]
+    errors = [result for result in results if isinstance(result, str)]
+    record = {"strategy": name, "family": family}
+    keys = {
+        f"mean_{m}": "test_score" if len(metrics) == 1 else f"test_{m}" for m in metrics
+    }
+    for metric in metrics:
+        key = keys[f"mean_{metric}"]
+        values = np.array([np.nan] if errors else [r[key] for r in results])
+        record[f"mean_{metric}"] = float(values.mean())
+        record[f"std_{metric}"] = float(values.std())
+    for key in ("fit_time", "score_time"):
+        record[key] = np.nan if errors else float(np.mean([r[key] for r in results]))
+    if errors:
+        warnings.warn(
+            f"strategy {name!r} failed on {len(errors)} of {n_folds} folds "
+            f"({errors[0]}); it is ranked last, with NaN scores.",
+            FitFailedWarning,
+            stacklevel=3,
+        )
+    return record, errors[0] if errors else None
 
 
 def compare_fusion(
@@ -329,16 +472,28 @@ def compare_fusion(
     random_state=None,
     *,
     task=None,
+    groups=None,
     progress=False,
 ):
     """Cross-validate fusion strategies side by side on the same folds.
 
+    A strategy that fails on a fold does not stop the others: its row has
+    NaN scores and the failure in ``error``, it ranks last, and a
+    :class:`~sklearn.exceptions.FitFailedWarning` names it.
+
     Parameters
     ----------
-    X : {array-like, DataFrame} of shape (n_samples, n_features)
-        The modalities side by side.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        The modalities side by side, numbers only (dense for the default
+        strategies, which centre each modality). A row lacks a modality
+        where its block is all NaN: every default strategy takes such rows
+        (see :func:`default_strategies`); NaN in part of a block, or in
+        every block of a row, is an error. Columns outside every block are
+        ignored: the strategies see ``X`` without them (so give a custom
+        strategy its blocks by column name, or by position among the
+        modality columns).
     y : array-like of shape (n_samples,)
-        Class labels or continuous targets.
+        Class labels or continuous targets, none missing.
     blocks : "auto", int, list, tuple or dict, default="auto"
         The modality blocks, in any form :func:`mmfuse.resolve_blocks` accepts.
     strategies : "default", str, list or dict, default="default"
@@ -348,10 +503,15 @@ def compare_fusion(
         (``"single"`` gives every modality alone), an estimator, or a
         ``(name, estimator)`` pair; or a dict from name to estimator.
     cv : int, cross-validation generator or iterable, default=5
-        An int ``k`` is ``k`` shuffled folds (stratified for classification)
-        seeded by ``random_state``; otherwise as
-        :func:`~sklearn.model_selection.cross_validate` takes it. Every
-        strategy is scored on the same folds.
+        An int ``k`` is ``k`` shuffled folds seeded by ``random_state``:
+        :class:`~sklearn.model_selection.StratifiedKFold` for classification
+        and :class:`~sklearn.model_selection.KFold` for regression, or with
+        ``groups`` :class:`~sklearn.model_selection.StratifiedGroupKFold` and
+        :class:`~sklearn.model_selection.GroupKFold` (no group on both sides
+        of a fold). ``k`` must be at least 2 and at most the number of rows,
+        of groups and, for classification, of rows of the rarest class.
+        Otherwise as :func:`~sklearn.model_selection.cross_validate` takes
+        it. Every strategy is scored on the same folds.
     scoring : str, callable, list or dict, default=None
         As :func:`~sklearn.model_selection.cross_validate` takes it; accuracy
         for classification and R² for regression when None. The table is
@@ -360,9 +520,13 @@ def compare_fusion(
         Parallel jobs over the (strategy, fold) fits.
     random_state : int, RandomState instance or None, default=None
         Seed of the folds and of the default strategies that draw random
-        numbers.
+        numbers; with an int, numpy's global generator is left untouched.
     task : {"classification", "regression"}, default=None
-        Inferred from ``y`` when None (continuous targets are regression).
+        Inferred from ``y`` when None, by the rule of :func:`infer_task`
+        (which warns when the choice is a guess).
+    groups : array-like of shape (n_samples,), default=None
+        Group labels of the rows (patients, sessions, subjects), passed to
+        the splitter's ``split``; see ``cv``.
     progress : bool, default=False
         Show a progress bar (needs tqdm; without it there is no bar).
 
@@ -371,12 +535,24 @@ def compare_fusion(
     table : DataFrame or list of dict
         One row a strategy, best first: ``rank``, ``strategy``, ``family``,
         ``mean_<score>`` and ``std_<score>`` over the folds for each score,
-        ``fit_time`` and ``score_time`` (mean seconds a fold). A pandas
-        DataFrame when pandas is installed, else a list of records.
+        ``fit_time`` and ``score_time`` (mean seconds a fold), ``task``
+        (``"classification"`` or ``"regression"``, the same in every row)
+        and ``error``: the first failure of the strategy, as its exception
+        type and the first line of its message, or missing (None in
+        records, NaN in a DataFrame) where it ran. A pandas DataFrame when pandas is
+        installed, else a list of records.
+
+    Raises
+    ------
+    ValueError
+        Before any fit, for bad data (a non-numeric column, a missing
+        target, rows lacking every modality: see ``X`` and ``y``), bad
+        blocks, an unknown strategy or scorer, or a ``cv`` out of range.
 
     See Also
     --------
     default_strategies : The strategies compared by default.
+    infer_task : The rule that tells classification from regression.
 
     Examples
     --------
@@ -393,59 +569,66 @@ def compare_fusion(
     1  single:kar  single          0.940
     2  single:zer  single          0.804
     """
-    if not hasattr(X, "shape"):
-        X = np.asarray(X)
-    names = getattr(X, "columns", None)
-    indices, modalities = resolve_blocks(
-        blocks, X.shape[1], None if names is None else [str(c) for c in names]
-    )
-    resolved = {
-        name: columns.tolist()
-        for name, columns in zip(modalities, indices, strict=True)
-    }
-    task = _task(y, task)
-    if task == "classification" and len(np.unique(np.asarray(y))) < 2:
+    X, y, groups, resolved, _ = check_data(X, y, blocks, groups)
+    if task is None:
+        task = infer_task(y)
+    elif task not in ("classification", "regression"):
         raise ValueError(
-            f"y has a single class ({np.unique(np.asarray(y)).tolist()}); "
-            f"classification needs at least two."
+            f"task={task!r} must be 'classification', 'regression' or None."
         )
-    chosen = _select_strategies(
-        strategies, default_strategies(resolved, task, random_state=random_state)
-    )
-    if isinstance(cv, int):
-        splitter = StratifiedKFold if task == "classification" else KFold
-        cv = splitter(cv, shuffle=True, random_state=random_state)
-    splits = list(check_cv(cv, y, classifier=task == "classification").split(X, y))
+    if task == "regression":
+        if _numbers(y) is None:
+            raise ValueError(
+                f"task='regression' needs numbers in y, but it holds labels "
+                f"such as {y[0]!r}; use task='classification' or None."
+            )
+        y = _numbers(y)
+    if task == "classification" and len(np.unique(y)) < 2:
+        raise ValueError(
+            f"y has a single class ({np.unique(y).tolist()}); classification "
+            f"needs at least two."
+        )
     metrics = _metric_names(scoring, task)
-    scorer = list(metrics)[0] if scoring is None else scoring
+    defaults = default_strategies(resolved, task, random_state=random_state)
+    chosen = _select_strategies(strategies, defaults)
+    if sp.issparse(X) and any(strategy in defaults for strategy in chosen):
+        raise ValueError(
+            "X is sparse, but the default strategies standardize (centre) each "
+            "modality, which needs dense data: pass X.toarray(), or only "
+            "strategies of your own."
+        )
+    if isinstance(cv, Integral) and not isinstance(cv, bool):
+        check_n_splits(cv, y, task, groups)
+        cv = _splitter(cv, task, groups, random_state)
+    cv = check_cv(cv, y, classifier=task == "classification")
+    splits = list(cv.split(X, y, groups))
+    scorer = metrics[0] if scoring is None else scoring
     jobs = [
-        delayed(_run_fold)(name, clone(estimator), X, y, train, test, scorer)
+        delayed(_run_fold)(name, fold, clone(estimator), X, y, train, test, scorer)
         for name, _, estimator in chosen
-        for train, test in splits
+        for fold, (train, test) in enumerate(splits)
     ]
     bar = _progress_bar(len(jobs), progress)
     results = {name: [] for name, _, _ in chosen}
-    for name, result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(jobs):
-        results[name].append(result)
+    parallel = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+    for name, fold, result in parallel(jobs):
+        results[name].append((fold, result))
         if bar is not None:
             bar.set_postfix_str(name)
             bar.update()
     if bar is not None:
         bar.close()
-    records = []
-    for name, family, _ in chosen:
-        folds = results[name]
-        record = {"strategy": name, "family": family}
-        for metric in metrics:
-            key = "test_score" if len(metrics) == 1 else f"test_{metric}"
-            values = np.array([fold[key] for fold in folds])
-            record[f"mean_{metric}"] = float(values.mean())
-            record[f"std_{metric}"] = float(values.std())
-        record["fit_time"] = float(np.mean([fold["fit_time"] for fold in folds]))
-        record["score_time"] = float(np.mean([fold["score_time"] for fold in folds]))
-        records.append(record)
-    first = f"mean_{list(metrics)[0]}"
-    records.sort(key=lambda record: -record[first])
-    records = [{"rank": rank, **record} for rank, record in enumerate(records, 1)]
+    rows = []
+    for name, family, _ in chosen:  # a loop: the warnings' stacklevel is the caller
+        rows.append(_record(name, family, results[name], metrics, len(splits)))
+    first = f"mean_{metrics[0]}"
+    # Failed strategies last; then best first (a NaN score after the others).
+    rows.sort(
+        key=lambda row: (row[1] is not None, np.isnan(row[0][first]), -row[0][first])
+    )
+    records = [
+        {"rank": rank, **record, "task": task, "error": error}
+        for rank, (record, error) in enumerate(rows, 1)
+    ]
     frame = _optional("pandas", "DataFrame")
     return records if frame is None else frame.from_records(records)
