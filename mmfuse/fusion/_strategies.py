@@ -15,6 +15,7 @@ from sklearn.svm import SVC
 from sklearn.utils.validation import check_array
 
 from mmfuse._blocks import ModalitySelector, modality_mask
+from mmfuse.cca import GCCA, MCCA
 from mmfuse.fusion._early import make_early_fusion
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
 
@@ -22,7 +23,7 @@ __all__ = ["default_strategies"]
 
 
 def _optional(module: str, name: str):
-    """``module.name`` when it imports (a later piece, an optional extra)."""
+    """``module.name`` when it imports (an optional extra), else None."""
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError):
@@ -147,9 +148,8 @@ def default_strategies(blocks, task="classification", *, random_state=None):
     """List the default fusion strategies as ``(name, family, estimator)``.
 
     Names are ``"<family>:<variant>"`` (``"single:<modality>"`` for each
-    modality alone). Subspace strategies appear when :mod:`mmfuse.cca`
-    provides ``MCCA``/``GCCA``, the deep one when :mod:`mmfuse.deep` provides
-    ``MLPFusionClassifier``/``MLPFusionRegressor`` (the ``deep`` extra).
+    modality alone). The deep strategy (the MLP fusion head) appears when
+    the ``deep`` extra (torch and skorch) is installed.
 
     The kernel machines are RBF SVCs (C=10) for classification and kernel
     ridge regressions on the standardized target for regression; the
@@ -256,15 +256,12 @@ def default_strategies(blocks, task="classification", *, random_state=None):
 
 
 def _subspace_strategies(blocks, task, random_state):
-    """Return MCCA/GCCA variates then a kernel machine, when mmfuse.cca has them."""
+    """Return MCCA/GCCA variates then a kernel machine."""
     strategies = []
     m = len(blocks)
     # Components up to the narrowest modality's width, at most 10 a modality.
     n_components = min(10, *(len(columns) for columns in blocks.values()))
-    for name in ("MCCA", "GCCA"):
-        subspace = _optional("mmfuse.cca", name)
-        if subspace is None:
-            continue
+    for subspace in (MCCA, GCCA):
         model = subspace(
             n_components=n_components,
             blocks=blocks,
@@ -284,7 +281,8 @@ def _subspace_strategies(blocks, task, random_state):
             StandardScaler(),
             _kernel(task, random_state),
         )
-        strategies.append((f"subspace:{name.lower()}", "subspace", pipeline))
+        name = f"subspace:{subspace.__name__.lower()}"
+        strategies.append((name, "subspace", pipeline))
     return strategies
 
 
