@@ -103,10 +103,12 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         rank, name = ranks[v], self.modality_names_[v]
         space = f"the kernel of modality {name!r}" if kernel else f"modality {name!r}"
         if rank == 0:
-            fix = "Drop it from blocks, or give it variance."
-            if kernel:
-                fix = "Change its kernel parameters, drop it from blocks, or give "
-                fix += "it variance."
+            fix = (
+                "Change its kernel parameters, drop it from blocks, or give it "
+                "variance."
+                if kernel
+                else "Drop it from blocks, or give it variance."
+            )
             raise ValueError(
                 f"{space} is constant over the {n_rows} training rows (zero "
                 f"variance, numerical rank 0): it shares nothing with the other "

@@ -304,10 +304,10 @@ class _ExactFeatures:
         ) / self.total
 
     def _rows_weighted(self, part, rows, power=1.0):
-        """Rows ``rows`` of the factor, ``part``, times their weights**power."""
+        """``part``, the factor's rows ``rows``, times their weights**power."""
         if self.weights is None:
             return part
-        return part * (self.weights[rows] ** power)[:, None]
+        return _weighted(part, self.weights[rows] ** power)
 
     def store(self):
         """Nothing to do: the factor is stored."""
