@@ -120,6 +120,7 @@ def canonical_correlation_score(variates: Sequence[ArrayLike]) -> float:
     ...                rng.standard_normal((400, 1))])
     >>> round(canonical_correlation_score([a[:, :1], b[:, :1]]), 3)
     0.614
+    >>> # A second component that the views do not share costs about 2/sqrt(399)
     >>> round(canonical_correlation_score([a, b]), 3)
     0.577
     """
