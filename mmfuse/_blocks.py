@@ -28,6 +28,7 @@ __all__ = [
     "check_complete",
     "fit_blocks",
     "modality_position",
+    "per_modality",
     "present_modalities",
     "resolve_blocks",
     "stack_modalities",
@@ -766,3 +767,102 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
         tags.input_tags.allow_nan = True
         tags.input_tags.sparse = True
         return tags
+
+
+def per_modality(name: str, value, names: list[str], *allowed, why: str = "") -> list:
+    """Resolve a per-modality parameter into one value a modality, checked.
+
+    The one home of mmfuse's per-modality parameters (a ridge, a kernel, its
+    coefficients): a list, tuple or 1-D array gives one value a modality, in
+    the order of ``names``; anything else (a number, a string, a dict, a
+    callable, None) is repeated for every modality. Each value is then
+    checked against ``allowed``, so that a bad entry is reported with its
+    modality before any computation uses it.
+
+    Parameters
+    ----------
+    name : str
+        Name of the parameter, for the messages.
+    value : object
+        The parameter as the user gave it.
+    names : list of str
+        Modality names (``modality_names_``).
+    *allowed : object
+        What each value may be, in the vocabulary of
+        ``_parameter_constraints``: a constraint of scikit-learn's parameter
+        validation (``Interval``, ``StrOptions``…), a type, the builtin
+        ``callable`` or ``None``. A value must meet one of them; none given
+        accepts anything.
+    why : str, default=""
+        Why the allowed range is what it is; added to the message of a value
+        outside it.
+
+    Returns
+    -------
+    values : list
+        One value a modality, in the order of ``names``.
+
+    Raises
+    ------
+    ValueError
+        When a list has not one entry a modality, or when a value is not
+        allowed: the message names the parameter, the modality and the value.
+
+    Examples
+    --------
+    >>> from numbers import Real
+    >>> from mmfuse._blocks import per_modality
+    >>> from mmfuse.utils._compat import Interval
+    >>> positive = Interval(Real, 0, None, closed="neither")
+    >>> per_modality("gamma", 0.5, ["a", "b"], positive, None)
+    [0.5, 0.5]
+    >>> per_modality("gamma", [0.5, -1], ["a", "b"], positive, None)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma=[0.5, -1] gives -1 for modality 'b', but each value ...
+    """
+    given = value.tolist() if isinstance(value, np.ndarray) else value
+    one_each = isinstance(given, list | tuple)
+    if one_each and len(given) != len(names):
+        raise ValueError(
+            f"{name}={value!r} has {len(given)} entries but there are "
+            f"{len(names)} modalities {names}; give one value for all, or one "
+            f"a modality."
+        )
+    values = list(given) if one_each else [given] * len(names)
+    reason = f": {why}" if why else ""
+    for modality, entry in zip(names, values, strict=True):
+        if not allowed or any(_allows(c, entry) for c in allowed):
+            continue
+        expected = " or ".join(_describe(constraint) for constraint in allowed)
+        if not one_each:
+            raise ValueError(f"{name}={value!r} must be {expected}{reason}.")
+        raise ValueError(
+            f"{name}={value!r} gives {entry!r} for modality {modality!r}, but "
+            f"each value must be {expected}{reason}. Change that entry."
+        )
+    return values
+
+
+def _allows(constraint, value) -> bool:
+    """Whether ``value`` meets one constraint of :func:`per_modality`."""
+    if constraint is None:
+        return value is None
+    if constraint is callable:
+        return callable(value)
+    if isinstance(constraint, type):
+        return isinstance(value, constraint)
+    return constraint.is_satisfied_by(value)
+
+
+def _describe(constraint) -> str:
+    """Say in words what a constraint of :func:`per_modality` allows."""
+    if constraint is None:
+        return "None"
+    if constraint is callable:
+        return "a callable"
+    if isinstance(constraint, type):
+        return f"a {constraint.__name__}"
+    if isinstance(constraint, StrOptions):
+        return f"one of {sorted(constraint.options)}"
+    return str(constraint)

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["canonical_correlation"]
+__all__ = ["canonical_correlation", "canonical_correlation_score"]
 
 
 def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
@@ -35,7 +35,9 @@ def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
 
     See Also
     --------
-    mmfuse.cca.MCCA.score : The mean of these values on held-out data.
+    canonical_correlation_score : Their penalized sum: the ``score`` of
+        :class:`~mmfuse.cca.MCCA`, :class:`~mmfuse.cca.GCCA` and
+        :class:`~mmfuse.cca.KCCA`.
 
     Examples
     --------
@@ -64,6 +66,68 @@ def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
         )
     centred = np.stack([v - v.mean(axis=0) for v in views])
     return _mean_pairwise_correlation(np.einsum("vnk,wnk->vwk", centred, centred))
+
+
+def canonical_correlation_score(variates: Sequence[ArrayLike]) -> float:
+    """Sum over components of the canonical correlation above chance.
+
+    ``Σ_j (ρ_j − t)`` with ``ρ_j`` the :func:`canonical_correlation` of
+    component ``j`` and the threshold ``t = 2 / sqrt(P (n − 1))``, where
+    ``n`` is the number of rows and ``P`` the number of pairs of views. For
+    independent variates each pairwise Pearson correlation has mean 0 and
+    variance ``1 / (n − 1)``, and the ``P`` pairwise correlations are
+    uncorrelated, so their mean has the standard error
+    ``1 / sqrt(P (n − 1))``: ``t`` is two standard errors, a correlation that
+    independent variates exceed about 2 % of the time.
+
+    On rows not used to fit the variates, a component that the views really
+    share correlates above ``t`` and adds to the score, while a component
+    fitted to noise correlates about 0 and costs about ``t``. So the score
+    peaks at the number of shared components, which lets a grid search tune
+    the number of components; the mean over components would always favour
+    one component, and the plain sum would gain from a noise component as
+    often as it loses.
+
+    Parameters
+    ----------
+    variates : sequence of array-like of shape (n_samples, n_components)
+        One array a view, rows aligned: e.g. ``MCCA().transform_views(X)``
+        on held-out rows.
+
+    Returns
+    -------
+    score : float
+        Deterministic; at most ``n_components * (1 - t)``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`canonical_correlation`.
+
+    See Also
+    --------
+    canonical_correlation : The correlation of each component.
+    mmfuse.cca.MCCA.score : This score of the fitted components on ``X``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.metrics import canonical_correlation_score
+    >>> rng = np.random.RandomState(0)
+    >>> shared = rng.standard_normal((400, 1))
+    >>> a = np.hstack([shared, rng.standard_normal((400, 1))])
+    >>> b = np.hstack([shared + rng.standard_normal((400, 1)),
+    ...                rng.standard_normal((400, 1))])
+    >>> round(canonical_correlation_score([a[:, :1], b[:, :1]]), 3)
+    0.614
+    >>> # A second component that the views do not share costs about 2/sqrt(399)
+    >>> round(canonical_correlation_score([a, b]), 3)
+    0.577
+    """
+    rho = canonical_correlation(variates)
+    n_views, n_rows = len(variates), np.shape(variates[0])[0]
+    pairs = n_views * (n_views - 1) / 2
+    return float(np.sum(rho - 2 / np.sqrt(pairs * (n_rows - 1))))
 
 
 def _mean_pairwise_correlation(cross: NDArray) -> NDArray[np.float64]:

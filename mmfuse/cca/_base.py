@@ -3,7 +3,9 @@
 A subclass fits per-view projections and implements one method,
 ``_transform_view(X_view, view)``, that maps the columns of one view (rows
 that have it) to ``n_components`` canonical variates. Everything the user
-calls after ``fit`` lives here.
+calls after ``fit`` lives here, with the rules every fit applies: sample
+weights as repetition counts (:meth:`_BaseCCA._weighted_rows`) and the one
+rank rule for ``n_components`` (:meth:`_BaseCCA._check_n_components`).
 """
 
 import numpy as np
@@ -16,8 +18,8 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from mmfuse._blocks import SEPARATOR, check_any_modality, check_complete
-from mmfuse.metrics import canonical_correlation
-from mmfuse.utils._compat import _check_feature_names_in
+from mmfuse.metrics import canonical_correlation_score
+from mmfuse.utils._compat import _check_feature_names_in, _check_sample_weight
 
 __all__ = ["_BaseCCA"]
 
@@ -42,6 +44,84 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _transform_view(self, X_view, view):
         raise NotImplementedError
+
+    def _weighted_rows(self, X, sample_weight):
+        """Validate ``sample_weight``; drop the rows of ``X`` it gives weight 0.
+
+        Weights are repetition counts: a weight of 0 drops its row, so such
+        a row may hold anything, NaN included. Returns ``X``, the weights of
+        its rows (None when none are given) and the positions of the rows
+        kept (None when all are).
+        """
+        if sample_weight is None:
+            return X, None, None
+        weights = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True
+        )
+        if np.all(weights > 0):
+            return X, weights, None
+        kept = np.flatnonzero(weights)
+        return X[kept], weights[kept], kept
+
+    def _check_weight_sum(self, total):
+        """Covariances divide by the weight sum minus 1: it must exceed 1."""
+        if not total > 1:
+            raise ValueError(
+                f"sample_weight sums to {total:g}, but {type(self).__name__} "
+                f"reads the weights as repetition counts (covariances divide by "
+                f"their sum minus 1), so they must sum to more than 1. Scale "
+                f"them, e.g. sample_weight * n_samples / sample_weight.sum()."
+            )
+
+    def _check_n_components(self, n_rows, ranks=None, *, kernel=False):
+        """Refuse components the data do not span: the rank rule of the family.
+
+        A component needs a variate in every modality. Centred, ``n_rows``
+        rows span at most ``n_rows - 1`` directions, and a modality's
+        centred columns (its centred kernel features, for KCCA) span their
+        numerical rank ``ranks[v]``: beyond it the modality has no variate
+        left, so a further component would have a constant output column and
+        a meaningless correlation. Rank 0 means the modality is constant
+        over the rows, which no regularization can change.
+        """
+        k = self.n_components
+        if k > n_rows - 1:
+            fix = (
+                f"Use n_components <= {n_rows - 1}, or fit on more rows."
+                if n_rows > 1
+                else "Fit on at least 2 rows with a positive sample_weight."
+            )
+            raise ValueError(
+                f"n_components={k} exceeds n_samples - 1 = {n_rows - 1}: "
+                f"centred, {n_rows} row(s) span at most {n_rows - 1} "
+                f"direction(s) in any modality, so further components would not "
+                f"exist. {fix}"
+            )
+        if ranks is None:
+            return
+        v = int(np.argmin(ranks))
+        rank, name = ranks[v], self.modality_names_[v]
+        space = f"the kernel of modality {name!r}" if kernel else f"modality {name!r}"
+        if rank == 0:
+            fix = (
+                "Change its kernel parameters, drop it from blocks, or give it "
+                "variance."
+                if kernel
+                else "Drop it from blocks, or give it variance."
+            )
+            raise ValueError(
+                f"{space} is constant over the {n_rows} training rows (zero "
+                f"variance, numerical rank 0): it shares nothing with the other "
+                f"modalities, and no regularization can change that. {fix}"
+            )
+        if k > rank:
+            columns = "kernel features" if kernel else "columns"
+            raise ValueError(
+                f"n_components={k} exceeds the numerical rank {rank} of {space}: "
+                f"its centred {columns} span {rank} direction(s) (constant or "
+                f"duplicate {columns} add none), so beyond {rank} component(s) it "
+                f"has no variate left. Use n_components <= {rank}."
+            )
 
     def _set_n_features_out(self):
         """Set ``_n_features_out`` from ``n_components`` and ``output``."""
@@ -132,30 +212,43 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         return np.nansum(views, axis=0) / present.sum(axis=1)[:, None]
 
     def score(self, X, y=None):
-        """Mean canonical correlation of the fitted components on ``X``.
+        """Shared structure found on ``X``: penalized sum of canonical correlations.
 
-        Held-out data gives an honest measure of the shared structure found,
-        so that :class:`~sklearn.model_selection.GridSearchCV` can tune the
-        estimator with no ``y``.
+        The sum over components of each component's canonical correlation
+        on ``X`` minus a significance threshold,
+        ``Σ_j (ρ_j − 2 / sqrt(P (n − 1)))`` with ``n`` the rows of ``X`` and
+        ``P`` the number of pairs of modalities (see
+        :func:`mmfuse.metrics.canonical_correlation_score`). On held-out rows
+        a component that the modalities really share keeps a correlation
+        above the threshold and raises the score; a component fitted to
+        noise correlates about 0 there, so it lowers the score by about the
+        threshold, twice the standard error of the correlation of
+        independent variates. The score therefore peaks at the number of
+        shared components, and
+        :class:`~sklearn.model_selection.GridSearchCV` can tune
+        ``n_components`` as well as the regularization with no ``y``. (The
+        mean over components would always favour one component; the plain
+        sum would gain from noise components as often as it loses.) It is
+        deterministic, and for a fixed ``n_components`` it orders fits as
+        the mean correlation does.
 
         Parameters
         ----------
         X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
-            Multimodal data, every modality in every row.
+            Multimodal data, every modality in every row, best rows not seen
+            in ``fit``.
         y : None
             Ignored.
 
         Returns
         -------
         score : float
-            Mean over components of :func:`mmfuse.metrics.canonical_correlation`.
+            :func:`mmfuse.metrics.canonical_correlation_score` of the
+            variates of ``X``.
         """
         X = self._validate_for_transform(X)
-        return float(
-            canonical_correlation(
-                self._views(X, self._present(X, allow_missing=False))
-            ).mean()
-        )
+        views = self._views(X, self._present(X, allow_missing=False))
+        return canonical_correlation_score(views)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the output columns.

@@ -24,6 +24,10 @@ the lower triangular ``L_S`` (``L_S L_Sᵀ = K_SS``), so every fitted variate is
 a kernel expansion on the support rows: ``(k(x, X_S) − k̄_S) β``, where
 ``k̄_S`` holds the training means of the kernel columns (the out-of-sample
 centring) and ``β = L_S⁻ᵀ a`` the dual coefficients.
+
+Sample weights are repetition counts throughout: weighted feature means,
+weighted cross-products divided by the weight sum minus 1, and a pivoted
+Cholesky whose stopping trace counts each row as often as its weight.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -35,18 +39,30 @@ import scipy.sparse as sp
 from scipy.linalg.blas import dger, dtrmv
 from scipy.linalg.lapack import dlauum, dpstrf
 from scipy.sparse.linalg import LinearOperator
-from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, pairwise_kernels
+from sklearn.metrics.pairwise import (
+    KERNEL_PARAMS,
+    PAIRWISE_KERNEL_FUNCTIONS,
+    pairwise_kernels,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_info
 
-from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
+from mmfuse._blocks import (
+    BLOCKS_CONSTRAINT,
+    check_complete,
+    fit_blocks,
+    per_modality,
+)
 from mmfuse.cca._base import _BaseCCA
-from mmfuse.cca._solvers import eigh_top, flip_signs, sumcor_matrix
+from mmfuse.cca._solvers import eigh_top, flip_signs, numerical_rank, sumcor_matrix
 from mmfuse.metrics import _mean_pairwise_correlation
 from mmfuse.utils._compat import Interval, StrOptions, _fit_context
 
 __all__ = ["KCCA"]
+
+# Kernel names KCCA accepts, for each modality.
+_KERNELS = set(PAIRWISE_KERNEL_FUNCTIONS) | {"precomputed"}
 
 # Pivots tried per step of the pivoted Cholesky: one kernel evaluation and
 # one matrix product a step keep it in level-3 BLAS.
@@ -80,7 +96,9 @@ def _iterative_is_cheaper(n, width, n_components):
 _STORED_VALUES = 2**28
 
 
-def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
+def pivoted_cholesky(
+    columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK, weights=None
+):
     """Pivoted Cholesky factor of a PSD matrix known by its columns.
 
     Greedy in blocks: each step evaluates the columns of the ``block_size``
@@ -102,6 +120,10 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
         Relative trace of the residual at which to stop.
     block_size : int, default=128
         Pivots tried per step.
+    weights : ndarray of shape (n,), default=None
+        Positive weight of each row, read as a repetition count: the traces
+        that decide when to stop are weighted sums, those of the matrix with
+        each row and column repeated that many times.
 
     Returns
     -------
@@ -122,9 +144,14 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
     """
     n = diagonal.shape[0]
     residual = np.array(diagonal, dtype=np.float64)
-    stop = tol * max(float(residual.sum()), 0.0)
-    # A pivot below stop / n cannot matter: n of them add up to stop.
-    floor = stop / n
+
+    def trace(values):
+        return values.sum() if weights is None else values @ weights
+
+    count = n if weights is None else weights.sum()
+    stop = tol * max(float(trace(residual)), 0.0)
+    # A pivot below stop / count cannot matter: count of them add up to stop.
+    floor = stop / count
     factor = np.empty((n, min(n, 4 * block_size)))
     # Rows not pivoted yet: the only ones whose residual is still updated
     # (those of the pivots are zero), which makes the updates cost
@@ -132,7 +159,7 @@ def pivoted_cholesky(columns, diagonal, *, tol=1e-12, block_size=_PIVOT_BLOCK):
     active = np.ones(n, dtype=bool)
     pivots = []
     rank = 0
-    while rank < n and residual.sum() > stop:
+    while rank < n and trace(residual) > stop:
         size = min(block_size, n - rank)
         candidates = np.argpartition(residual, n - size)[n - size :]
         candidates = candidates[residual[candidates] > floor]
@@ -178,32 +205,54 @@ def _blas_threads():
     return max(counts, default=1)
 
 
-def _per_view(name, value, names):
-    """One value a modality: a list or tuple as given, else repeated."""
-    if isinstance(value, list | tuple):
-        if len(value) != len(names):
-            raise ValueError(
-                f"{name}={value!r} has {len(value)} entries but there are "
-                f"{len(names)} modalities {names}; give one value for all, or "
-                f"one a modality."
-            )
-        return list(value)
-    return [value] * len(names)
-
-
 class _ViewKernel:
     """The kernel of one modality and the rows it is evaluated against."""
 
-    def __init__(self, kernel, params):
+    def __init__(self, kernel, params, name):
         self.kernel = kernel
         self.params = params
+        self.name = name
 
     def __call__(self, A, B):
         """``k(A, B)``; for a precomputed kernel ``A`` holds its columns."""
         if self.kernel == "precomputed":
             return np.asarray(A[:, B].toarray() if sp.issparse(A) else A[:, B])
-        return pairwise_kernels(
-            A, B, metric=self.kernel, filter_params=True, **self.params
+        # Overflow is reported below, with the modality, not as a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            K = pairwise_kernels(
+                A, B, metric=self.kernel, filter_params=True, **self.params
+            )
+            finite = np.isfinite(K.sum())
+        if not finite:
+            self._raise_non_finite()
+        return K
+
+    def _raise_non_finite(self):
+        if callable(self.kernel):
+            name = getattr(self.kernel, "__name__", repr(self.kernel))
+            what = f"{name}, kernel_params={self.params!r}"
+            fix = (
+                "A callable kernel must return a finite value for every pair of "
+                "rows: fix the function or its kernel_params."
+            )
+        else:
+            used = KERNEL_PARAMS.get(self.kernel, ())
+            what = ", ".join(
+                [repr(self.kernel)]
+                + [
+                    f"{key}={value!r}"
+                    for key, value in self.params.items()
+                    if key in used
+                ]
+            )
+            fix = (
+                "With valid parameters this means that its values overflow "
+                "float64: rescale the columns, e.g. with "
+                "sklearn.preprocessing.StandardScaler before KCCA, or lower "
+                "gamma or degree."
+            )
+        raise ValueError(
+            f"the kernel of modality {self.name!r} ({what}) returned NaN or inf. {fix}"
         )
 
     def diagonal(self, X):
@@ -223,24 +272,42 @@ class _ViewKernel:
         return self(X[rows], idx if self.kernel == "precomputed" else X[idx])
 
 
+def _weighted(Y, weights):
+    """Rows of ``Y`` times their weights (``Y`` itself without weights)."""
+    return Y if weights is None else Y * weights.reshape(-1, *[1] * (Y.ndim - 1))
+
+
 class _ExactFeatures:
     """Centred features ``Φ = G − 1 ḡᵀ`` of an exactly factored kernel.
 
     The pivoted Cholesky factor ``G`` (``G Gᵀ ≈ K``) is kept as its support
     rows ``G[S] = L_S`` (lower triangular) and its other rows ``rest``, so
     that products with ``Φ`` use the triangle (half the memory traffic of a
-    full matrix) and its Gram matrix costs a ``lauum``.
+    full matrix) and its Gram matrix costs a ``lauum``. With row weights
+    ``w`` (repetition counts) the mean is weighted and the Gram matrix is
+    ``Φᵀ diag(w) Φ``.
     """
 
-    def __init__(self, factor, pivots):
+    def __init__(self, factor, pivots, weights):
         self.n = factor.shape[0]
+        self.weights = weights
+        self.total = self.n if weights is None else weights.sum()
         self.support = pivots
         self.lower = factor[pivots]
         others = np.ones(self.n, dtype=bool)
         others[pivots] = False
         self.rest_rows = np.flatnonzero(others)
         self.rest = factor[self.rest_rows]
-        self.mean = (self.lower.sum(axis=0) + self.rest.sum(axis=0)) / self.n
+        self.mean = (
+            self._rows_weighted(self.lower, self.support).sum(axis=0)
+            + self._rows_weighted(self.rest, self.rest_rows).sum(axis=0)
+        ) / self.total
+
+    def _rows_weighted(self, part, rows, power=1.0):
+        """``part``, the factor's rows ``rows``, times their weights**power."""
+        if self.weights is None:
+            return part
+        return _weighted(part, self.weights[rows] ** power)
 
     def store(self):
         """Nothing to do: the factor is stored."""
@@ -288,16 +355,19 @@ class _ExactFeatures:
         # lauum writes LᵀL in the upper triangle of a copy of Lᵀ (zero
         # below); the lower triangle is mirrored in place, block by block,
         # and the centring is a rank-one update in place: no other
-        # rank × rank array is made.
-        gram, _ = dlauum(self.lower.T, lower=0)
+        # rank × rank array is made. Weights scale the rows by their square
+        # roots, which keeps the triangle triangular.
+        lower = self._rows_weighted(self.lower, self.support, 0.5)
+        gram, _ = dlauum(lower.T, lower=0)
         step = 512
         for j in range(0, gram.shape[0], step):
             block = gram[j : j + step, j : j + step]
             block[...] = np.triu(block) + np.triu(block, 1).T
             gram[j + step :, j : j + step] = gram[j : j + step, j + step :].T
         if len(self.rest_rows):
-            gram += self.rest.T @ self.rest
-        return dger(-self.n, self.mean, self.mean, a=gram, overwrite_a=1)
+            rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
+            gram += rest.T @ rest
+        return dger(-self.total, self.mean, self.mean, a=gram, overwrite_a=1)
 
 
 class _NystroemFeatures:
@@ -310,8 +380,10 @@ class _NystroemFeatures:
     chunk at each pass over the rows.
     """
 
-    def __init__(self, n, support, lower, kernel_columns):
+    def __init__(self, n, support, lower, kernel_columns, weights):
         self.n = n
+        self.weights = weights
+        self.total = n if weights is None else weights.sum()
         self.support = support
         self.lower = lower
         self._kernel_columns = kernel_columns
@@ -346,7 +418,7 @@ class _NystroemFeatures:
         features = sla.solve_triangular(
             self.lower, kernel.T, lower=True, overwrite_b=True, check_finite=False
         ).T
-        self.mean = features.mean(axis=0)
+        self.mean = _weighted(features, self.weights).sum(axis=0) / self.total
         features -= self.mean
         self.centred = features
 
@@ -371,19 +443,23 @@ class _NystroemFeatures:
         return self.centred.T @ y
 
     def gram(self):
-        """``ΦᵀΦ``."""
-        return self.centred.T @ self.centred
+        """``Φᵀ diag(w) Φ``."""
+        return _weighted(self.centred, self.weights).T @ self.centred
 
 
 def _stored_covariance(factors, slices):
-    """Covariance of stored centred features, block by block (no copies)."""
+    """Covariance of stored centred features, block by block.
+
+    With weights, one weighted copy of a modality's features at a time.
+    """
     width = slices[-1].stop
     scatter = np.empty((width, width))
     for v, (f, s) in enumerate(zip(factors, slices, strict=True)):
+        weighted = _weighted(f.centred, f.weights)
         for g, t in zip(factors[v:], slices[v:], strict=True):
-            scatter[s, t] = f.centred.T @ g.centred
+            scatter[s, t] = weighted.T @ g.centred
             scatter[t, s] = scatter[s, t].T
-    return scatter / (factors[0].n - 1)
+    return scatter / (factors[0].total - 1)
 
 
 def _covariance(factors, slices):
@@ -395,7 +471,7 @@ def _covariance(factors, slices):
     each block is then mapped to the features once. Sets each modality's
     feature mean.
     """
-    n = factors[0].n
+    n, weights, total = factors[0].n, factors[0].weights, factors[0].total
     width = slices[-1].stop
     step = max(1, _CHUNK_VALUES // width)
     shift, sums = None, np.zeros(width)
@@ -406,15 +482,16 @@ def _covariance(factors, slices):
         if shift is None:
             shift = chunk.mean(axis=0)
         chunk -= shift
-        sums += chunk.sum(axis=0)
-        scatter += chunk.T @ chunk
-    centre = sums / n
-    scatter -= n * np.outer(centre, centre)
+        weighted = chunk if weights is None else chunk * weights[rows, None]
+        sums += weighted.sum(axis=0)
+        scatter += weighted.T @ chunk
+    centre = sums / total
+    scatter -= total * np.outer(centre, centre)
     for f, s in zip(factors, slices, strict=True):
         scatter[s] = f.from_raw(scatter[s])
         scatter[:, s] = f.from_raw(np.ascontiguousarray(scatter[:, s].T)).T
         f.mean = f.from_raw(shift[s] + centre[s])
-    return scatter / (n - 1)
+    return scatter / (total - 1)
 
 
 class KCCA(_BaseCCA):
@@ -448,8 +525,10 @@ class KCCA(_BaseCCA):
     Parameters
     ----------
     n_components : int, default=2
-        Number of canonical components; at most the numerical rank of the
-        narrowest kernel (and ``n_samples − 1``).
+        Number of canonical components; at most the numerical rank of every
+        modality's centred kernel features (so at most ``n_samples − 1``),
+        the rule of :class:`MCCA` in feature space: a modality whose kernel
+        is constant over the rows is refused.
     blocks : "auto", int, list, tuple or dict, default="auto"
         Which columns form each modality (at least two), in any form
         :func:`mmfuse.resolve_blocks` accepts. With ``kernel="precomputed"``
@@ -464,7 +543,8 @@ class KCCA(_BaseCCA):
         all modalities or a list with one a modality. Nyström fits evaluate
         the kernel on chunks of rows in as many threads as BLAS may use
         (``threadpoolctl.threadpool_limits`` bounds them), so a callable may
-        run in several threads at once.
+        run in several threads at once. Kernel values that are NaN or
+        infinite, on training or new rows, are an error naming the modality.
     gamma : float, None or list, default=None
         Kernel coefficient of the rbf, laplacian, poly, sigmoid and chi2
         kernels; ``None`` uses ``1 / n_features`` of the modality. One value
@@ -477,7 +557,8 @@ class KCCA(_BaseCCA):
     kernel_params : dict, None or list, default=None
         Keyword arguments of a callable kernel. One dict or one a modality.
     regularization : float or array-like of shape (n_modalities,), default=0.1
-        Ridge ``κ_v`` in ``(0, 1]`` of each modality. It must be positive:
+        Ridge ``κ_v`` in ``(0, 1]`` of each modality (one value for all, or
+        a list, tuple or 1-D array with one a modality). It must be positive:
         without it, a kernel feature space with as many dimensions as rows
         fits any variate exactly and every canonical correlation is 1.
     approximation : {None, "nystroem"}, default=None
@@ -582,7 +663,7 @@ class KCCA(_BaseCCA):
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "blocks": BLOCKS_CONSTRAINT,
         "kernel": [
-            StrOptions(set(PAIRWISE_KERNEL_FUNCTIONS) | {"precomputed"}),
+            StrOptions(_KERNELS),
             callable,
             list,
             tuple,
@@ -640,50 +721,52 @@ class KCCA(_BaseCCA):
         """Build the kernel of each modality from the (per-modality) parameters."""
         names = self.modality_names_
         settings = zip(
-            _per_view("kernel", self.kernel, names),
-            _per_view("gamma", self.gamma, names),
-            _per_view("degree", self.degree, names),
-            _per_view("coef0", self.coef0, names),
-            _per_view("kernel_params", self.kernel_params, names),
+            per_modality("kernel", self.kernel, names, StrOptions(_KERNELS), callable),
+            per_modality(
+                "gamma",
+                self.gamma,
+                names,
+                Interval(Real, 0, None, closed="neither"),
+                None,
+            ),
+            per_modality(
+                "degree", self.degree, names, Interval(Real, 0, None, closed="left")
+            ),
+            per_modality(
+                "coef0", self.coef0, names, Interval(Real, None, None, closed="neither")
+            ),
+            per_modality("kernel_params", self.kernel_params, names, dict, None),
             strict=True,
         )
         kernels = []
         for name, (kernel, gamma, degree, coef0, params) in zip(
             names, settings, strict=True
         ):
-            if isinstance(kernel, str) and kernel not in (
-                set(PAIRWISE_KERNEL_FUNCTIONS) | {"precomputed"}
-            ):
-                raise ValueError(
-                    f"kernel {kernel!r} of modality {name!r} is unknown; use "
-                    f"one of {sorted(PAIRWISE_KERNEL_FUNCTIONS)}, "
-                    f"'precomputed' or a callable."
-                )
             if callable(kernel):
                 kernel_params = dict(params or {})
             else:
                 kernel_params = {"gamma": gamma, "degree": degree, "coef0": coef0}
-            kernels.append(_ViewKernel(kernel, kernel_params))
+            kernels.append(_ViewKernel(kernel, kernel_params, name))
         return kernels
 
     def _regularization(self):
-        names = self.modality_names_
-        values = np.asarray(_per_view("regularization", self.regularization, names))
-        values = np.broadcast_to(values, (len(names),)).astype(float)
-        bad = ~((values > 0) & (values <= 1))
-        if bad.any():
-            raise ValueError(
-                f"regularization={self.regularization!r} must be in (0, 1] for "
-                f"every modality (got {values[bad][0]:g} for modality "
-                f"{names[int(np.argmax(bad))]!r}): without a ridge, a kernel "
-                f"feature space as wide as the number of rows fits any variate "
-                f"exactly, so every canonical correlation would be 1. Use e.g. "
-                f"regularization=0.1."
-            )
-        return values
+        return np.asarray(
+            per_modality(
+                "regularization",
+                self.regularization,
+                self.modality_names_,
+                Interval(Real, 0, 1, closed="right"),
+                why=(
+                    "without a ridge, a kernel feature space as wide as the number "
+                    "of rows fits any variate exactly, so every canonical "
+                    "correlation would be 1"
+                ),
+            ),
+            dtype=float,
+        )
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the dual coefficients on all rows of ``X``.
 
         Parameters
@@ -693,6 +776,18 @@ class KCCA(_BaseCCA):
             ``kernel="precomputed"``, each modality's training kernel).
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row, read as a repetition count:
+            feature means and cross-products are weighted sums, covariances
+            divide by the sum of the weights minus 1, and the pivoted
+            Cholesky stops on weighted traces. So integer weights give the
+            model of the rows repeated that many times (to rounding; with
+            ``approximation="nystroem"``, when the landmarks are the same
+            rows, as when every distinct row is one), and a row of weight 0
+            is dropped (with ``kernel="precomputed"``, its kernel column
+            too). Nyström landmarks are drawn uniformly among the rows of
+            positive weight. The weights must sum to more than 1. None:
+            every row weighs 1.
 
         Returns
         -------
@@ -708,44 +803,50 @@ class KCCA(_BaseCCA):
             ensure_min_samples=2,
         )
         fit_blocks(self, min_blocks=2)
-        check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
-        n = X.shape[0]
         kernels = self._view_kernels()
         regularization = self._regularization()
         for kernel, block, name in zip(
             kernels, self.blocks_, self.modality_names_, strict=True
         ):
-            if kernel.kernel == "precomputed" and len(block) != n:
+            if kernel.kernel == "precomputed" and len(block) != X.shape[0]:
                 raise ValueError(
                     f"modality {name!r} has a precomputed kernel of {len(block)} "
-                    f"columns but X has {n} rows; a precomputed kernel block "
-                    f"needs one column per training row (the kernel is "
+                    f"columns but X has {X.shape[0]} rows; a precomputed kernel "
+                    f"block needs one column per training row (the kernel is "
                     f"n_samples x n_samples)."
                 )
+        X, weights, kept = self._weighted_rows(X, sample_weight)
+        check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
+        n = X.shape[0]
+        if weights is not None:
+            self._check_weight_sum(weights.sum())
         if self.approximation == "nystroem" and self.n_landmarks > n:
             raise ValueError(
                 f"n_landmarks={self.n_landmarks} exceeds n_samples={n}; use "
                 f"n_landmarks <= {n} (n_landmarks = n_samples is the exact fit)."
             )
-        if self.n_components > n - 1:
-            raise ValueError(
-                f"n_components={self.n_components} exceeds n_samples - 1 = "
-                f"{n - 1}, the rank of a centred kernel; use n_components <= "
-                f"{n - 1}."
-            )
+        self._check_n_components(n)
         rng = check_random_state(self.random_state)
         views = [X[:, block] for block in self.blocks_]
+        if kept is not None:
+            # A precomputed kernel keeps the columns of the rows kept.
+            views = [
+                view[:, kept] if kernel.kernel == "precomputed" else view
+                for view, kernel in zip(views, kernels, strict=True)
+            ]
         factors = [
-            self._factor(view, kernel, rng)
+            self._factor(view, kernel, weights, rng)
             for view, kernel in zip(views, kernels, strict=True)
         ]
-        self._check_ranks([len(f.support) for f in factors])
+        self._check_n_components(n, self._ranks(factors), kernel=True)
         self._kernels = kernels
         self._set_n_features_out()
         self._solve(views, factors, regularization, rng)
+        if kept is not None:
+            self.support_ = [kept[support] for support in self.support_]
         return self
 
-    def _factor(self, X_view, kernel, rng):
+    def _factor(self, X_view, kernel, weights, rng):
         """Factor one modality's kernel: exact or Nyström features."""
         n = X_view.shape[0]
         if self.approximation is None:
@@ -753,8 +854,9 @@ class KCCA(_BaseCCA):
                 lambda rows, idx: kernel.block(X_view, rows, idx),
                 kernel.diagonal(X_view),
                 tol=self.cholesky_tol,
+                weights=weights,
             )
-            return _ExactFeatures(factor, pivots)
+            return _ExactFeatures(factor, pivots, weights)
         landmarks = np.sort(rng.choice(n, size=self.n_landmarks, replace=False))
         K_LL = kernel.block(X_view, landmarks, landmarks)
         factor, pivots = pivoted_cholesky(
@@ -769,21 +871,32 @@ class KCCA(_BaseCCA):
             support,
             factor[pivots],
             lambda rows: kernel(X_view[rows], landmark_rows),
+            weights,
         )
 
-    def _check_ranks(self, ranks):
-        narrowest = int(np.argmin(ranks))
-        if self.n_components > ranks[narrowest]:
-            raise ValueError(
-                f"n_components={self.n_components} exceeds the numerical rank "
-                f"{ranks[narrowest]} of the kernel of modality "
-                f"{self.modality_names_[narrowest]!r} (its factorization kept "
-                f"{ranks[narrowest]} support rows); use n_components <= "
-                f"{ranks[narrowest]}."
-            )
+    def _ranks(self, factors):
+        """Numerical rank of each modality's centred kernel features.
+
+        A factor on ``m`` support rows spans ``m`` directions and centring
+        removes at most one, so only a modality with ``m <= n_components``
+        needs its centred rank, from the Gram matrix of its (then few)
+        centred features. A pivot counts as zero against the features'
+        uncentred second moment, the scale of the kernel values and of their
+        rounding: a kernel constant over the rows has rank 0.
+        """
+        ranks = []
+        for f in factors:
+            if len(f.support) > self.n_components:
+                ranks.append(len(f.support))
+                continue
+            f.store()
+            gram = f.gram() / f.total
+            second_moment = np.diag(gram) + f.mean**2
+            ranks.append(numerical_rank(gram, scale=float(second_moment.max())))
+        return ranks
 
     def _solve(self, views, factors, regularization, rng):
-        n = views[0].shape[0]
+        n, row_weights, total = factors[0].n, factors[0].weights, factors[0].total
         starts = np.cumsum([0, *(len(f.support) for f in factors)])
         slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
         solver = self.solver
@@ -818,7 +931,10 @@ class KCCA(_BaseCCA):
         variates = np.stack(
             [f.variates(W) for f, W in zip(factors, weights, strict=True)]
         )
-        variances = np.einsum("vnk,vnk->vk", variates, variates) / (n - 1)
+        # (Co)variances over the rows (axis n), weighted by repetition counts.
+        counts = np.ones(n) if row_weights is None else row_weights
+        variances = np.einsum("vnk,n,vnk->vk", variates, counts, variates)
+        variances /= total - 1
         scale = np.where(variances > 0, 1 / np.sqrt(np.maximum(variances, 1e-300)), 0)
         variates *= scale[:, None, :]
         # The sign rule on the training variates, stacked: unlike dual
@@ -829,7 +945,7 @@ class KCCA(_BaseCCA):
             np.sum(flip_signs(stacked.copy()) * stacked, axis=0) < 0, -1, 1
         )
         variates *= signs
-        cross = np.einsum("vnk,wnk->vwk", variates, variates)
+        cross = np.einsum("vnk,n,wnk->vwk", variates, counts, variates)
         self.dual_coef_ = [
             sla.solve_triangular(
                 f.lower, W * (s * signs), lower=True, trans="T", check_finite=False
@@ -847,7 +963,7 @@ class KCCA(_BaseCCA):
 
     def _solve_iterative(self, factors, regularization, rng):
         """Top-k of ``C a = λ D a`` by Lanczos, ``C`` known by its products."""
-        n = factors[0].n
+        row_weights, total = factors[0].weights, factors[0].total
         starts = np.cumsum([0, *(len(f.support) for f in factors)])
         slices = [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
 
@@ -856,20 +972,21 @@ class KCCA(_BaseCCA):
             # so only one rank × rank block is alive beside the factors.
             for f, r in zip(factors, regularization, strict=True):
                 D_v = f.gram()
-                D_v *= (1 - r) / (n - 1)
+                D_v *= (1 - r) / (total - 1)
                 D_v.flat[:: D_v.shape[0] + 1] += r
                 yield D_v
 
         def matvec(x):
-            # (C a)_v = [Φ_vᵀ(Σ_w Φ_w a_w − κ_v Φ_v a_v)] / (n − 1) + κ_v a_v
+            # (C a)_v = [Φ_vᵀ W (Σ_w Φ_w a_w − κ_v Φ_v a_v)] / (Σ w − 1) + κ_v a_v
             x = np.ravel(x)
             images = [f.dot(x[s]) for f, s in zip(factors, slices, strict=True)]
-            total = np.sum(images, axis=0)
+            summed = np.sum(images, axis=0)
             out = np.empty(starts[-1])
             for f, s, image, r in zip(
                 factors, slices, images, regularization, strict=True
             ):
-                out[s] = f.tdot(total - r * image) / (n - 1) + r * x[s]
+                image = _weighted(summed - r * image, row_weights)
+                out[s] = f.tdot(image) / (total - 1) + r * x[s]
             return out
 
         operator = LinearOperator(

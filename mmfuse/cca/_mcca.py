@@ -21,12 +21,18 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from mmfuse._blocks import BLOCKS_CONSTRAINT, check_complete, fit_blocks
+from mmfuse._blocks import (
+    BLOCKS_CONSTRAINT,
+    check_complete,
+    fit_blocks,
+    per_modality,
+)
 from mmfuse.cca._base import _BaseCCA
 from mmfuse.cca._solvers import (
     SingularBlockError,
     eigh_top,
     flip_signs,
+    numerical_rank,
     sumcor_matrix,
 )
 from mmfuse.metrics import _mean_pairwise_correlation
@@ -47,23 +53,27 @@ _CHUNK_VALUES = 2**21
 _ITERATIVE_WIDTH = 5000
 
 
-def _centred_statistics(X, columns, dtype):
-    """Rows, column means and centred cross-products of ``X[:, columns]``.
+def _centred_statistics(X, columns, dtype, weights=None):
+    """Weight sum, column means and centred cross-products of ``X[:, columns]``.
 
+    With ``weights`` (positive, one a row) the sums are weighted: the
+    statistics of the rows repeated as many times as their weights say.
     Dense input takes one pass, chunk by chunk, over rows shifted by the
-    first chunk's mean: ``S = Σ (x − s)(x − s)ᵀ − n (μ − s)(μ − s)ᵀ``, sums
-    in float64 and products in ``dtype``. With ``s`` close to ``μ`` the
-    correction is tiny, so this is as accurate as two passes (Chan, Golub
-    and LeVeque 1983, "shifted data"). Sparse input is centred implicitly,
-    ``XᵀX − n μμᵀ``, so it is never densified.
+    first chunk's mean: ``S = Σ w (x − s)(x − s)ᵀ − W (μ − s)(μ − s)ᵀ``
+    (``W = Σ w``), sums in float64 and products in ``dtype``. With ``s``
+    close to ``μ`` the correction is tiny, so this is as accurate as two
+    passes (Chan, Golub and LeVeque 1983, "shifted data"). Sparse input is
+    centred implicitly, ``Xᵀ diag(w) X − W μμᵀ``, so it is never densified.
     """
     n = X.shape[0]
+    total = float(n) if weights is None else float(weights.sum())
     if sp.issparse(X):
         sub = sp.csc_array(X[:, columns], dtype=np.float64)
-        mean = np.asarray(sub.sum(axis=0)).ravel() / n
-        scatter = (sub.T @ sub).toarray()
-        scatter -= n * np.outer(mean, mean)
-        return n, mean, scatter
+        weighted = sub if weights is None else sp.diags_array(weights) @ sub
+        mean = np.asarray(weighted.sum(axis=0)).ravel() / total
+        scatter = (sub.T @ weighted).toarray()
+        scatter -= total * np.outer(mean, mean)
+        return total, mean, scatter
     whole = np.array_equal(columns, np.arange(X.shape[1]))
     step = max(1024, _CHUNK_VALUES // len(columns))
     shift = None
@@ -74,11 +84,16 @@ def _centred_statistics(X, columns, dtype):
         if shift is None:
             shift = chunk.mean(axis=0, dtype=np.float64).astype(dtype)
         shifted = np.subtract(chunk, shift, dtype=dtype)
-        sums += shifted.sum(axis=0, dtype=np.float64)
-        scatter += shifted.T @ shifted
-    offset = sums / n
-    scatter -= n * np.outer(offset, offset)
-    return n, shift + offset, scatter
+        if weights is None:
+            sums += shifted.sum(axis=0, dtype=np.float64)
+            scatter += shifted.T @ shifted
+            continue
+        w = weights[start : start + step]
+        sums += w @ shifted
+        scatter += (shifted * w[:, None].astype(dtype)).T @ shifted
+    offset = sums / total
+    scatter -= total * np.outer(offset, offset)
+    return total, shift + offset, scatter
 
 
 class _MultisetCCA(_BaseCCA):
@@ -136,9 +151,16 @@ class _MultisetCCA(_BaseCCA):
             self._check_blocks_params()
         return X
 
-    def _statistics(self, X):
-        """Centred statistics of the blocks' columns; NaN means a bad row."""
-        statistics = _centred_statistics(X, np.concatenate(self.blocks_), X.dtype)
+    def _statistics(self, X, weights):
+        """Centred statistics of the blocks' columns; NaN means a bad row.
+
+        Overflow is not warned about here: the solve reports it, naming the
+        modality.
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            statistics = _centred_statistics(
+                X, np.concatenate(self.blocks_), X.dtype, weights
+            )
         if not np.isfinite(statistics[1]).all():
             check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
         return statistics
@@ -152,25 +174,30 @@ class _MultisetCCA(_BaseCCA):
                 f"{self.modality_names_[narrowest]!r} width {widths[narrowest]}; "
                 f"use n_components <= {widths[narrowest]}."
             )
-        if np.ndim(self.regularization) == 0:
-            return
-        values = np.asarray(self.regularization, dtype=float)
-        if values.shape != (len(widths),) or not np.all((values >= 0) & (values <= 1)):
-            raise ValueError(
-                f"regularization={self.regularization!r} must be a float in "
-                f"[0, 1] or one such value for each of the {len(widths)} "
-                f"modalities {self.modality_names_}."
-            )
+        self._regularization()
 
-    def _set_statistics(self, X, n, mean, scatter):
-        self._n_samples, self._mean, self._scatter = n, mean, scatter
+    def _regularization(self):
+        """Return the regularization of each modality, range-checked."""
+        return np.asarray(
+            per_modality(
+                "regularization",
+                self.regularization,
+                self.modality_names_,
+                Interval(Real, 0, 1, closed="both"),
+            ),
+            dtype=float,
+        )
+
+    def _set_statistics(self, X, n_rows, total, mean, scatter):
+        self._n_rows, self._weight_sum = n_rows, total
+        self._mean, self._scatter = mean, scatter
         self._dtype = X.dtype.type
         self.means_ = [mean[view].astype(self._dtype) for view in self._slices()]
         self._set_n_features_out()
         self._solution = None
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the canonical weights on all rows of ``X``.
 
         Parameters
@@ -180,6 +207,14 @@ class _MultisetCCA(_BaseCCA):
             centred implicitly, never densified.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row, read as a repetition count: the
+            means and cross-products are weighted sums, and covariances
+            divide by the sum of the weights minus 1, so integer weights
+            give the model of the rows repeated that many times (to
+            rounding), and a row of weight 0 is dropped (it may even hold
+            NaN). The weights must sum to more than 1. None: every row
+            weighs 1.
 
         Returns
         -------
@@ -187,12 +222,13 @@ class _MultisetCCA(_BaseCCA):
             The fitted estimator.
         """
         X = self._validate(X, reset=True)
-        self._set_statistics(X, *self._statistics(X))
+        X, weights, _ = self._weighted_rows(X, sample_weight)
+        self._set_statistics(X, X.shape[0], *self._statistics(X, weights))
         self._solved()
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, sample_weight=None):
         """Add the rows of ``X`` to the accumulated statistics.
 
         The per-view sums and centred cross-products are merged in float64
@@ -200,7 +236,9 @@ class _MultisetCCA(_BaseCCA):
         of the rows gives ``fit`` on all of them, to rounding. The
         eigenproblem is solved on demand, when a fitted attribute,
         ``transform`` or ``score`` first needs it; a chunk may therefore
-        have fewer rows than a view has columns.
+        have fewer rows than a view has columns, and the checks that need
+        all rows (the rank rule for ``n_components``, a singular or constant
+        modality) raise there.
 
         Parameters
         ----------
@@ -208,24 +246,33 @@ class _MultisetCCA(_BaseCCA):
             A chunk of rows, every modality in every row, at least 2 rows.
         y : None
             Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row of the chunk, as in :meth:`fit`.
 
         Returns
         -------
         self : object
             The estimator, statistics updated.
         """
-        first = not hasattr(self, "_n_samples")
+        first = not hasattr(self, "_weight_sum")
         X = self._validate(X, reset=first)
-        n_b, mean_b, scatter_b = self._statistics(X)
+        X, weights, _ = self._weighted_rows(X, sample_weight)
+        total_b, mean_b, scatter_b = self._statistics(X, weights)
         if first:
-            self._set_statistics(X, n_b, mean_b, scatter_b)
+            self._set_statistics(X, X.shape[0], total_b, mean_b, scatter_b)
             return self
-        n_a, mean_a = self._n_samples, self._mean
-        n = n_a + n_b
+        total_a, mean_a = self._weight_sum, self._mean
+        total = total_a + total_b
         delta = mean_b - mean_a
         scatter = self._scatter + scatter_b
-        scatter += np.outer(delta, delta) * (n_a * n_b / n)
-        self._set_statistics(X, n, mean_a + delta * (n_b / n), scatter)
+        scatter += np.outer(delta, delta) * (total_a * total_b / total)
+        self._set_statistics(
+            X,
+            self._n_rows + X.shape[0],
+            total,
+            mean_a + delta * (total_b / total),
+            scatter,
+        )
         return self
 
     def _slices(self):
@@ -240,24 +287,50 @@ class _MultisetCCA(_BaseCCA):
             self._solution = self._solve()
         return self._solution
 
-    def _regularization(self):
-        return np.broadcast_to(
-            np.asarray(self.regularization, dtype=float), (len(self.blocks_),)
-        )
+    def _ranks(self, C, regularization):
+        """Numerical rank of each modality's centred columns, where it can bind.
+
+        0 for a constant modality: every column's variance within what the
+        rounding of its mean leaves (the rule of scikit-learn's
+        ``StandardScaler``). A modality without regularization needs no
+        pivoted Cholesky: the solve whitens it by a Cholesky factorization
+        that fails unless it has full rank, its width, which is at least
+        ``n_components``.
+        """
+        total, eps = self._weight_sum, np.finfo(self._dtype).eps
+        ranks = []
+        for view, r in zip(self._slices(), regularization, strict=True):
+            C_vv = C[view, view]
+            variance = np.diag(C_vv)
+            rounding = total * eps * variance + (total * eps * self._mean[view]) ** 2
+            if np.all(variance <= rounding):
+                ranks.append(0)
+            elif r > 0:
+                ranks.append(numerical_rank(C_vv))
+            else:
+                ranks.append(C_vv.shape[0])
+        return ranks
 
     def _solve(self):
-        n, dtype = self._n_samples, self._dtype
+        n_rows, dtype = self._n_rows, self._dtype
+        self._check_weight_sum(self._weight_sum)
         widths = [len(block) for block in self.blocks_]
         views = self._slices()
-        C = (self._scatter / (n - 1)).astype(dtype)
+        for v, view in enumerate(views):
+            if not np.isfinite(np.diag(self._scatter)[view]).all():
+                self._raise_overflow(v)
+        C = (self._scatter / (self._weight_sum - 1)).astype(dtype)
         regularization = self._regularization()
+        self._check_n_components(n_rows, self._ranks(C, regularization))
         D = []
         for view, width, r in zip(views, widths, regularization, strict=True):
             C_vv = C[view, view]
             D.append((1 - r) * C_vv + (r * np.trace(C_vv) / width) * np.eye(width))
         for v, (width, r) in enumerate(zip(widths, regularization, strict=True)):
-            if r == 0 and width >= n:
-                self._raise_singular(v, f"it has {width} columns but only {n} rows")
+            if r == 0 and width >= n_rows:
+                self._raise_singular(
+                    v, f"it has {width} columns but only {n_rows} rows"
+                )
         solver = self.solver
         if solver == "auto":
             total = sum(widths)
@@ -300,14 +373,30 @@ class _MultisetCCA(_BaseCCA):
             "correlations": _mean_pairwise_correlation(cross.astype(np.float64)),
         }
 
+    def _raise_overflow(self, view):
+        name = self.modality_names_[view]
+        raise ValueError(
+            f"the values of modality {name!r} overflow "
+            f"{np.dtype(self._dtype).name} statistics: their cross-products "
+            f"exceed the largest representable number, so no covariance can be "
+            f"formed, whatever the regularization. Rescale the columns, e.g. "
+            f"with sklearn.preprocessing.StandardScaler before "
+            f"{type(self).__name__}."
+        )
+
     def _raise_singular(self, view, reason):
         name = self.modality_names_[view]
         r = self._regularization()[view]
+        # Constant and overflowing modalities are refused before: a block
+        # with variance becomes positive definite once r exceeds about
+        # width² · eps, so any r above the one given, up to 1, can work.
+        suggestion = max(0.1, min(1.0, 10 * r))
         raise ValueError(
             f"the covariance of modality {name!r} is singular: {reason}, so "
             f"it cannot be whitened with regularization={r:g}. Raise the "
-            f"regularization of this modality, e.g. regularization=0.1 (or a "
-            f"list with one value a modality)."
+            f"regularization of this modality, e.g. "
+            f"regularization={suggestion:g} (or a list with one value a "
+            f"modality)."
         )
 
     @property
@@ -345,7 +434,10 @@ _SHARED_PARAMETERS = """
     ----------
     n_components : int, default=2
         Number of canonical components; at most the width of the narrowest
-        modality.
+        modality, and at most the numerical rank of every modality's centred
+        columns (so at most ``n_samples − 1``): beyond it a modality has no
+        variate left, and ``fit`` says so rather than return constant
+        components.
     blocks : "auto", int, list, tuple or dict, default="auto"
         Which columns form each modality (at least two), in any form
         :func:`mmfuse.resolve_blocks` accepts.
@@ -354,8 +446,10 @@ _SHARED_PARAMETERS = """
         towards a multiple of the identity,
         ``(1 − r_v) C_vv + r_v tr(C_vv) / d_v I`` (scale invariant; on
         standardized columns the target is ``I``). One value for all
-        modalities or one a modality. A modality with more columns than
-        rows, or with constant or duplicate columns, needs ``r_v > 0``.
+        modalities or one a modality (a list, tuple or 1-D array). A
+        modality with more columns than rows, or with constant or duplicate
+        columns, needs ``r_v > 0``; a modality that is constant as a whole
+        is refused, whatever the regularization.
     output : {"concat", "mean"}, default="concat"
         What ``transform`` returns: the modalities' variates side by side,
         or their mean, one shared representation (over the modalities a row

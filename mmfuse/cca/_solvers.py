@@ -24,6 +24,7 @@ __all__ = [
     "block_cholesky",
     "eigh_top",
     "flip_signs",
+    "numerical_rank",
     "sumcor_matrix",
 ]
 
@@ -87,6 +88,45 @@ def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
             )
         factors.append(factor)
     return factors
+
+
+def numerical_rank(C: NDArray, scale: float | None = None) -> int:
+    """Numerical rank of a symmetric positive semi-definite matrix.
+
+    A pivoted Cholesky factorization (LAPACK ``pstrf``) stops at the first
+    squared pivot at most ``d * eps * scale``: the floor under which
+    :func:`block_cholesky` calls a block singular, so a block that it
+    accepts has full rank here.
+
+    Parameters
+    ----------
+    C : ndarray of shape (d, d)
+        Symmetric positive semi-definite, float64 or float32.
+    scale : float, default=None
+        Magnitude against which a pivot is negligible; the largest diagonal
+        entry of ``C`` when None.
+
+    Returns
+    -------
+    rank : int
+        Number of pivots above the floor; 0 for a zero matrix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca._solvers import numerical_rank
+    >>> A = np.random.RandomState(0).standard_normal((5, 2))
+    >>> numerical_rank(A @ A.T), numerical_rank(np.zeros((3, 3)))
+    (2, 0)
+    """
+    if scale is None:
+        scale = float(np.max(np.diag(C), initial=0.0))
+    if not scale > 0:
+        return 0
+    floor = C.shape[0] * np.finfo(C.dtype).eps * scale
+    (pstrf,) = sla.get_lapack_funcs(("pstrf",), (C,))
+    _, _, rank, _ = pstrf(C, tol=floor, lower=1)
+    return int(rank)
 
 
 def _block_solve(factors, Y, *, transpose):

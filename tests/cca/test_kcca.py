@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 import scipy.linalg as sla
@@ -144,8 +146,9 @@ def test_rbf_finds_nonlinear_relation_that_mcca_misses(relation):
     kcca = KCCA(1, blocks=2, gamma=1.0, regularization=0.05).fit(X_train)
     mcca = MCCA(1, blocks=2).fit(X_train)
     assert kcca.canonical_correlations_[0] > 0.95
-    assert kcca.score(X_test) > 0.95
-    assert abs(mcca.score(X_test)) < 0.5
+    held_out = canonical_correlation(kcca.transform_views(X_test))
+    assert held_out[0] > 0.95
+    assert abs(canonical_correlation(mcca.transform_views(X_test))[0]) < 0.5
 
 
 def test_out_of_sample_centring_uses_training_statistics(nonlinear):
@@ -335,9 +338,20 @@ def test_missing_modality_rows_with_mean_output(nonlinear):
     np.testing.assert_allclose(kcca.transform(X)[0], expected)
 
 
-@pytest.mark.parametrize("regularization", [0.0, [0.1, 0.0, 0.1], 1.5])
-def test_regularization_must_be_positive(nonlinear, regularization):
-    with pytest.raises(ValueError, match=r"must be in \(0, 1\].*every canonical"):
+@pytest.mark.parametrize(
+    ("regularization", "match"),
+    [
+        (0.0, r"regularization=0.0 must be a float in the range \(0.0, 1.0\]"),
+        (
+            [0.1, 0.0, 0.1],
+            r"regularization=\[0.1, 0.0, 0.1\] gives 0.0 for modality 'block1', "
+            r"but each value must be a float in the range \(0.0, 1.0\]",
+        ),
+        (np.array([0.1, 1.5, 0.1]), r"gives 1.5 for modality 'block1'"),
+    ],
+)
+def test_regularization_must_be_positive(nonlinear, regularization, match):
+    with pytest.raises(ValueError, match=match + ".*every canonical correlation"):
         KCCA(blocks=[4, 3, 5], regularization=regularization).fit(nonlinear)
 
 
@@ -346,7 +360,11 @@ def test_regularization_must_be_positive(nonlinear, regularization):
     [
         ({"approximation": "nystroem", "n_landmarks": 151}, "n_landmarks=151 exceeds"),
         ({"gamma": [0.1, 0.2]}, r"gamma=\[0.1, 0.2\] has 2 entries but there are 3"),
-        ({"kernel": ["rbf", "nope", "rbf"]}, "kernel 'nope' of modality 'block1'"),
+        (
+            {"kernel": ["rbf", "nope", "rbf"]},
+            r"kernel=\['rbf', 'nope', 'rbf'\] gives 'nope' for modality 'block1', "
+            r"but each value must be one of \['additive_chi2', .*\] or a callable",
+        ),
         ({"n_components": 150}, "n_components=150 exceeds n_samples - 1 = 149"),
         (
             {"n_components": 4, "kernel": "linear"},
@@ -419,3 +437,185 @@ def test_nystroem_fit_does_not_depend_on_the_thread_count(nonlinear):
     np.testing.assert_allclose(
         one.transform(nonlinear), two.transform(nonlinear), atol=1e-10
     )
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        (
+            {"gamma": [0.1, -5, 0.1]},
+            r"gamma=\[0.1, -5, 0.1\] gives -5 for modality 'block1', but each value "
+            r"must be a float in the range \(0.0, inf\) or None\. Change that entry\.",
+        ),
+        (
+            {"kernel": "poly", "degree": [2, -3, 2]},
+            r"degree=\[2, -3, 2\] gives -3 for modality 'block1', but each value "
+            r"must be a float in the range \[0.0, inf\)",
+        ),
+        (
+            {"kernel": "poly", "coef0": [1, np.nan, 1]},
+            r"coef0=\[1, nan, 1\] gives nan for modality 'block1'",
+        ),
+        (
+            {"kernel_params": [{}, 3, {}]},
+            r"kernel_params=\[\{\}, 3, \{\}\] gives 3 for modality 'block1', but "
+            r"each value must be a dict or None",
+        ),
+        (
+            {"regularization": np.array([0.1, 0.2])},
+            r"regularization=array\(\[0.1, 0.2\]\) has 2 entries but there are 3 "
+            r"modalities",
+        ),
+    ],
+)
+def test_per_modality_values_are_range_checked(nonlinear, params, match):
+    with pytest.raises(ValueError, match=match):
+        KCCA(blocks=[4, 3, 5], **params).fit(nonlinear)
+
+
+def test_regularization_array_as_list(nonlinear):
+    as_array = KCCA(2, blocks=[4, 3, 5], regularization=np.array([0.1, 0.2, 0.3]))
+    as_list = KCCA(2, blocks=[4, 3, 5], regularization=[0.1, 0.2, 0.3])
+    np.testing.assert_allclose(
+        as_array.fit(nonlinear).eigenvalues_,
+        as_list.fit(nonlinear).eigenvalues_,
+        rtol=1e-12,
+    )
+
+
+def test_kernel_returning_nan_is_named(nonlinear):
+    def nan_beyond(a, b, limit):
+        return (
+            np.nan if np.abs(a).max() > limit else float(np.exp(-np.sum((a - b) ** 2)))
+        )
+
+    params = {"limit": 10.0}
+    kcca = KCCA(1, blocks=[4, 3, 5], kernel=nan_beyond, kernel_params=params)
+    kcca.fit(nonlinear[:40])
+    # A kernel that fails only on new rows fails transform, not silently.
+    with pytest.raises(
+        ValueError,
+        match=r"the kernel of modality 'block0' \(nan_beyond, kernel_params="
+        r"\{'limit': 10.0\}\) returned NaN or inf\. A callable kernel must return a "
+        r"finite value",
+    ):
+        kcca.transform(nonlinear[:3] * 100)
+    with pytest.raises(ValueError, match="returned NaN or inf"):
+        kcca.set_params(kernel_params={"limit": 0.0}).fit(nonlinear[:40])
+
+
+@pytest.mark.parametrize(
+    ("kernel", "shown"), [("rbf", "'rbf', gamma=None"), ("linear", "'linear'")]
+)
+def test_overflow_says_rescale_without_numpy_warnings(nonlinear, kernel, shown):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(
+            ValueError,
+            match=rf"the kernel of modality 'block0' \({shown}\) returned NaN or inf\. "
+            r"With valid parameters this means that its values overflow float64: "
+            r"rescale the columns, e\.g\. with sklearn.preprocessing.StandardScaler",
+        ):
+            KCCA(blocks=[4, 3, 5], kernel=kernel).fit(nonlinear * 1e200)
+
+
+@pytest.mark.parametrize(
+    ("params", "space"),
+    [({}, "block2"), ({"gamma": [0.1, 0.1, 1e-300]}, "block2")],
+)
+def test_constant_kernel_is_refused(nonlinear, params, space):
+    X = nonlinear.copy()
+    if not params:
+        X[:, 7:] = 2.5  # a constant modality
+    with pytest.raises(
+        ValueError,
+        match=rf"the kernel of modality '{space}' is constant over the 150 training "
+        r"rows \(zero variance, numerical rank 0\): .*no regularization can change "
+        r"that\. Change its kernel parameters, drop it from blocks",
+    ):
+        KCCA(blocks=[4, 3, 5], regularization=0.5, **params).fit(X)
+
+
+def test_centred_rank_of_the_kernel_bounds_n_components(nonlinear):
+    X = nonlinear.copy()
+    X[:, 6] = 4.0  # 'block1' (3 columns, one constant): 2 directions once centred
+    with pytest.raises(
+        ValueError,
+        match=r"n_components=3 exceeds the numerical rank 2 of the kernel of "
+        r"modality 'block1': its centred kernel features span 2 direction\(s\)",
+    ):
+        KCCA(3, blocks=[4, 3, 5], kernel="linear").fit(X)
+    kcca = KCCA(2, blocks=[4, 3, 5], kernel="linear").fit(X)
+    for Z in kcca.transform_views(X):
+        np.testing.assert_allclose(Z.std(axis=0, ddof=1), 1.0, rtol=1e-8)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"solver": "dense"},
+        {"solver": "iterative", "random_state": 0},
+        {"kernel": "linear"},
+        {"kernel": "poly", "degree": [2, 3, 2]},
+    ],
+)
+def test_integer_weights_equal_repeated_rows(nonlinear, params):
+    counts = np.random.RandomState(1).randint(0, 4, len(nonlinear))
+    X = nonlinear.copy()
+    X[counts == 0, 5] = np.nan  # dropped rows may hold anything
+    weighted = KCCA(3, blocks=[4, 3, 5], **params).fit(X, sample_weight=counts)
+    repeated = KCCA(3, blocks=[4, 3, 5], **params).fit(
+        np.repeat(nonlinear, counts, axis=0)
+    )
+    np.testing.assert_allclose(
+        weighted.canonical_correlations_, repeated.canonical_correlations_, atol=1e-10
+    )
+    X_new = nonlinear[:20] * 1.1
+    np.testing.assert_allclose(
+        weighted.transform(X_new), repeated.transform(X_new), atol=1e-8
+    )
+    # The support rows are rows of the X given to fit.
+    assert all(counts[s].min() > 0 for s in weighted.support_)
+
+
+def test_weighted_nystroem_with_every_kept_row_a_landmark_is_exact(nonlinear):
+    counts = np.random.RandomState(2).randint(0, 3, len(nonlinear))
+    nystroem = KCCA(
+        2,
+        blocks=[4, 3, 5],
+        approximation="nystroem",
+        n_landmarks=int(np.count_nonzero(counts)),
+        random_state=0,
+    ).fit(nonlinear, sample_weight=counts)
+    repeated = KCCA(2, blocks=[4, 3, 5]).fit(np.repeat(nonlinear, counts, axis=0))
+    np.testing.assert_allclose(nystroem.eigenvalues_, repeated.eigenvalues_, atol=1e-9)
+    np.testing.assert_allclose(
+        nystroem.transform(nonlinear), repeated.transform(nonlinear), atol=1e-7
+    )
+
+
+def test_weighted_precomputed_kernel_drops_the_columns_of_dropped_rows(nonlinear):
+    counts = np.random.RandomState(3).randint(0, 3, len(nonlinear))
+    blocks = [slice(0, 4), slice(4, 7), slice(7, 12)]
+
+    def stacked(A, B):
+        return np.hstack([rbf_kernel(A[:, b], B[:, b], gamma=0.5) for b in blocks])
+
+    pre = KCCA(2, blocks=3, kernel="precomputed").fit(
+        stacked(nonlinear, nonlinear), sample_weight=counts
+    )
+    repeated = KCCA(2, blocks=[4, 3, 5], gamma=0.5).fit(
+        np.repeat(nonlinear, counts, axis=0)
+    )
+    np.testing.assert_allclose(pre.eigenvalues_, repeated.eigenvalues_, atol=1e-9)
+    X_new = nonlinear[:10] + 0.1
+    np.testing.assert_allclose(
+        pre.transform(stacked(X_new, nonlinear)), repeated.transform(X_new), atol=1e-7
+    )
+
+
+def test_sample_weight_sum_must_exceed_one(nonlinear):
+    with pytest.raises(
+        ValueError, match=r"sample_weight sums to 0.75, but KCCA reads the weights"
+    ):
+        KCCA(blocks=[4, 3, 5]).fit(nonlinear, sample_weight=np.full(150, 0.005))

@@ -1,7 +1,7 @@
 """Properties of KCCA on small random multi-view data (hypothesis)."""
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mmfuse.cca import KCCA
@@ -71,3 +71,21 @@ def test_nystroem_same_seed_same_fit(data, seed):
     first = KCCA(1, blocks=dims, **params).fit(X)
     second = KCCA(1, blocks=dims, **params).fit(X)
     np.testing.assert_array_equal(first.transform(X), second.transform(X))
+
+
+@SETTINGS
+@given(
+    data=multiview(),
+    kernel=kernels,
+    counts=st.lists(st.integers(0, 3), min_size=60, max_size=60),
+)
+def test_integer_weights_equal_repeated_rows(data, kernel, counts):
+    X, dims = data
+    counts = np.array(counts[: len(X)])
+    assume(np.count_nonzero(counts) >= 10)
+    weighted = KCCA(1, blocks=dims, kernel=kernel).fit(X, sample_weight=counts)
+    repeated = KCCA(1, blocks=dims, kernel=kernel).fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(
+        weighted.eigenvalues_, repeated.eigenvalues_, rtol=1e-8, atol=1e-10
+    )
+    np.testing.assert_allclose(weighted.transform(X), repeated.transform(X), atol=1e-6)

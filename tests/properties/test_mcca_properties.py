@@ -147,3 +147,39 @@ def test_same_seed_same_iterative_fit(Estimator):
     ]
     for a, b in zip(fits[0].weights_, fits[1].weights_, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@SETTINGS
+@given(
+    data=multiview(),
+    Estimator=estimators,
+    counts=st.lists(st.integers(0, 3), min_size=80, max_size=80),
+)
+def test_integer_weights_equal_repeated_rows(data, Estimator, counts):
+    X, dims = data
+    counts = np.array(counts[: len(X)])
+    assume(np.count_nonzero(counts) > sum(dims) + 2)
+    k = min(dims)
+    weighted = Estimator(k, blocks=dims, regularization=0.1)
+    weighted.fit(X, sample_weight=counts)
+    repeated = Estimator(k, blocks=dims, regularization=0.1)
+    repeated.fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(
+        weighted.eigenvalues_, repeated.eigenvalues_, rtol=1e-9, atol=1e-12
+    )
+    gaps = -np.diff(repeated.eigenvalues_)
+    assume(gaps.size == 0 or gaps.min() > 1e-4)
+    np.testing.assert_allclose(weighted.transform(X), repeated.transform(X), atol=1e-6)
+
+
+@SETTINGS
+@given(data=multiview(), Estimator=estimators)
+def test_score_is_bounded_by_the_threshold(data, Estimator):
+    # Each component adds at most 1 - t and at least -1 - t.
+    X, dims = data
+    k = min(dims)
+    est = Estimator(k, blocks=dims, regularization=0.1).fit(X)
+    pairs = len(dims) * (len(dims) - 1) / 2
+    threshold = 2 / np.sqrt(pairs * (len(X) - 1))
+    score = est.score(X)
+    assert -k * (1 + threshold) - 1e-9 <= score <= k * (1 - threshold) + 1e-9
