@@ -62,7 +62,7 @@ def check_estimator(estimator, what: str) -> None:
 
 def _modality_names(blocks) -> list[str]:
     """Return the modality names ``resolve_blocks`` gives, before seeing X."""
-    if isinstance(blocks, Mapping):
+    if isinstance(blocks, Mapping) and blocks:
         return [str(name) for name in blocks]
     if isinstance(blocks, Integral) and not isinstance(blocks, bool) and blocks > 0:
         return [f"block{i}" for i in range(blocks)]
@@ -200,9 +200,14 @@ default="standard"
                 f"preprocess names unknown modalities {unknown}; the modalities "
                 f"are {names}."
             )
+    steps = [_preprocessor(preprocess, name) for name in names]
+    if all(step == "drop" for step in steps):
+        raise ValueError(
+            f"preprocess drops every modality ({preprocess!r}), which leaves "
+            f"the estimator no feature; keep at least one modality."
+        )
     transformers = []
-    for name in names:
-        step = _preprocessor(preprocess, name)
+    for name, step in zip(names, steps, strict=True):
         if block_scaling and step != "drop":
             scale = FunctionTransformer(
                 _divide_by_sqrt_width, feature_names_out="one-to-one"

@@ -333,6 +333,12 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
     def _validate_weights(self, n_members):
         if self.weights is None:
             return np.ones(n_members)
+        if self.voting == "stack":
+            raise ValueError(
+                f"weights={self.weights!r} are not used by voting='stack', "
+                f"whose final estimator learns how far to trust each member; "
+                f"leave weights=None, or vote."
+            )
         try:
             weights = np.asarray(self.weights, dtype=float)
         except (TypeError, ValueError):
@@ -361,9 +367,15 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         ]
         self._weights = self._validate_weights(len(names))
         if sample_weight is not None:
-            sample_weight = _check_sample_weight(
-                sample_weight, self._X_checked, ensure_non_negative=True
-            )
+            try:
+                sample_weight = _check_sample_weight(
+                    sample_weight, self._X_checked, ensure_non_negative=True
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"sample_weight: {str(exc).rstrip('.!')}. Give one finite, "
+                    f"non-negative number a row of X, not all zero."
+                ) from exc
         present = modality_mask(self._X_checked, self.blocks_)
         data = X if hasattr(X, "iloc") else self._X_checked
         self._member_positions = positions
@@ -749,8 +761,8 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     voting : {"soft", "hard", "stack"}, default="soft"
         How the members are combined.
     weights : array-like of shape (n_members,), default=None
-        Each member's weight in the votes (not used by ``voting="stack"``);
-        equal when None.
+        Each member's weight in the votes (not with ``voting="stack"``, where
+        giving weights is an error); equal when None.
     final_estimator : estimator, default=None
         The stacker for ``voting="stack"``; a
         :class:`~sklearn.linear_model.LogisticRegression` when None.
@@ -1040,8 +1052,8 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
     voting : {"mean", "stack"}, default="mean"
         How the members are combined.
     weights : array-like of shape (n_members,), default=None
-        Each member's weight in the mean (not used by ``voting="stack"``);
-        equal when None.
+        Each member's weight in the mean (not with ``voting="stack"``, where
+        giving weights is an error); equal when None.
     final_estimator : estimator, default=None
         The stacker for ``voting="stack"``; a
         :class:`~sklearn.linear_model.RidgeCV` when None.

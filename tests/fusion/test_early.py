@@ -96,6 +96,10 @@ def test_errors():
         make_early_fusion(LogisticRegression(), BLOCKS, preprocess={"pix": PCA()})
     with pytest.raises(ValueError, match="preprocess for modality 'kar' is 3"):
         make_early_fusion(LogisticRegression(), BLOCKS, preprocess=3)
+    with pytest.raises(ValueError, match="blocks={} is not accepted here"):
+        make_early_fusion(LogisticRegression(), {})
+    with pytest.raises(ValueError, match="preprocess drops every modality"):
+        make_early_fusion(LogisticRegression(), {"kar": 64}, preprocess={"kar": "drop"})
     with pytest.raises(TypeError, match=r"estimator is 'svc' \(str\), not an "):
         make_early_fusion("svc", BLOCKS)
     with pytest.raises(TypeError, match="estimator is the class LogisticRegression"):

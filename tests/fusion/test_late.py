@@ -425,6 +425,11 @@ def test_non_estimator_members_raise_a_type_error(small, member, match):
         ({"weights": [1, -1, 1]}, ValueError, "must be finite and non-negative"),
         ({"weights": [0, 0, 0]}, ValueError, "with a positive sum"),
         ({"weights": [np.nan, 1, 1]}, ValueError, "must be finite"),
+        (
+            {"weights": [1, 1, 1], "voting": "stack"},
+            ValueError,
+            r"weights=\[1, 1, 1\] are not used by voting='stack'",
+        ),
     ],
 )
 def test_bad_members_and_weights(small, params, error, match):
@@ -638,5 +643,7 @@ def test_estimators_without_sample_weight_are_named(small):
         clone(model).set_params(estimators=_members(LogisticRegression())).fit(
             X_half, y, sample_weight=zero
         )
-    with pytest.raises(ValueError, match="Negative values in data passed to"):
+    with pytest.raises(ValueError, match="sample_weight: Negative values in data"):
         model.fit(X, y, sample_weight=-w)
+    with pytest.raises(ValueError, match="sample_weight: could not convert string"):
+        model.fit(X, y, sample_weight=["a"] * len(X))
