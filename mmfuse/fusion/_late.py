@@ -324,7 +324,7 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         wanted = modalities if isinstance(modalities, list | tuple) else [modalities]
         if not wanted:
             raise ValueError(f"member {name!r} lists no modality; give at least one.")
-        what = f"member {name!r} asks for modality"
+        what = f"member {name!r}: modality"
         positions = [modality_position(m, self.modality_names_, what) for m in wanted]
         if len(set(positions)) != len(positions):
             raise ValueError(f"member {name!r} lists a modality twice: {modalities!r}.")
@@ -769,7 +769,9 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     cv : int, cross-validation generator or iterable, default=None
         The folds of the out-of-fold predictions for ``voting="stack"``, as
         :func:`~sklearn.model_selection.cross_val_predict` takes them;
-        stratified 5-fold when None.
+        stratified 5-fold when None. They are drawn once on all training rows
+        (an iterable of splits indexes them), and each member uses them
+        restricted to the rows it is fitted on.
     n_jobs : int, default=None
         Parallel jobs to fit the members and their out-of-fold predictions.
 
@@ -1059,7 +1061,8 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
         :class:`~sklearn.linear_model.RidgeCV` when None.
     cv : int, cross-validation generator or iterable, default=None
         The folds of the out-of-fold predictions for ``voting="stack"``;
-        5-fold when None.
+        5-fold when None. Drawn once on all training rows, and restricted to
+        each member's rows.
     n_jobs : int, default=None
         Parallel jobs to fit the members and their out-of-fold predictions.
 

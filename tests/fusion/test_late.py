@@ -177,7 +177,9 @@ def test_row_without_any_member_modality_raises(split):
 
 def test_errors_name_the_problem(split):
     X, y, _, _ = split
-    with pytest.raises(ValueError, match="asks for modality 'pix'.*'fou'"):
+    with pytest.raises(
+        ValueError, match="member 'pix': modality 'pix' is not one.*'fou'"
+    ):
         _late(["fou", "pix"]).fit(X, y)
     with pytest.raises(ValueError, match="member 'svc' \\(SVC\\) has none"):
         LateFusionClassifier([("svc", SVC(), "kar")], blocks=VIEWS).fit(X, y)
@@ -392,7 +394,7 @@ def test_non_estimator_members_raise_a_type_error(small, member, match):
         (
             {"estimators": [("a", LogisticRegression(), "img")]},
             ValueError,
-            r"member 'a' asks for modality 'img' is not one of the modalities",
+            r"member 'a': modality 'img' is not one of the modalities",
         ),
         (
             {"estimators": [("a", LogisticRegression(), [0, 0])]},
