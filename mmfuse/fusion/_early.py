@@ -32,9 +32,37 @@ class _ModalityColumns:
         return indices[modalities.index(self.name)]
 
 
+def check_estimator(estimator, what: str) -> None:
+    """Raise a TypeError unless ``estimator`` is an estimator instance.
+
+    Parameters
+    ----------
+    estimator : object
+        The value given as an estimator.
+    what : str
+        What the value is, for the message (e.g. ``"member 'img'"``).
+
+    Raises
+    ------
+    TypeError
+        Naming the value, what it is, and what to give instead.
+    """
+    if isinstance(estimator, type):
+        raise TypeError(
+            f"{what} is the class {estimator.__name__}, not an estimator; give "
+            f"an instance, {estimator.__name__}()."
+        )
+    if not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise TypeError(
+            f"{what} is {estimator!r} ({type(estimator).__name__}), not an "
+            f"estimator; give an instance with fit and get_params, such as "
+            f"LogisticRegression()."
+        )
+
+
 def _modality_names(blocks) -> list[str]:
     """Return the modality names ``resolve_blocks`` gives, before seeing X."""
-    if isinstance(blocks, Mapping):
+    if isinstance(blocks, Mapping) and blocks:
         return [str(name) for name in blocks]
     if isinstance(blocks, Integral) and not isinstance(blocks, bool) and blocks > 0:
         return [f"block{i}" for i in range(blocks)]
@@ -87,6 +115,17 @@ def make_early_fusion(
     and ``estimator``. Columns outside every block are dropped. Early fusion
     needs every modality in every row: impute missing ones first, or use
     :class:`LateFusionClassifier`.
+
+    **Sample weights** reach the pipeline's steps as in any Pipeline: the
+    final estimator's by its step name,
+    ``fit(X, y, <step>__sample_weight=w)`` (e.g.
+    ``logisticregression__sample_weight``; the modalities' preprocessing is
+    then fitted unweighted), or, with metadata routing enabled
+    (``sklearn.set_config(enable_metadata_routing=True)``), ``fit(X, y,
+    sample_weight=w)`` to every step that requests them: call
+    ``set_fit_request(sample_weight=True)`` on ``estimator`` and on
+    ``preprocess`` (each modality's copy keeps the request). With every step
+    weighted, integer weights give the model fitted on the rows repeated.
 
     Parameters
     ----------
@@ -143,7 +182,16 @@ default="standard"
     0.961
     >>> model[:-1].get_feature_names_out()[[0, 64]].tolist()
     ['kar__x0', 'zer__x64']
+
+    Weights for the final estimator go by its step name:
+
+    >>> import numpy as np
+    >>> w = np.where(y[::2] == 3, 5.0, 1.0)  # each 3 counts five times
+    >>> model = model.fit(X[::2], y[::2], logisticregression__sample_weight=w)
+    >>> print(f"{model.score(X[1::2], y[1::2]):.3f}")
+    0.958
     """
+    check_estimator(estimator, "estimator")
     names = _modality_names(blocks)
     if isinstance(preprocess, Mapping):
         unknown = sorted(set(preprocess) - set(names))
@@ -152,9 +200,14 @@ default="standard"
                 f"preprocess names unknown modalities {unknown}; the modalities "
                 f"are {names}."
             )
+    steps = [_preprocessor(preprocess, name) for name in names]
+    if all(step == "drop" for step in steps):
+        raise ValueError(
+            f"preprocess drops every modality ({preprocess!r}), which leaves "
+            f"the estimator no feature; keep at least one modality."
+        )
     transformers = []
-    for name in names:
-        step = _preprocessor(preprocess, name)
+    for name, step in zip(names, steps, strict=True):
         if block_scaling and step != "drop":
             scale = FunctionTransformer(
                 _divide_by_sqrt_width, feature_names_out="one-to-one"

@@ -10,6 +10,8 @@ by a final estimator fitted on their out-of-fold predictions (stacking).
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import (
     ClassifierMixin,
     RegressorMixin,
@@ -19,6 +21,7 @@ from sklearn.base import (
 )
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import check_cv, cross_val_predict
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import available_if
@@ -32,11 +35,13 @@ from mmfuse._blocks import (
     modality_mask,
     modality_position,
 )
+from mmfuse.fusion._early import check_estimator
 from mmfuse.utils._compat import (
     HasMethods,
     StrOptions,
     _BaseComposition,
     _check_feature_names_in,
+    _check_sample_weight,
     _fit_context,
     _safe_indexing,
 )
@@ -44,8 +49,38 @@ from mmfuse.utils._compat import (
 __all__ = ["LateFusionClassifier", "LateFusionRegressor"]
 
 
-def _fit_member(estimator, X, y):
-    return estimator.fit(X, y)
+def _fit_params(estimator, sample_weight):
+    """Fit parameters that give ``estimator`` the weights ``sample_weight``.
+
+    A Pipeline takes them as ``<last step>__sample_weight`` unless metadata
+    routing is enabled, in which case it routes ``sample_weight`` to the steps
+    that request it.
+    """
+    if sample_weight is None:
+        return {}
+    if isinstance(estimator, Pipeline) and not get_config()["enable_metadata_routing"]:
+        return {f"{estimator.steps[-1][0]}__sample_weight": sample_weight}
+    return {"sample_weight": sample_weight}
+
+
+def _fit_or_error(estimator, X, y, params):
+    """Fit ``estimator``, or return the error it raised for the caller to explain.
+
+    Member fits run in joblib workers; the caller, which knows the member's
+    name, modalities and rows, turns a returned error into a message.
+    """
+    try:
+        return estimator.fit(X, y, **params)
+    except (ValueError, TypeError) as exc:
+        return exc
+
+
+def _estimator_type(estimator):
+    """Return the ``estimator_type`` tag; None when the estimator has no tags."""
+    try:
+        return get_tags(estimator).estimator_type
+    except AttributeError:
+        return None
 
 
 def _select(data, columns, rows):
@@ -54,6 +89,77 @@ def _select(data, columns, rows):
     if rows.all():
         return part
     return _safe_indexing(part, np.flatnonzero(rows), axis=0)
+
+
+def _take(sample_weight, rows):
+    """Return the weights of the rows where ``rows`` is True (None stays None)."""
+    return None if sample_weight is None else sample_weight[rows]
+
+
+def _restrict(splits, rows):
+    """Restrict ``(train, test)`` splits to the rows where ``rows`` is True.
+
+    The positions are renumbered among those rows; splits whose test part
+    holds none of them are left out.
+    """
+    position = np.cumsum(rows) - 1
+    return [
+        (position[train[rows[train]]], position[test[rows[test]]])
+        for train, test in splits
+        if rows[test].any()
+    ]
+
+
+def _partial_nan_rows(X, block) -> int:
+    """Count the rows of ``X`` with NaN in part, but not all, of ``block``.
+
+    Only called to explain a member's failure, so a sparse block is made
+    dense here.
+    """
+    part = X[:, block]
+    counts = np.isnan(part.toarray() if sp.issparse(part) else part).sum(axis=1)
+    return int(((counts > 0) & (counts < len(block))).sum())
+
+
+def _non_numeric(X):
+    """Return ``(column, value)`` of the first entry of ``X`` that is no number.
+
+    None when every entry converts to float. Only called to explain a
+    failed validation.
+    """
+    if sp.issparse(X):
+        return None
+    frame = hasattr(X, "iloc")
+    values = X if frame else np.asarray(X, dtype=object)
+    columns = X.columns if frame else range(values.shape[-1])
+    for j, column in enumerate(columns):
+        for value in values.iloc[:, j] if frame else values[..., j].ravel():
+            try:
+                complex(value)  # complex values have their own message
+            except (TypeError, ValueError):
+                return column, value
+    return None
+
+
+def _explain(who, exc, doing, n_rows, sample_weight, note=""):
+    """Return the error ``exc`` of ``who`` restated with its context.
+
+    A TypeError about ``sample_weight`` (while weights were given) says that
+    ``who`` takes no weights; any other error keeps its kind and text after
+    what ``who`` was doing, on how many rows.
+    """
+    if (
+        sample_weight is not None
+        and isinstance(exc, TypeError)
+        and "sample_weight" in str(exc)
+    ):
+        return TypeError(
+            f"{who} takes no sample_weight in fit (a Pipeline gets it on its "
+            f"last step); give estimators whose fit takes sample_weight, or "
+            f"fit without it. It raised: {exc}"
+        )
+    kind = TypeError if not isinstance(exc, ValueError) else ValueError
+    return kind(f"{who} failed to {doing} on {n_rows} row(s){note}: {exc}")
 
 
 class _BaseLateFusion(TransformerMixin, _BaseComposition):
@@ -121,8 +227,35 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         self._set_params("_estimators", **params)
         return self
 
-    def _validate_members(self):
-        """Check ``estimators`` and resolve each member's modality positions."""
+    def _validate_fit_data(self, X, y, **kwargs):
+        """``validate_data`` for fit, naming a column that holds no numbers."""
+        try:
+            return validate_data(
+                self,
+                X,
+                y,
+                accept_sparse=["csr", "csc"],
+                ensure_all_finite="allow-nan",
+                **kwargs,
+            )
+        except ValueError as exc:
+            found = _non_numeric(X)
+            if found is None:
+                raise
+            column, value = found
+            raise ValueError(
+                f"X column {column!r} holds {value!r}, which is no number; "
+                f"{type(self).__name__} needs numbers in every column (NaN "
+                f"marks a missing modality). Encode that column as numbers "
+                f"first (e.g. with OneHotEncoder), or leave it out of X."
+            ) from exc
+
+    def _check_members(self):
+        """Check the members' form, names and kinds, before looking at X.
+
+        Runs first in ``fit``: validating X reads the members' tags, which
+        a member that is no estimator lacks.
+        """
         if not self.estimators:
             raise ValueError(
                 "estimators is empty; give a list of (name, estimator, "
@@ -134,30 +267,64 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                     f"each member must be a (name, estimator, modalities) "
                     f"tuple; got {member!r}."
                 )
-        names = [name for name, _, _ in self.estimators]
-        self._validate_names(names)
-        positions = []
-        for name, estimator, modalities in self.estimators:
-            if not hasattr(estimator, "fit"):
-                raise TypeError(
-                    f"member {name!r} is {estimator!r}, which has no fit method;"
-                    f" give an estimator instance."
-                )
+        self._check_names([name for name, _, _ in self.estimators])
+        kind = self._member_kind
+        for name, estimator, _ in self.estimators:
+            check_estimator(estimator, f"member {name!r}")
+            self._check_kind(estimator, f"member {name!r}")
             if self.voting == "soft" and not hasattr(estimator, "predict_proba"):
                 raise ValueError(
                     f"voting='soft' needs members with predict_proba, but "
                     f"member {name!r} ({type(estimator).__name__}) has none; "
                     f"use voting='hard' or 'stack', or a probabilistic "
-                    f"classifier (e.g. wrap it in CalibratedClassifierCV)."
+                    f"{kind} (e.g. wrap it in CalibratedClassifierCV)."
                 )
-            positions.append(self._modality_positions(name, modalities))
-        return names, positions
+        if self.voting == "stack" and self.final_estimator is not None:
+            check_estimator(self.final_estimator, "final_estimator")
+            self._check_kind(self.final_estimator, "final_estimator")
+
+    def _check_kind(self, estimator, who):
+        """Reject an estimator that is not of ``_member_kind``."""
+        kind = _estimator_type(estimator)
+        if kind != self._member_kind:
+            what = f"is a {kind}" if kind else "declares no estimator type"
+            raise ValueError(
+                f"{type(self).__name__} needs {self._member_kind}s, but {who} "
+                f"({type(estimator).__name__}) {what}; give a "
+                f"{self._member_kind} (a Pipeline is of the type of its last "
+                f"step, a search such as GridSearchCV of its estimator's)."
+            )
+
+    def _check_names(self, names):
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(
+                    f"member names must be strings; got {name!r} "
+                    f"({type(name).__name__})."
+                )
+            if "__" in name:
+                raise ValueError(
+                    f"member name {name!r} contains '__', which set_params "
+                    f"reads as <member>__<parameter>; rename the member."
+                )
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(
+                f"member names must be unique, but {repeated} name more than "
+                f"one member; rename them."
+            )
+        clash = sorted(set(names) & set(self.get_params(deep=False)))
+        if clash:
+            raise ValueError(
+                f"member names {clash} are parameters of {type(self).__name__};"
+                f" rename those members."
+            )
 
     def _modality_positions(self, name, modalities):
         wanted = modalities if isinstance(modalities, list | tuple) else [modalities]
         if not wanted:
             raise ValueError(f"member {name!r} lists no modality; give at least one.")
-        what = f"member {name!r} asks for modality"
+        what = f"member {name!r}: modality"
         positions = [modality_position(m, self.modality_names_, what) for m in wanted]
         if len(set(positions)) != len(positions):
             raise ValueError(f"member {name!r} lists a modality twice: {modalities!r}.")
@@ -166,25 +333,49 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
     def _validate_weights(self, n_members):
         if self.weights is None:
             return np.ones(n_members)
-        weights = np.asarray(self.weights, dtype=float)
-        if weights.shape != (n_members,):
+        if self.voting == "stack":
             raise ValueError(
-                f"weights has {weights.size} value(s) but there are {n_members} "
-                f"members; give one weight a member."
+                f"weights={self.weights!r} are not used by voting='stack', "
+                f"whose final estimator learns how far to trust each member; "
+                f"leave weights=None, or vote."
             )
-        if (weights < 0).any() or not weights.sum() > 0:
+        try:
+            weights = np.asarray(self.weights, dtype=float)
+        except (TypeError, ValueError):
+            weights = None
+        if weights is None or weights.shape != (n_members,):
             raise ValueError(
-                f"weights={self.weights!r} must be non-negative with a positive sum."
+                f"weights={self.weights!r} must be {n_members} numbers, one a "
+                f"member in the order of estimators."
+            )
+        if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+            raise ValueError(
+                f"weights={self.weights!r} must be finite and non-negative, "
+                f"with a positive sum."
             )
         return weights
 
-    def _fit(self, X, y_fit):
+    def _fit(self, X, y_fit, sample_weight):
         """Fit the members and, for stacking, the final estimator.
 
         ``X`` is the caller's data, ``self._X_checked`` its validated array.
         """
-        names, positions = self._validate_members()
+        names = [name for name, _, _ in self.estimators]
+        positions = [
+            self._modality_positions(name, modalities)
+            for name, _, modalities in self.estimators
+        ]
         self._weights = self._validate_weights(len(names))
+        if sample_weight is not None:
+            try:
+                sample_weight = _check_sample_weight(
+                    sample_weight, self._X_checked, ensure_non_negative=True
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"sample_weight: {str(exc).rstrip('.!')}. Give one finite, "
+                    f"non-negative number a row of X, not all zero."
+                ) from exc
         present = modality_mask(self._X_checked, self.blocks_)
         data = X if hasattr(X, "iloc") else self._X_checked
         self._member_positions = positions
@@ -197,34 +388,91 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         }
         rows = [present[:, pos].all(axis=1) for pos in positions]
         for name, has in zip(names, rows, strict=True):
-            if not has.any():
+            weighted = has if sample_weight is None else has & (sample_weight > 0)
+            if not weighted.any():
                 raise ValueError(
                     f"member {name!r} has no training row: every row lacks one "
-                    f"of its modalities {self.member_modalities_[name]}."
+                    f"of its modalities {self.member_modalities_[name]}"
+                    f"{' or has sample_weight 0' if has.any() else ''}. Give it "
+                    f"rows with those modalities, or drop the member."
                 )
+        self._check_covered(np.logical_or.reduce(rows), "learn from")
         members = [estimator for _, estimator, _ in self.estimators]
-        self.estimators_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(clone(estimator), _select(data, cols, has), y_fit[has])
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_or_error)(
+                clone(estimator),
+                _select(data, cols, has),
+                y_fit[has],
+                _fit_params(estimator, _take(sample_weight, has)),
+            )
             for estimator, cols, has in zip(
                 members, self._member_columns, rows, strict=True
             )
         )
+        for i, result in enumerate(fitted):
+            if isinstance(result, Exception):
+                raise self._member_error(
+                    i, result, "fit", self._X_checked, rows[i], y_fit, sample_weight
+                ) from result
+        self.estimators_ = fitted
         self.named_estimators_ = Bunch(
             **dict(zip(names, self.estimators_, strict=True))
         )
         self.stack_method_ = [self._output_method(e) for e in self.estimators_]
         self._output_widths = [self._output_width(m) for m in self.stack_method_]
         if self.voting == "stack":
-            self._fit_final(data, y_fit, members, rows)
+            self._fit_final(data, y_fit, sample_weight, members, rows)
         del self._X_checked
         return self
 
-    def _fit_final(self, data, y_fit, members, rows):
+    def _member_error(self, i, exc, doing, X, rows, y=None, sample_weight=None):
+        """Restate member ``i``'s error ``exc`` with the member's context.
+
+        ``rows`` are the rows of the validated ``X`` it was given; ``y`` (at
+        fit) the encoded targets of all rows.
+        """
+        name, estimator, _ = self.estimators[i]
+        who = f"member {name!r} ({type(estimator).__name__})"
+        modalities = self.member_modalities_[name]
+        X_rows = X[np.flatnonzero(rows)]
+        partial = {
+            modality: _partial_nan_rows(X_rows, self.blocks_[p])
+            for modality, p in zip(modalities, self._member_positions[i], strict=True)
+        }
+        partial = {modality: n for modality, n in partial.items() if n}
+        if partial and isinstance(exc, ValueError):
+            where = ", ".join(f"{n} in {m!r}" for m, n in partial.items())
+            if isinstance(estimator, Pipeline):
+                impute = "put a SimpleImputer() first in its pipeline"
+            else:
+                cls = type(estimator).__name__
+                impute = f"e.g. make_pipeline(SimpleImputer(), {cls}(...))"
+            return ValueError(
+                f"{who} failed to {doing} on rows with NaN in part of a modality "
+                f"(rows: {where}). mmfuse reads only a whole-NaN block as a "
+                f"missing modality, whose rows are left out of the member; NaN "
+                f"in part of a block reaches the member, which must handle it: "
+                f"impute inside the member ({impute}), or use a member that "
+                f"takes NaN. It raised: {exc}"
+            )
+        note = f" (the rows with its modalities {modalities}{self._rows_note(y, rows)})"
+        return _explain(who, exc, doing, int(rows.sum()), sample_weight, note)
+
+    def _rows_note(self, y, rows):
+        """More about the training rows ``rows`` of an error (none here)."""
+        return ""
+
+    def _fit_final(self, data, y_fit, sample_weight, members, rows):
         """Fit the final estimator on out-of-fold member outputs.
 
-        The out-of-fold outputs are kept, so that a stacker over a subset of
-        the members can be fitted for rows that lack the others.
+        The folds are drawn once, on all training rows, and each member uses
+        them restricted to its rows. The out-of-fold outputs are kept, so
+        that a stacker over a subset of the members can be fitted for rows
+        that lack the others. Where a row lacks a member's modalities, its
+        output is the member's (weighted) mean out-of-fold output.
         """
+        cv = check_cv(self.cv, y_fit, classifier=is_classifier(self))
+        splits = list(cv.split(self._X_checked, y_fit))
         self._oof_outputs = []
         for i, (estimator, fitted, cols, has, method) in enumerate(
             zip(
@@ -236,44 +484,64 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                 strict=True,
             )
         ):
-            cv = check_cv(self.cv, y_fit[has], classifier=is_classifier(self))
-            oof = cross_val_predict(
-                clone(estimator),
-                _select(data, cols, has),
-                y_fit[has],
-                cv=cv,
-                method=method,
-                n_jobs=self.n_jobs,
-            )
+            try:
+                oof = cross_val_predict(
+                    clone(estimator),
+                    _select(data, cols, has),
+                    y_fit[has],
+                    cv=_restrict(splits, has),
+                    method=method,
+                    n_jobs=self.n_jobs,
+                    params=_fit_params(estimator, _take(sample_weight, has)),
+                )
+            except (ValueError, TypeError) as exc:
+                doing = f"give out-of-fold {method} (voting='stack', cv={cv})"
+                raise self._member_error(
+                    i, exc, doing, self._X_checked, has, y_fit, sample_weight
+                ) from exc
             oof = self._expand(fitted, oof, method)
             self._output_widths[i] = oof.shape[1]
-            output = np.full((len(has), oof.shape[1]), np.nan)
+            mean = np.average(oof, axis=0, weights=_take(sample_weight, has))
+            output = np.tile(mean, (len(has), 1))
             output[has] = oof
             self._oof_outputs.append(output)
         self._oof_rows = rows
         self._oof_target = y_fit
+        self._oof_weight = sample_weight
         self.final_estimator_ = self._fit_stacker(np.arange(len(members)))
+
+    def _final(self):
+        """Return the unfitted final estimator: the parameter, or the default."""
+        if self.final_estimator is None:
+            return self._default_final_estimator()
+        return self.final_estimator
 
     def _fit_stacker(self, members):
         """Fit a clone of the final estimator on the members ``members``.
 
-        It is fitted on the out-of-fold outputs of those members, on the
-        training rows that have all their modalities.
+        It learns from every training row that has at least one of those
+        members, from their out-of-fold outputs (a member's mean output
+        where the row lacks its modalities).
         """
-        rows = np.logical_and.reduce([self._oof_rows[i] for i in members])
-        if not rows.any():
-            names = [self.estimators[i][0] for i in members]
-            raise ValueError(
-                f"voting='stack' fits final_estimator on the training rows that "
-                f"have the modalities of the members {names}, but no training "
-                f"row has them all; use voting='soft' (or 'mean'), or fewer "
-                f"members."
-            )
-        final = self.final_estimator
-        if final is None:
-            final = self._default_final_estimator()
+        rows = np.logical_or.reduce([self._oof_rows[i] for i in members])
+        final = clone(self._final())
         features = np.hstack([self._oof_outputs[i][rows] for i in members])
-        return clone(final).fit(features, self._oof_target[rows])
+        sample_weight = _take(self._oof_weight, rows)
+        try:
+            return final.fit(
+                features,
+                self._oof_target[rows],
+                **_fit_params(final, sample_weight),
+            )
+        except (ValueError, TypeError) as exc:
+            names = [self.estimators[i][0] for i in members]
+            who = f"final_estimator ({type(final).__name__})"
+            doing = f"fit on the out-of-fold outputs of the members {names}"
+            note = self._rows_note(self._oof_target, rows)
+            note = f" (the training rows with any of them{note})"
+            raise _explain(
+                who, exc, doing, int(rows.sum()), sample_weight, note
+            ) from exc
 
     def _member_outputs(self, X):
         """Each member's output on ``X`` (NaN where it lacks its modalities).
@@ -293,18 +561,23 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         present = modality_mask(X_checked, self.blocks_)
         data = X if hasattr(X, "iloc") else X_checked
         masks, outputs = [], []
-        for estimator, pos, cols, method, width in zip(
-            self.estimators_,
-            self._member_positions,
-            self._member_columns,
-            self.stack_method_,
-            self._output_widths,
-            strict=True,
+        for i, (estimator, pos, cols, method, width) in enumerate(
+            zip(
+                self.estimators_,
+                self._member_positions,
+                self._member_columns,
+                self.stack_method_,
+                self._output_widths,
+                strict=True,
+            )
         ):
             has = present[:, pos].all(axis=1)
             output = np.full((len(has), width), np.nan)
             if has.any():
-                raw = getattr(estimator, method)(_select(data, cols, has))
+                try:
+                    raw = getattr(estimator, method)(_select(data, cols, has))
+                except (ValueError, TypeError) as exc:
+                    raise self._member_error(i, exc, method, X_checked, has) from exc
                 output[has] = self._expand(estimator, raw, method)
             masks.append(has)
             outputs.append(output)
@@ -345,18 +618,22 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
             result[rows] = part
         return result
 
-    def _check_covered(self, covered):
+    def _check_covered(self, covered, use="predict"):
+        """Reject rows that have the modalities of no member (of weight > 0)."""
         uncovered = np.flatnonzero(~covered)
         if uncovered.size:
             needs = "; ".join(
                 f"member {name!r} needs {modalities}"
                 for name, modalities in self.member_modalities_.items()
             )
+            weighted = use == "predict" and self.voting != "stack"
+            if weighted and (self._weights == 0).any():
+                needs += "; members of weight 0 do not count"
             raise ValueError(
                 f"{uncovered.size} row(s) (first: {uncovered[:5].tolist()}) "
-                f"lack the modalities of every member with a positive weight, "
-                f"so no member can predict them ({needs}). Give each row all "
-                f"modalities of at least one member."
+                f"lack the modalities of every member, so no member can {use} "
+                f"them ({needs}). Give each row all modalities of at least one "
+                f"member, or drop those rows."
             )
 
     def transform(self, X):
@@ -413,7 +690,8 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                 get_tags(estimator).input_tags.sparse
                 for _, estimator, _ in self.estimators
             )
-        except (TypeError, ValueError):
+        except (AttributeError, TypeError, ValueError):
+            # Not a list of estimator triples: fit says what is wrong.
             tags.input_tags.sparse = False
         return tags
 
@@ -430,40 +708,70 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     how far to trust each member.
 
     **Missing modalities.** A row lacks a modality when its block is all NaN.
-    At fit, a member is trained on the rows that have all its modalities. At
-    predict time, a vote is taken over the members whose modalities the row
-    has, with their weights renormalised. With ``voting="stack"``,
-    ``final_estimator_`` is fitted on the rows that have every member's
-    modalities and predicts those rows; a row that lacks some members'
-    modalities is predicted by a clone of ``final_estimator`` fitted, at
-    predict time, on the kept out-of-fold outputs of the members it has (on
-    the training rows that have them): the stacker one would have fitted
-    without the other members. A row with none of any member's modalities
-    raises an error.
+    NaN in part of a block is not a missing modality: it reaches the members,
+    which must handle it (impute inside the member, e.g.
+    ``make_pipeline(SimpleImputer(), LogisticRegression())``, or use a member
+    that takes NaN); a member that fails on it raises an error that names the
+    member, the modality and the number of rows. At fit, a member is trained
+    on the rows that have all its modalities. At predict time, a vote is taken
+    over the members whose modalities the row has, with their weights
+    renormalised. With ``voting="stack"``, the stacker over a set of members
+    learns from every training row that has at least one of them: its input
+    is their out-of-fold outputs, where the member's mean out-of-fold output
+    stands in for a member whose modalities the row lacks.
+    ``final_estimator_`` is that stacker over all members, and predicts the
+    rows that have every member's modalities; a row that lacks some members'
+    modalities is predicted by the stacker over the members it has, fitted in
+    the same way at predict time (the stacker one would have fitted without
+    the other members). So a class seen only in training rows that lack a
+    modality is still learnt by ``final_estimator_``. A row with none of any
+    member's modalities raises an error, in fit and in predict.
+
+    **Sample weights.** ``fit(X, y, sample_weight=w)`` fits each member with
+    the weights of the rows it is fitted on (each fold of its out-of-fold
+    outputs with the weights of the fold's rows), and the stacker with the
+    weights of its training rows (its stand-in means weighted too). Integer
+    weights therefore give the model fitted on rows repeated that many times
+    wherever the members and the stacker have that property, except for the
+    folds of stacking: repeated rows fall in different folds where a weighted
+    row stays in one, so the out-of-fold outputs differ unless ``cv`` keeps
+    the copies of a row in one fold (an iterable of splits). Each member, and
+    the stacker, must take ``sample_weight`` in fit, or a TypeError names it.
+    A :class:`~sklearn.pipeline.Pipeline` gets the weights on its last step,
+    as ``fit(X, y, <last step>__sample_weight=w)`` (its transformers are
+    fitted unweighted); with metadata routing enabled
+    (``sklearn.set_config(enable_metadata_routing=True)``) members get
+    ``sample_weight`` by scikit-learn's routing, so request it on each member,
+    or on the steps of a Pipeline member, with
+    ``set_fit_request(sample_weight=True)``.
 
     Parameters
     ----------
     estimators : list of (str, estimator, str, int or list) tuples
-        The members: a name (no ``"__"``), a classifier, and the modality (a
-        name or position among the blocks) or list of modalities it sees. A
-        member given several modalities gets their columns side by side, in
-        the order listed (for instance a :func:`make_early_fusion` pipeline or
-        a nested ``LateFusionClassifier`` over that group). A member's
+        The members: a name (no ``"__"``), a classifier (a Pipeline whose
+        last step is one, or a search such as ``GridSearchCV`` over one), and
+        the modality (a name or position among the blocks) or list of
+        modalities it sees. A member given several modalities gets their
+        columns side by side, in the order listed (for instance a
+        :func:`make_early_fusion` pipeline or a nested
+        ``LateFusionClassifier`` over that group). A member's
         parameters are ``<name>__<param>`` for ``set_params`` and grid search.
     blocks : "auto", int, list, tuple or dict, default="auto"
         The modality blocks, in any form :func:`mmfuse.resolve_blocks` accepts.
     voting : {"soft", "hard", "stack"}, default="soft"
         How the members are combined.
     weights : array-like of shape (n_members,), default=None
-        Each member's weight in the votes (not used by ``voting="stack"``);
-        equal when None.
+        Each member's weight in the votes (not with ``voting="stack"``, where
+        giving weights is an error); equal when None.
     final_estimator : estimator, default=None
         The stacker for ``voting="stack"``; a
         :class:`~sklearn.linear_model.LogisticRegression` when None.
     cv : int, cross-validation generator or iterable, default=None
         The folds of the out-of-fold predictions for ``voting="stack"``, as
         :func:`~sklearn.model_selection.cross_val_predict` takes them;
-        stratified 5-fold when None.
+        stratified 5-fold when None. They are drawn once on all training rows
+        (an iterable of splits indexes them), and each member uses them
+        restricted to the rows it is fitted on.
     n_jobs : int, default=None
         Parallel jobs to fit the members and their out-of-fold predictions.
 
@@ -531,6 +839,7 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         **_BaseLateFusion._parameter_constraints,
         "voting": [StrOptions({"soft", "hard", "stack"})],
     }
+    _member_kind = "classifier"
 
     def __init__(
         self,
@@ -552,7 +861,7 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the members and, for stacking, the final estimator.
 
         Parameters
@@ -561,27 +870,44 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
             Multimodal data; a modality's block all NaN where a row lacks it.
         y : array-like of shape (n_samples,)
             Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, given to each member on the rows it fits and to the
+            stacker (see the class description); every member, and the
+            stacker, must take ``sample_weight`` in fit.
 
         Returns
         -------
         self : LateFusionClassifier
             The fitted estimator.
         """
-        self._X_checked, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            ensure_all_finite="allow-nan",
-        )
+        self._check_members()
+        self._X_checked, y = self._validate_fit_data(X, y)
         check_classification_targets(y)
-        fit_blocks(self)
         self._encoder = LabelEncoder().fit(y)
         self.classes_ = self._encoder.classes_
-        return self._fit(X, self._encoder.transform(y))
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y holds one class only, {self.classes_.tolist()[0]!r}; "
+                f"LateFusionClassifier needs at least two classes."
+            )
+        fit_blocks(self)
+        return self._fit(X, self._encoder.transform(y), sample_weight)
 
     def _default_final_estimator(self):
         return LogisticRegression(max_iter=1000)
+
+    def _rows_note(self, y, rows):
+        """Name the classes that training rows ``rows`` lack, if any."""
+        if y is None:
+            return ""
+        seen = np.unique(y[rows])
+        if len(seen) == len(self.classes_):
+            return ""
+        return (
+            f"; they hold only the classes {self.classes_[seen].tolist()} of "
+            f"{self.classes_.tolist()}, coded 0 to {len(self.classes_) - 1} for "
+            f"the members"
+        )
 
     def _output_method(self, estimator):
         if self.voting == "hard":
@@ -668,8 +994,7 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
 
     def _proba_available(self):
         if self.voting == "stack":
-            final = self.final_estimator or self._default_final_estimator()
-            return hasattr(final, "predict_proba")
+            return hasattr(self._final(), "predict_proba")
         return self.voting == "soft"
 
     @available_if(_proba_available)
@@ -697,35 +1022,47 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
     or stacked: ``final_estimator`` is fitted on the members' out-of-fold
     predictions.
 
-    **Missing modalities.** A row lacks a modality when its block is all NaN.
-    At fit, a member is trained on the rows that have all its modalities; at
-    predict time, the mean is taken over the members whose modalities the row
-    has, with their weights renormalised. With ``voting="stack"``,
-    ``final_estimator_`` is fitted on, and predicts, the rows that have every
-    member's modalities; a row that lacks some members' modalities is
-    predicted by a clone of ``final_estimator`` fitted, at predict time, on
-    the kept out-of-fold predictions of the members it has. A row with none
-    of any member's modalities raises an error.
+    **Missing modalities.** A row lacks a modality when its block is all NaN;
+    NaN in part of a block reaches the members, which must handle it (see
+    :class:`LateFusionClassifier`). At fit, a member is trained on the rows
+    that have all its modalities; at predict time, the mean is taken over the
+    members whose modalities the row has, with their weights renormalised.
+    With ``voting="stack"``, the stacker over a set of members learns from
+    every training row that has at least one of them, a member's mean
+    out-of-fold prediction standing in where the row lacks its modalities;
+    ``final_estimator_`` is the stacker over all members and predicts the
+    rows that have every member's modalities, and a row that lacks some is
+    predicted by the stacker over the members it has, fitted in the same way
+    at predict time. A row with none of any member's modalities raises an
+    error.
+
+    **Sample weights.** As in :class:`LateFusionClassifier`: each member gets
+    the weights of the rows it is fitted on, the stacker those of its
+    training rows, a Pipeline member on its last step; integer weights equal
+    repeated rows where the members do, the out-of-fold outputs of stacking
+    only when ``cv`` keeps the copies of a row in one fold.
 
     Parameters
     ----------
     estimators : list of (str, estimator, str, int or list) tuples
-        The members: a name (no ``"__"``), a regressor, and the modality (a
-        name or position among the blocks) or list of modalities it sees,
-        given side by side in the order listed.
+        The members: a name (no ``"__"``), a regressor (a Pipeline whose last
+        step is one, or a search over one), and the modality (a name or
+        position among the blocks) or list of modalities it sees, given side
+        by side in the order listed.
     blocks : "auto", int, list, tuple or dict, default="auto"
         The modality blocks, in any form :func:`mmfuse.resolve_blocks` accepts.
     voting : {"mean", "stack"}, default="mean"
         How the members are combined.
     weights : array-like of shape (n_members,), default=None
-        Each member's weight in the mean (not used by ``voting="stack"``);
-        equal when None.
+        Each member's weight in the mean (not with ``voting="stack"``, where
+        giving weights is an error); equal when None.
     final_estimator : estimator, default=None
         The stacker for ``voting="stack"``; a
         :class:`~sklearn.linear_model.RidgeCV` when None.
     cv : int, cross-validation generator or iterable, default=None
         The folds of the out-of-fold predictions for ``voting="stack"``;
-        5-fold when None.
+        5-fold when None. Drawn once on all training rows, and restricted to
+        each member's rows.
     n_jobs : int, default=None
         Parallel jobs to fit the members and their out-of-fold predictions.
 
@@ -774,6 +1111,7 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
         **_BaseLateFusion._parameter_constraints,
         "voting": [StrOptions({"mean", "stack"})],
     }
+    _member_kind = "regressor"
 
     def __init__(
         self,
@@ -795,7 +1133,7 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
         self.n_jobs = n_jobs
 
     @_fit_context(prefer_skip_nested_validation=False)
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the members and, for stacking, the final estimator.
 
         Parameters
@@ -804,22 +1142,29 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
             Multimodal data; a modality's block all NaN where a row lacks it.
         y : array-like of shape (n_samples,)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights, given to each member on the rows it fits and to the
+            stacker (see the class description); every member, and the
+            stacker, must take ``sample_weight`` in fit.
 
         Returns
         -------
         self : LateFusionRegressor
             The fitted estimator.
         """
-        self._X_checked, y = validate_data(
-            self,
-            X,
-            y,
-            accept_sparse=["csr", "csc"],
-            ensure_all_finite="allow-nan",
-            y_numeric=True,
-        )
+        self._check_members()
+        self._X_checked, y = self._validate_fit_data(X, y, y_numeric=True)
+        try:
+            y = y.astype(float)
+        except ValueError as exc:
+            _, value = _non_numeric(y.reshape(-1, 1))
+            raise ValueError(
+                f"y holds {value!r}, which is no number; LateFusionRegressor "
+                f"needs numeric targets (for class labels, use "
+                f"LateFusionClassifier)."
+            ) from exc
         fit_blocks(self)
-        return self._fit(X, y)
+        return self._fit(X, y, sample_weight)
 
     def _default_final_estimator(self):
         return RidgeCV()

@@ -2,11 +2,13 @@ import pickle
 
 import numpy as np
 import pytest
+from sklearn import config_context
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
 
 from mmfuse.datasets import load_mfeat
 from mmfuse.fusion import make_early_fusion
@@ -94,3 +96,39 @@ def test_errors():
         make_early_fusion(LogisticRegression(), BLOCKS, preprocess={"pix": PCA()})
     with pytest.raises(ValueError, match="preprocess for modality 'kar' is 3"):
         make_early_fusion(LogisticRegression(), BLOCKS, preprocess=3)
+    with pytest.raises(ValueError, match="blocks={} is not accepted here"):
+        make_early_fusion(LogisticRegression(), {})
+    with pytest.raises(ValueError, match="preprocess drops every modality"):
+        make_early_fusion(LogisticRegression(), {"kar": 64}, preprocess={"kar": "drop"})
+    with pytest.raises(TypeError, match=r"estimator is 'svc' \(str\), not an "):
+        make_early_fusion("svc", BLOCKS)
+    with pytest.raises(TypeError, match="estimator is the class LogisticRegression"):
+        make_early_fusion(LogisticRegression, BLOCKS)
+
+
+def test_sample_weight_reaches_the_final_step_by_name(data):
+    X, y = data
+    w = np.arange(len(X)) % 4
+    model = make_early_fusion(LogisticRegression(max_iter=500), BLOCKS)
+    model.fit(X, y, logisticregression__sample_weight=w)
+    alone = LogisticRegression(max_iter=500).fit(
+        model[:-1].transform(X), y, sample_weight=w
+    )
+    np.testing.assert_allclose(model[-1].coef_, alone.coef_)
+    with pytest.raises(ValueError, match="logisticregression__sample_weight"):
+        model.fit(X, y, sample_weight=w)
+
+
+def test_sample_weight_with_routing_equals_repeated_rows(data):
+    X, y = data
+    w = np.arange(len(X)) % 4
+    with config_context(enable_metadata_routing=True):
+        model = make_early_fusion(
+            LogisticRegression(max_iter=500).set_fit_request(sample_weight=True),
+            BLOCKS,
+            preprocess=StandardScaler().set_fit_request(sample_weight=True),
+            block_scaling=True,
+        )
+        weighted = model.fit(X, y, sample_weight=w).predict_proba(X)
+        repeated = model.fit(X.repeat(w, axis=0), y.repeat(w)).predict_proba(X)
+    np.testing.assert_allclose(weighted, repeated, atol=1e-6)

@@ -1,12 +1,21 @@
 import numpy as np
+import pandas as pd
 import pytest
+from sklearn import config_context
 from sklearn.base import clone
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
-from sklearn.neighbors import KNeighborsClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
+from sklearn.model_selection import (
+    GridSearchCV,
+    PredefinedSplit,
+    StratifiedKFold,
+    cross_val_score,
+)
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
+from sklearn.tree import DecisionTreeClassifier
 
 from mmfuse import ModalitySelector
 from mmfuse.datasets import load_mfeat, make_multiview
@@ -168,11 +177,13 @@ def test_row_without_any_member_modality_raises(split):
 
 def test_errors_name_the_problem(split):
     X, y, _, _ = split
-    with pytest.raises(ValueError, match="asks for modality 'pix'.*'fou'"):
+    with pytest.raises(
+        ValueError, match="member 'pix': modality 'pix' is not one.*'fou'"
+    ):
         _late(["fou", "pix"]).fit(X, y)
     with pytest.raises(ValueError, match="member 'svc' \\(SVC\\) has none"):
         LateFusionClassifier([("svc", SVC(), "kar")], blocks=VIEWS).fit(X, y)
-    with pytest.raises(ValueError, match="weights has 2 value\\(s\\) but there are 3"):
+    with pytest.raises(ValueError, match=r"weights=\[1, 2\] must be 3 numbers"):
         _late(weights=[1, 2]).fit(X, y)
     with pytest.raises(ValueError, match="\\(name, estimator, modalities\\) tuple"):
         LateFusionClassifier([("a", _member())], blocks=VIEWS).fit(X, y)
@@ -268,3 +279,373 @@ def test_clone_keeps_members_and_modalities():
     copy.set_params(fou__logisticregression__C=3.0)
     assert copy.estimators[0][1][-1].C == 3.0
     assert model.estimators[0][1][-1].C == 0.1
+
+
+# The issue's setup: three small blocks, a binary target.
+BLOCKS = [5, 4, 3]
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, latent = make_multiview(120, BLOCKS, n_latent=2, noise=0.5, random_state=0)
+    return X, (latent[:, 0] > 0) * 1
+
+
+def _members(estimator, n=3):
+    return [(f"m{i}", clone(estimator), f"block{i}") for i in range(n)]
+
+
+class _Duck:
+    """Has predict but neither fit nor get_params."""
+
+    def predict(self, X):
+        return X[:, 0]
+
+
+@pytest.mark.parametrize(
+    "model, match",
+    [
+        (
+            LateFusionClassifier(
+                [("a", LogisticRegression(), 0), ("r", Ridge(), 1)], voting="hard"
+            ),
+            r"needs classifiers, but member 'r' \(Ridge\) is a regressor",
+        ),
+        (
+            LateFusionClassifier(
+                [("p", make_pipeline(StandardScaler(), LinearRegression()), 0)]
+            ),
+            r"member 'p' \(Pipeline\) is a regressor; give a classifier",
+        ),
+        (
+            LateFusionClassifier(
+                _members(LogisticRegression()), voting="stack"
+            ).set_params(final_estimator=Ridge()),
+            r"final_estimator \(Ridge\) is a regressor",
+        ),
+        (
+            LateFusionRegressor([("c", LogisticRegression(), 0)]),
+            r"needs regressors, but member 'c' \(LogisticRegression\) is a "
+            r"classifier",
+        ),
+        (
+            LateFusionRegressor([("s", StandardScaler(), 0)], voting="stack"),
+            r"member 's' \(StandardScaler\) declares no estimator type",
+        ),
+    ],
+)
+def test_members_of_the_wrong_kind_are_rejected(small, model, match):
+    X, y = small
+    with pytest.raises(ValueError, match=match):
+        model.set_params(blocks=BLOCKS).fit(X, y)
+
+
+def test_search_and_pipeline_members_are_of_their_estimators_kind(small):
+    X, y = small
+    search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2)
+    members = [
+        ("search", search, 0),
+        ("pipe", make_pipeline(StandardScaler(), LogisticRegression()), 1),
+    ]
+    model = LateFusionClassifier(members, blocks=BLOCKS, voting="stack", cv=3)
+    assert model.fit(X, y).score(X, y) > 0.9
+    assert model.named_estimators_["search"].best_params_["C"] in (0.1, 1.0)
+    reg = LateFusionRegressor(
+        [("search", GridSearchCV(Ridge(), {"alpha": [1.0]}, cv=2), 0)],
+        blocks=BLOCKS,
+    )
+    assert reg.fit(X, y).predict(X).shape == (len(X),)
+
+
+@pytest.mark.parametrize(
+    "member, match",
+    [
+        ("svc", r"member 'bad' is 'svc' \(str\), not an estimator; give an "),
+        (_Duck(), r"member 'bad' is <.*> \(_Duck\), not an estimator; give an "),
+        (LogisticRegression, r"member 'bad' is the class LogisticRegression, "),
+    ],
+)
+def test_non_estimator_members_raise_a_type_error(small, member, match):
+    X, y = small
+    model = LateFusionClassifier(
+        [("a", LogisticRegression(), 0), ("bad", member, 1)], blocks=BLOCKS
+    )
+    with pytest.raises(TypeError, match=match):
+        model.fit(X, y)
+    with pytest.raises(TypeError, match="final_estimator is the class"):
+        LateFusionClassifier(
+            _members(LogisticRegression()),
+            blocks=BLOCKS,
+            voting="stack",
+            final_estimator=LogisticRegression,
+        ).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"estimators": []}, ValueError, "estimators is empty"),
+        ({"estimators": ["abc"]}, ValueError, r"tuple; got 'abc'"),
+        (
+            {"estimators": [("a", LogisticRegression(), 0, "x")]},
+            ValueError,
+            r"\(name, estimator, modalities\) tuple",
+        ),
+        (
+            {"estimators": [("a", LogisticRegression(), "img")]},
+            ValueError,
+            r"member 'a': modality 'img' is not one of the modalities",
+        ),
+        (
+            {"estimators": [("a", LogisticRegression(), [0, 0])]},
+            ValueError,
+            r"member 'a' lists a modality twice",
+        ),
+        (
+            {"estimators": _members(LogisticRegression(), 2)[:1] * 2},
+            ValueError,
+            r"member names must be unique, but \['m0'\]",
+        ),
+        (
+            {"estimators": [("a__b", LogisticRegression(), 0)]},
+            ValueError,
+            r"member name 'a__b' contains '__'",
+        ),
+        (
+            {"estimators": [(3, LogisticRegression(), 0)]},
+            TypeError,
+            r"member names must be strings; got 3 \(int\)",
+        ),
+        (
+            {"estimators": [("cv", LogisticRegression(), 0)]},
+            ValueError,
+            r"member names \['cv'\] are parameters of LateFusionClassifier",
+        ),
+        ({"weights": [1, 2]}, ValueError, r"weights=\[1, 2\] must be 3 numbers"),
+        ({"weights": [[1, 1, 1]]}, ValueError, r"must be 3 numbers"),
+        ({"weights": ["a", 1, 1]}, ValueError, r"must be 3 numbers"),
+        ({"weights": [1, -1, 1]}, ValueError, "must be finite and non-negative"),
+        ({"weights": [0, 0, 0]}, ValueError, "with a positive sum"),
+        ({"weights": [np.nan, 1, 1]}, ValueError, "must be finite"),
+        (
+            {"weights": [1, 1, 1], "voting": "stack"},
+            ValueError,
+            r"weights=\[1, 1, 1\] are not used by voting='stack'",
+        ),
+    ],
+)
+def test_bad_members_and_weights(small, params, error, match):
+    X, y = small
+    model = LateFusionClassifier(_members(LogisticRegression()), blocks=BLOCKS)
+    with pytest.raises(error, match=match):
+        model.set_params(**params).fit(X, y)
+
+
+def test_hostile_data_gets_clear_errors(small):
+    X, y = small
+    model = LateFusionClassifier(_members(LogisticRegression()), blocks=BLOCKS)
+    with pytest.raises(ValueError, match="y holds one class only, 'cat'"):
+        clone(model).fit(X, ["cat"] * len(X))
+    X_text = pd.DataFrame(X, columns=[f"c{j}" for j in range(12)])
+    X_text["c3"] = X_text["c3"].astype(object)
+    X_text.loc[7, "c3"] = "seven"
+    with pytest.raises(ValueError, match="X column 'c3' holds 'seven', which is no"):
+        clone(model).fit(X_text, y)
+    with pytest.raises(ValueError, match="y holds 'b', which is no number"):
+        LateFusionRegressor([("r", Ridge(), 0)], blocks=BLOCKS).fit(
+            X, np.array(["a", "b"])[y]
+        )
+    X_lacking = X.copy()
+    X_lacking[:, 5:9] = np.nan
+    with pytest.raises(ValueError, match="member 'm1' has no training row"):
+        clone(model).fit(X_lacking, y)
+    X_none = X.copy()
+    X_none[:4, :9] = np.nan
+    two = LateFusionClassifier(_members(LogisticRegression(), 2), blocks=BLOCKS)
+    with pytest.raises(ValueError, match=r"4 row\(s\) \(first: \[0, 1, 2, 3\]\) "):
+        two.fit(X_none, y)
+    # A member whose rows hold one class fails with its context.
+    X_one = X.copy()
+    X_one[y == 0, :5] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"member 'm0' \(LogisticRegression\) failed to fit on 57 row\(s\) "
+        r"\(the rows with its modalities \['block0'\]; they hold only the "
+        r"classes \[1\] of \[0, 1\]",
+    ):
+        clone(model).fit(X_one, y)
+
+
+def test_stacker_learns_from_rows_that_lack_a_modality(small):
+    # Class 0 is seen only in rows that lack block0: the stacker must still
+    # learn it. Member m0 sees class 1 only, so its outputs carry nothing and
+    # the stack equals one without m0.
+    X, y = small
+    X_missing = X.copy()
+    X_missing[y == 0, :5] = np.nan
+    members = _members(KNeighborsClassifier())
+    stack = LateFusionClassifier(members, blocks=BLOCKS, voting="stack")
+    stack.fit(X_missing, y)
+    without = LateFusionClassifier(members[1:], blocks=BLOCKS, voting="stack")
+    without.fit(X_missing, y)
+    assert set(stack.predict(X)) == {0, 1}
+    np.testing.assert_allclose(
+        stack.predict_proba(X), without.predict_proba(X), atol=1e-3
+    )
+    assert stack.score(X, y) == without.score(X, y) > 0.9
+
+
+def test_partial_nan_reaches_the_member_with_a_clear_error(small):
+    X, y = small
+    X_nan = X.copy()
+    X_nan[[3, 8], 0] = np.nan
+    X_nan[8, 6] = np.nan
+    model = LateFusionClassifier(_members(LogisticRegression()), blocks=BLOCKS)
+    with pytest.raises(
+        ValueError,
+        match=r"member 'm0' \(LogisticRegression\) failed to fit on rows with NaN "
+        r"in part of a modality \(rows: 2 in 'block0'\). mmfuse reads only a "
+        r"whole-NaN block as a missing modality.*\(e.g. make_pipeline\(SimpleImputer"
+        r"\(\), LogisticRegression\(...\)\)\)",
+    ) as info:
+        clone(model).fit(X_nan, y)
+    assert "Input X contains NaN" in str(info.value.__cause__)
+    fitted = clone(model).fit(X, y)
+    with pytest.raises(ValueError, match=r"member 'm1' .* failed to predict_proba"):
+        fitted.predict(np.where(np.arange(12) == 6, np.nan, X))
+    pipes = LateFusionClassifier(
+        _members(make_pipeline(StandardScaler(), LogisticRegression())),
+        blocks=BLOCKS,
+    )
+    with pytest.raises(ValueError, match=r"put a SimpleImputer\(\) first in its"):
+        pipes.fit(X_nan, y)
+    imputing = LateFusionClassifier(
+        _members(make_pipeline(SimpleImputer(), LogisticRegression())),
+        blocks=BLOCKS,
+        voting="stack",
+    )
+    assert imputing.fit(X_nan, y).score(X_nan, y) > 0.9
+    # A tree takes NaN itself.
+    native = LateFusionClassifier(
+        _members(DecisionTreeClassifier(max_depth=3)), blocks=BLOCKS
+    )
+    assert native.fit(X_nan, y).predict(X_nan).shape == (len(X),)
+
+
+def _weights_and_repeats(X, y, n_lacking=20):
+    """Integer weights (some 0) and the rows repeated that many times."""
+    X = X.copy()
+    X[:n_lacking, :5] = np.nan  # some rows lack block0
+    w = np.random.default_rng(0).integers(0, 4, len(X))
+    return X, y, w, np.repeat(X, w, axis=0), np.repeat(y, w)
+
+
+def _assert_same_model(weighted, repeated, X):
+    for method in ("predict_proba", "predict", "transform"):
+        if hasattr(weighted, method):
+            np.testing.assert_allclose(
+                getattr(weighted, method)(X),
+                getattr(repeated, method)(X),
+                rtol=1e-5,
+                atol=1e-6,
+            )
+
+
+@pytest.mark.parametrize("voting", ["soft", "hard", "stack"])
+def test_integer_weights_equal_repeated_rows(small, voting):
+    X, y, w, X_rep, y_rep = _weights_and_repeats(*small)
+    model = LateFusionClassifier(
+        _members(LogisticRegression()), blocks=BLOCKS, voting=voting
+    )
+    # Stacking matches when the copies of a row share a fold.
+    folds = np.arange(len(X)) % 3
+    weighted = clone(model).set_params(cv=PredefinedSplit(folds))
+    weighted.fit(X, y, sample_weight=w)
+    repeated = clone(model).set_params(cv=PredefinedSplit(np.repeat(folds, w)))
+    repeated.fit(X_rep, y_rep)
+    X_test = X.copy()
+    X_test[::4, 5:9] = np.nan  # and some lack block1 at predict time
+    _assert_same_model(weighted, repeated, X_test)
+    unweighted = clone(model).set_params(cv=PredefinedSplit(folds)).fit(X, y)
+    assert not np.allclose(unweighted.transform(X), weighted.transform(X))
+
+
+@pytest.mark.parametrize("voting", ["mean", "stack"])
+def test_regressor_integer_weights_equal_repeated_rows(small, voting):
+    X, _, w, X_rep, _ = _weights_and_repeats(*small)
+    y = X[:, 5] - np.nan_to_num(X[:, 0]) + np.arange(len(X)) % 3
+    # The stacker is a Ridge: RidgeCV, the default, picks its penalty by
+    # leave-one-out, in which the copies of a row are apart.
+    model = LateFusionRegressor(
+        _members(Ridge()), blocks=BLOCKS, voting=voting, final_estimator=Ridge()
+    )
+    folds = np.arange(len(X)) % 3
+    weighted = clone(model).set_params(cv=PredefinedSplit(folds))
+    weighted.fit(X, y, sample_weight=w)
+    repeated = clone(model).set_params(cv=PredefinedSplit(np.repeat(folds, w)))
+    repeated.fit(X_rep, np.repeat(y, w))
+    _assert_same_model(weighted, repeated, X)
+
+
+def test_pipeline_member_gets_weights_on_its_last_step_or_by_routing(small):
+    X, y, w, X_rep, y_rep = _weights_and_repeats(*small)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    model = LateFusionClassifier(_members(pipe), blocks=BLOCKS)
+    weighted = clone(model).fit(X, y, sample_weight=w)
+    # Without routing the scaler is fitted unweighted, the classifier weighted.
+    rows = ~np.isnan(X[:, 0])
+    scaler = StandardScaler().fit(X[rows, :5])
+    alone = LogisticRegression().fit(
+        scaler.transform(X[rows, :5]), y[rows], sample_weight=w[rows]
+    )
+    np.testing.assert_allclose(
+        weighted.named_estimators_["m0"][-1].coef_, alone.coef_, rtol=1e-6
+    )
+    # With routing, every step that requests the weights gets them: the
+    # repeated-rows model.
+    with config_context(enable_metadata_routing=True):
+        routed = make_pipeline(
+            StandardScaler().set_fit_request(sample_weight=True),
+            LogisticRegression().set_fit_request(sample_weight=True),
+        )
+        model = LateFusionClassifier(_members(routed), blocks=BLOCKS)
+        weighted = clone(model).fit(X, y, sample_weight=w)
+        repeated = clone(model).fit(X_rep, y_rep)
+        _assert_same_model(weighted, repeated, X)
+
+
+def test_estimators_without_sample_weight_are_named(small):
+    X, y = small
+    w = np.ones(len(X))
+    members = [*_members(LogisticRegression(), 2), ("knn", KNeighborsClassifier(), 2)]
+    model = LateFusionClassifier(members, blocks=BLOCKS)
+    with pytest.raises(
+        TypeError,
+        match=r"member 'knn' \(KNeighborsClassifier\) takes no sample_weight in fit",
+    ):
+        model.fit(X, y, sample_weight=w)
+    model.fit(X, y)  # fine without weights
+    stack = LateFusionClassifier(
+        _members(LogisticRegression()),
+        blocks=BLOCKS,
+        voting="stack",
+        final_estimator=make_pipeline(StandardScaler(), KNeighborsClassifier()),
+    )
+    with pytest.raises(
+        TypeError, match=r"final_estimator \(Pipeline\) takes no sample_weight"
+    ):
+        stack.fit(X, y, sample_weight=w)
+    reg = LateFusionRegressor([("knn", KNeighborsRegressor(), 0)], blocks=BLOCKS)
+    with pytest.raises(TypeError, match="member 'knn' .* takes no sample_weight"):
+        reg.fit(X, y, sample_weight=w)
+    zero = np.where(np.arange(len(X)) < 60, 0.0, 1.0)
+    X_half = X.copy()
+    X_half[60:, :5] = np.nan
+    with pytest.raises(ValueError, match="'m0' has no training row: .* or has "):
+        clone(model).set_params(estimators=_members(LogisticRegression())).fit(
+            X_half, y, sample_weight=zero
+        )
+    with pytest.raises(ValueError, match="sample_weight: Negative values in data"):
+        model.fit(X, y, sample_weight=-w)
+    with pytest.raises(ValueError, match="sample_weight: could not convert string"):
+        model.fit(X, y, sample_weight=["a"] * len(X))
