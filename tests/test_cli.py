@@ -272,7 +272,7 @@ def test_compare_reports_failures_under_the_table(data_dir, capsys):
     assert float(rows[0][3]) > 0.9  # single:petal
     failures = captured.out.split("failed (NaN scores, ranked last):\n")[1]
     assert failures.startswith(
-        "  subspace:mcca: ValueError: the covariance of modality 'const'"
+        "  subspace:mcca: ValueError: modality 'const' is constant over the"
     )
     assert "FitFailedWarning" not in captured.err  # shown once, under the table
     # every strategy failed: the command fails
