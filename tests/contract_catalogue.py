@@ -33,7 +33,9 @@ The contract (:func:`contract_violation`): ``fit``, then each of
   ``n_features_in_`` for ``inverse_transform`` and ``impute``), labels among
   ``classes_``, probabilities summing to one, a float ``score``, all finite;
   NaN only where :data:`NAN_PASSES` documents it, in rows whose input has
-  NaN; or
+  NaN; and no answer for rows that lack every modality (DESIGN.md: "a row
+  lacking every modality is an error that says how many rows"; estimators of
+  :data:`NO_MODALITY_RULE` excepted); or
 - raises ``ValueError``, ``TypeError`` or ``NotFittedError`` (sklearn's
   exceptions derive from these) whose message *names a suspect*
   (:func:`names_suspect`);
@@ -106,6 +108,15 @@ NAN_PASSES = {
     ("LateFusionRegressor", "transform"),
     ("ModalitySelector", "transform"),
 }
+
+# Estimators that do not consume modalities, so that a row lacking every
+# modality is no error for them (DESIGN.md, "Missing modalities, one rule":
+# for the others it is an error that says how many rows).
+NO_MODALITY_RULE = {"ModalitySelector"}
+
+# Words that name a parameter's parts: late fusion's errors name the member
+# at fault ("member 'm0' ...") rather than ``estimators``.
+PARAMETER_WORDS = {"estimators": {"member", "members"}}
 
 # Warnings that must not reach the user: every RuntimeWarning (numpy's
 # overflow, invalid value, division by zero, empty slice...; mmfuse warns on
@@ -632,7 +643,7 @@ def hyperparameters(draw, name, n_blocks, edge):
             *per_modality_values(param, value, constraints, n_blocks),
         ]
         params[param] = draw(st.sampled_from(values))
-        suspects.add(param)
+        suspects |= {param} | PARAMETER_WORDS.get(param, set())
     return params, suspects
 
 
@@ -804,8 +815,15 @@ def judge_error(method, exc, suspects):
     return None
 
 
-def _judge_output(name, method, output, estimator, X_new, n):
+def _judge_output(name, method, output, estimator, X_new):
     """What is wrong with a method's output, or None."""
+    n = len(X_new)
+    empty = _rows_without_modality(estimator, X_new)
+    if empty and method != "inverse_transform":
+        return (
+            f"{method}: answers {empty} row(s) that lack every modality instead "
+            f"of an error that says how many"
+        )
     if method == "score":
         # sklearn's R^2 is NaN (with a warning) on fewer than two rows.
         undefined = n < 2 and is_regressor(estimator)
@@ -817,24 +835,13 @@ def _judge_output(name, method, output, estimator, X_new, n):
         if output.shape != (n,) or not np.isin(output, estimator.classes_).all():
             return f"predict: shape {output.shape} or labels outside classes_"
         return None
-    expected = {
-        "predict": (n,),
-        "predict_proba": (n, len(getattr(estimator, "classes_", []))),
-        "decision_function": (n,)
-        if len(getattr(estimator, "classes_", [])) == 2
-        else (n, len(getattr(estimator, "classes_", []))),
-        "transform": (n, len(estimator.get_feature_names_out()))
-        if hasattr(estimator, "get_feature_names_out")
-        else (n, output.shape[-1]),
-        "inverse_transform": (n, estimator.n_features_in_),
-        "impute": (n, estimator.n_features_in_),
-    }[method]
+    expected = _documented_shape(method, estimator, n, output)
     if output.shape != expected:
         return f"{method}: shape {output.shape}, documented {expected}"
     values = output.astype(np.float64)
     bad = ~np.isfinite(values)
     if (name, method) in NAN_PASSES:
-        input_nan = np.asarray(_isnan_rows(X_new))
+        input_nan = _nan_mask(X_new).any(axis=1)
         bad &= ~(np.isnan(values) & input_nan.reshape(-1, *[1] * (values.ndim - 1)))
     if bad.any():
         return f"{method}: {int(bad.sum())} non-finite value(s) in the output"
@@ -843,9 +850,34 @@ def _judge_output(name, method, output, estimator, X_new, n):
     return None
 
 
-def _isnan_rows(X):
+def _documented_shape(method, estimator, n, output):
+    n_classes = len(getattr(estimator, "classes_", []))
+    if method == "predict":
+        return (n,)
+    if method == "predict_proba":
+        return (n, n_classes)
+    if method == "decision_function":
+        return (n,) if n_classes == 2 else (n, n_classes)
+    if method == "transform" and hasattr(estimator, "get_feature_names_out"):
+        return (n, len(estimator.get_feature_names_out()))
+    if method == "transform":
+        return (n, *output.shape[1:2])
+    return (n, estimator.n_features_in_)  # inverse_transform, impute
+
+
+def _nan_mask(X):
+    """Boolean mask of the NaN cells of any ``X`` (numbers, objects, frames)."""
     values = np.asarray(X, dtype=object)
-    return np.array([any(v != v for v in row) for row in values], dtype=bool)
+    return np.array([[v != v for v in row] for row in values], dtype=bool)
+
+
+def _rows_without_modality(estimator, X):
+    """How many rows of ``X`` lack every modality of the fitted estimator."""
+    blocks = getattr(estimator, "blocks_", None)
+    if not blocks or type(estimator).__name__ in NO_MODALITY_RULE:
+        return 0
+    nan = _nan_mask(X)
+    return int(np.logical_and.reduce([nan[:, b].all(axis=1) for b in blocks]).sum())
 
 
 def contract_violation(case):
@@ -857,43 +889,43 @@ def contract_violation(case):
     """
     X, y, X_new = make_data(**case.data)
     estimator = case.estimator()
-    supervised = task_of(case.name) is not None
     with warnings.catch_warnings(record=True) as caught, redirect_stdout(io.StringIO()):
         warnings.simplefilter("always")
         try:
-            fitted = estimator.fit(X, y) if supervised else estimator.fit(X)
+            fitted = estimator.fit(X) if y is None else estimator.fit(X, y)
         except Exception as exc:  # noqa: BLE001 (any exception is judged)
             return judge_error("fit", exc, case.suspects) or _warned("fit", caught)
         if fitted is not estimator:
             return "fit: does not return self"
         if problem := _warned("fit", caught):
             return problem
-        n = len(X_new)
         Z = None
         for method in OUTPUT_METHODS:
-            if not hasattr(estimator, method):
+            args = _arguments(estimator, method, X_new, y, Z)
+            if args is None:
                 continue
-            if method == "inverse_transform":
-                if Z is None:
-                    continue
-                args = (Z,)
-            elif method == "score" and supervised:
-                args = (X_new, y)
-            else:
-                args = (X_new,)
             caught.clear()
             try:
                 output = getattr(estimator, method)(*args)
             except Exception as exc:  # noqa: BLE001
                 problem = judge_error(method, exc, case.suspects)
             else:
-                problem = _judge_output(case.name, method, output, estimator, X_new, n)
-                if method == "transform":
-                    Z = output
-            problem = problem or _warned(method, caught)
-            if problem:
+                problem = _judge_output(case.name, method, output, estimator, X_new)
+                Z = output if method == "transform" else Z
+            if problem := problem or _warned(method, caught):
                 return problem
     return None
+
+
+def _arguments(estimator, method, X_new, y, Z):
+    """The arguments of an output method, or None when there is none to call."""
+    if not hasattr(estimator, method):
+        return None
+    if method == "inverse_transform":
+        return None if Z is None else (Z,)
+    if method == "score" and y is not None:
+        return (X_new, y)
+    return (X_new,)
 
 
 def _warned(method, caught):
@@ -984,7 +1016,7 @@ BAD_INPUTS = [
     ("MLPFusionClassifier(blocks, **FAST).fit(X, ['cat'] * 120)", {"cat"}),
     ("LateFusionClassifier(members, blocks=blocks).fit(X, ['cat'] * 120)", {"cat"}),
     ("LateFusionClassifier(members, blocks=blocks).fit(X, L[:, 0])", {"y", "label"}),
-    ("MLPFusionClassifier(blocks, **FAST).fit(X, y[:-1])", {"y"}),
+    ("MLPFusionClassifier(blocks, **FAST).fit(X, y[:-1])", {"y", "samples"}),
     ("MLPFusionRegressor(blocks, **FAST).fit(X, np.where(y, nan, 1.0))", {"y"}),
     ("MLPFusionRegressor(blocks, **FAST).fit(X, y_str)", {"y"}),
     ("LateFusionRegressor(ridge3, blocks=blocks).fit(X, y_str)", {"y"}),
