@@ -283,7 +283,8 @@ def make_data(
     dtype : {"float64", "float32", "int", "bool", "object", "object-str"}
         The dtype of ``X``: ``"int"`` rounds, ``"bool"`` is ``X > 0``,
         ``"object-str"`` is object with the string ``"a"`` in the first cell.
-        Integer and boolean data with NaN become float64.
+        Integer and boolean data with NaN become float64; float32 saturates
+        at its largest finite value.
     nan : tuple or None
         ``("missing", m, k)``: modality ``m`` all NaN in the first ``k``
         rows; ``("partial", m, k)``: the first column of ``m`` NaN in the
@@ -347,8 +348,9 @@ def make_data(
 
 
 def _as_dtype(X, dtype, with_nan):
-    if dtype == "float32":
-        return X.astype(np.float32)
+    if dtype == "float32":  # extreme scales saturate: inf is drawn on purpose
+        largest = np.finfo(np.float32).max
+        return X.clip(-largest, largest).astype(np.float32)
     if dtype == "int":
         X = np.round(X).clip(-(2**62), 2**62).astype(np.int64)
     if dtype == "bool":
