@@ -322,13 +322,14 @@ def make_data(
     X_new = X.copy()
     if nan is not None:
         kind, m, k = nan
-        rows = slice(0, k)
-        cells = {
-            "missing": (rows, None if m is None else block[m]),
-            "partial": (rows, None if m is None else starts[m]),
-            "empty": (rows, slice(None)),
-            "column": (slice(None), None if m is None else starts[m]),
-        }[kind]
+        if kind == "missing":
+            cells = (slice(0, k), block[m])
+        elif kind == "partial":
+            cells = (slice(0, k), starts[m])
+        elif kind == "empty":
+            cells = (slice(0, k), slice(None))
+        else:  # "column"
+            cells = (slice(None), starts[m])
         for array, at in ((X, "fit"), (X_new, "predict")):
             if nan_at in (at, "both"):
                 array[cells] = np.nan
