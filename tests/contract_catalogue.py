@@ -118,13 +118,15 @@ NO_MODALITY_RULE = {"ModalitySelector"}
 # at fault ("member 'm0' ...") rather than ``estimators``.
 PARAMETER_WORDS = {"estimators": {"member", "members"}}
 
-# Warnings that must not reach the user: every RuntimeWarning (numpy's
-# overflow, invalid value, division by zero, empty slice...; mmfuse warns on
-# purpose with UserWarning subclasses), Deprecation and FutureWarnings (the
-# suite makes them errors), and any warning raised from inside these
-# packages. sklearn's warnings (ConvergenceWarning, UndefinedMetricWarning,
-# UserWarnings about a member's data) and mmfuse's own are allowed.
-FORBIDDEN_CATEGORIES = (RuntimeWarning, DeprecationWarning, FutureWarning)
+# Warnings that must not reach the user: numpy's RuntimeWarning (overflow,
+# invalid value, division by zero, empty slice...: the category itself, not
+# its named subclasses such as scipy's LinAlgWarning that sklearn's Ridge
+# raises about a member's data), Deprecation and FutureWarnings (the suite
+# makes them errors), and any warning raised from inside numpy, scipy,
+# torch, skorch or pandas. sklearn's warnings (ConvergenceWarning,
+# UndefinedMetricWarning, UserWarnings about a member's data) and mmfuse's
+# own (UserWarning subclasses, on purpose) are allowed.
+FORBIDDEN_CATEGORIES = (DeprecationWarning, FutureWarning)
 INTERNALS = ("numpy", "scipy", "torch", "skorch", "pandas")
 _INTERNAL_DIRS = tuple(
     str(Path(spec.origin).parent)
@@ -142,6 +144,11 @@ OUTPUT_METHODS = (
     "impute",
     "score",
 )
+
+# Extreme scales in float32 saturate here (inf is drawn on purpose): nearer
+# float32's largest value, sums of +-3e38 overflow inside sklearn's own
+# finiteness check, which warns "invalid value encountered" for finite data.
+FLOAT32_LARGEST = 1e30
 
 ROW = {"row", "rows", "sample", "samples"}
 BLOCK = {"block", "blocks", "modality", "modalities"}
@@ -284,7 +291,7 @@ def make_data(
         The dtype of ``X``: ``"int"`` rounds, ``"bool"`` is ``X > 0``,
         ``"object-str"`` is object with the string ``"a"`` in the first cell.
         Integer and boolean data with NaN become float64; float32 saturates
-        at its largest finite value.
+        at :data:`FLOAT32_LARGEST`.
     nan : tuple or None
         ``("missing", m, k)``: modality ``m`` all NaN in the first ``k``
         rows; ``("partial", m, k)``: the first column of ``m`` NaN in the
@@ -349,9 +356,8 @@ def make_data(
 
 
 def _as_dtype(X, dtype, with_nan):
-    if dtype == "float32":  # extreme scales saturate: inf is drawn on purpose
-        largest = np.finfo(np.float32).max
-        return X.clip(-largest, largest).astype(np.float32)
+    if dtype == "float32":
+        return X.clip(-FLOAT32_LARGEST, FLOAT32_LARGEST).astype(np.float32)
     if dtype == "int":
         X = np.round(X).clip(-(2**62), 2**62).astype(np.int64)
     if dtype == "bool":
@@ -789,7 +795,8 @@ def forbidden_warning(caught):
     """The first warning that must not reach the user, as text, or None."""
     for w in caught:
         internal = w.filename.startswith(_INTERNAL_DIRS)
-        if issubclass(w.category, FORBIDDEN_CATEGORIES) or internal:
+        numpy_runtime = w.category is RuntimeWarning
+        if numpy_runtime or internal or issubclass(w.category, FORBIDDEN_CATEGORIES):
             where = Path(w.filename)
             return (
                 f"{w.category.__name__} from {where.parent.name}/{where.name}: "
