@@ -17,10 +17,14 @@ data, drawn by hypothesis one input dimension at a time:
   wrong length;
 - :func:`hyperparameters`: every string option of the estimator's
   constraints, and one parameter drawn bad (negative, zero, NaN, huge, wrong
-  type, per-modality lists of the wrong length or with a bad entry).
+  type, per-modality lists of the wrong length or with a bad entry);
+- :func:`sample_weights`, for estimators whose ``fit`` takes
+  ``sample_weight``: repetition counts, or zeros, negative, NaN, inf, wrong
+  length.
 
 Each case is plain (the small-data settings of ``tests/test_common.py``,
-float64, no NaN, a valid ``y``) except in at most two *edge* dimensions. Each
+float64, no NaN, a valid ``y`` and weights) except in at most two *edge*
+dimensions. Each
 edge, and each parameter drawn away from its baseline, adds *suspects*: the
 words an error may name as what is at fault.
 
@@ -391,6 +395,23 @@ def _target(kind, latent, seed):
     return continuous
 
 
+def make_weights(kind, n, seed=0):
+    """``sample_weight`` of a case.
+
+    ``"counts"``: integers 1 to 3 (repetition counts); ``"zeros"``: all 0;
+    ``"negative"``, ``"nan"``, ``"inf"``: counts with that first value;
+    ``"short"``: counts, one row short.
+    """
+    weights = np.random.default_rng(seed).integers(1, 4, n).astype(np.float64)
+    if kind == "zeros":
+        return np.zeros(n)
+    if kind == "short":
+        return weights[:-1]
+    if kind in ("negative", "nan", "inf"):
+        weights[:1] = {"negative": -1.0, "nan": np.nan, "inf": np.inf}[kind]
+    return weights
+
+
 # --------------------------------------------------------------- strategies
 @st.composite
 def shapes(draw, edge):
@@ -564,6 +585,16 @@ def targets(draw, task, edge):
     return kind, suspects
 
 
+@st.composite
+def sample_weights(draw, edge):
+    """(kind or None, suspects): ``sample_weight`` for estimators that take it."""
+    if not edge:
+        return draw(st.sampled_from([None, "counts"])), set()
+    kind = draw(st.sampled_from(["zeros", "negative", "nan", "inf", "short"]))
+    # sklearn's _check_sample_weight says "Sample weights must ...".
+    return kind, {"sample_weight", "weight", "weights"}
+
+
 def string_options(constraints):
     """{param: options} of every StrOptions constraint."""
     found = {}
@@ -658,7 +689,16 @@ def hyperparameters(draw, name, n_blocks, edge):
     return params, suspects
 
 
-DIMENSIONS = ("shape", "blocks", "dtype", "nan", "scale", "y", "params")
+DIMENSIONS = (
+    "shape",
+    "blocks",
+    "dtype",
+    "nan",
+    "scale",
+    "y",
+    "params",
+    "sample_weight",
+)
 
 
 @dataclass
@@ -669,6 +709,7 @@ class Case:
     params: dict
     data: dict
     suspects: set = field(default_factory=set)
+    weights: str | None = None
 
     def estimator(self):
         init = {k: v for k, v in self.params.items() if "__" not in k}
@@ -688,7 +729,12 @@ class Case:
         estimator = f"{self.name}({init})" + (
             f".set_params({nested})" if nested else ""
         )
-        return f"est = {estimator}; X, y, X_new = make_data({data})"
+        code = f"est = {estimator}; X, y, X_new = make_data({data})"
+        if self.weights is None:
+            return code
+        seed = self.data.get("seed", 0)
+        n = self.data["n"]
+        return f"{code}; w = make_weights({self.weights!r}, {n}, {seed})"
 
 
 def _code(value):
@@ -727,7 +773,12 @@ def task_of(name):
 def cases(draw, name):
     """A case for estimator ``name``: plain but for at most two edge dimensions."""
     task = task_of(name)
-    dimensions = [d for d in DIMENSIONS if task or d != "y"]
+    weighted = "sample_weight" in inspect.signature(ESTIMATORS[name].fit).parameters
+    dimensions = [
+        d
+        for d in DIMENSIONS
+        if (task or d != "y") and (weighted or d != "sample_weight")
+    ]
     edges = set(draw(st.lists(st.sampled_from(dimensions), max_size=2, unique=True)))
     n, widths, shape = draw(shapes("shape" in edges))
     blocks, widths, names, frame, block_suspects = draw(
@@ -739,6 +790,9 @@ def cases(draw, name):
     y, y_suspects = draw(targets(task, "y" in edges))
     params, param_suspects = draw(hyperparameters(name, len(widths), "params" in edges))
     params = {**params, "blocks": blocks}
+    weights, weight_suspects = (
+        draw(sample_weights("sample_weight" in edges)) if weighted else (None, set())
+    )
     # Few rows break limits set by any parameter (n_components, batch_size,
     # cv, train_split...); one block, those of multiview estimators.
     shape_suspects = {
@@ -754,6 +808,7 @@ def cases(draw, name):
         | scale_suspects
         | y_suspects
         | param_suspects
+        | weight_suspects
     )
     drawn = {
         "n": n,
@@ -766,11 +821,16 @@ def cases(draw, name):
         "scale": scale,
         "y": y,
     }
+    # The one-liner shows n, widths, and what differs from make_data's defaults.
     defaults = inspect.signature(make_data).parameters
-    data = {k: v for k, v in drawn.items() if v != defaults[k].default}
+    data = {
+        k: v
+        for k, v in drawn.items()
+        if k in ("n", "widths") or v != defaults[k].default
+    }
     if nan_ is not None:  # nan_at is shown whenever there is a pattern
         data["nan_at"] = nan_at
-    return Case(name, params, data, suspects)
+    return Case(name, params, data, suspects, weights)
 
 
 # ------------------------------------------------------------------ checker
@@ -900,11 +960,15 @@ def contract_violation(case):
     forbidden warning.
     """
     X, y, X_new = make_data(**case.data)
+    weights = {}
+    if case.weights is not None:
+        seed = case.data.get("seed", 0)
+        weights = {"sample_weight": make_weights(case.weights, len(X), seed)}
     estimator = case.estimator()
     with warnings.catch_warnings(record=True) as caught, redirect_stdout(io.StringIO()):
         warnings.simplefilter("always")
         try:
-            fitted = estimator.fit(X) if y is None else estimator.fit(X, y)
+            fitted = estimator.fit(X, y, **weights)
         except Exception as exc:  # noqa: BLE001 (any exception is judged)
             return judge_error("fit", exc, case.suspects) or _warned("fit", caught)
         if fitted is not estimator:
