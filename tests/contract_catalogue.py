@@ -794,10 +794,11 @@ def cases(draw, name):
         draw(sample_weights("sample_weight" in edges)) if weighted else (None, set())
     )
     # Few rows break limits set by any parameter (n_components, batch_size,
-    # cv, train_split...); one block, those of multiview estimators.
+    # cv, train_split...) and may leave y one class; one block breaks those
+    # of multiview estimators.
     shape_suspects = {
         "plain": set(),
-        "few rows": ROW | set(inspect.signature(ESTIMATORS[name]).parameters),
+        "few rows": ROW | {"y"} | set(inspect.signature(ESTIMATORS[name]).parameters),
         "one block": BLOCK | set(names),
     }[shape]
     suspects = (
