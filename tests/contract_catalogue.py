@@ -159,9 +159,9 @@ BLOCK = {"block", "blocks", "modality", "modalities"}
 COLUMN = {"column", "columns"}
 
 
-def nan_kernel(X, Y):
-    """A kernel callable that returns NaN (a user's broken kernel)."""
-    return np.full((len(X), len(Y)), np.nan)
+def nan_kernel(x, y):
+    """A kernel callable that returns NaN for every pair of rows (a broken kernel)."""
+    return np.nan
 
 
 def imputed_logistic():
@@ -1033,6 +1033,8 @@ y_big = L[:, 0] * 1e200
 y_str = np.asarray(["a", "b"] * 60)
 """
 
+SCALED = {"X", "scale", "overflow", "underflow", "block0", "block1", "block2"}
+
 BAD_INPUTS = [
     # blocks
     ("MCCA(blocks=[5, 4, 4]).fit(X)", BLOCK),
@@ -1076,19 +1078,19 @@ BAD_INPUTS = [
     ("MLPFusionClassifier(blocks, **FAST).fit(X_empty, y)", ROW),
     ("MultimodalVAE(blocks, **FAST).fit(X_empty)", ROW),
     # scales
-    ("MCCA(blocks=blocks, regularization=0.1).fit(X * 1e200)", {"X", "scale"}),
-    ("KCCA(blocks=blocks).fit(X_big)", {"X", "scale"}),
+    ("MCCA(blocks=blocks, regularization=0.1).fit(X * 1e200)", SCALED),
+    ("KCCA(blocks=blocks).fit(X_big)", SCALED),
     ("MCCA(blocks=blocks).fit(X_inf)", {"X"}),
     (
         "MLPFusionClassifier(blocks, **FAST).fit(X_big, y).predict_proba(X_big)",
-        {"X", "scale"},
+        SCALED,
     ),
-    ("MLPFusionRegressor(blocks, **FAST).fit(X, y_big).predict(X)", {"y", "scale"}),
+    ("MLPFusionRegressor(blocks, **FAST).fit(X, y_big).predict(X)", {"y", "target"}),
     (
         "LateFusionRegressor(ridge3, blocks=blocks).fit(X, y_big).predict(X)",
-        {"y", "scale"},
+        {"y", "target"},
     ),
-    ("MultimodalVAE(blocks, **FAST).fit(X_big).transform(X_big)", {"X", "scale"}),
+    ("MultimodalVAE(blocks, **FAST).fit(X_big).transform(X_big)", SCALED),
     # targets
     ("MLPFusionClassifier(blocks, **FAST).fit(X, ['cat'] * 120)", {"cat"}),
     ("LateFusionClassifier(members, blocks=blocks).fit(X, ['cat'] * 120)", {"cat"}),
@@ -1153,7 +1155,7 @@ BAD_INPUTS = [
     (
         "MLPFusionClassifier(blocks, **FAST)"
         ".set_params(module__encoder_hidden=(0,)).fit(X, y)",
-        {"encoder_hidden"},
+        {"module__encoder_hidden"},
     ),
     ("MLPFusionClassifier(blocks, device='banana', **FAST).fit(X, y)", {"device"}),
     (
