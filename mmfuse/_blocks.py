@@ -26,12 +26,15 @@ __all__ = [
     "ModalitySelector",
     "check_any_modality",
     "check_complete",
+    "check_numeric",
     "fit_blocks",
     "modality_position",
+    "numeric_target",
     "per_modality",
     "present_modalities",
     "resolve_blocks",
     "stack_modalities",
+    "validate_numeric",
 ]
 
 # The separator ColumnTransformer writes between a transformer's name and a
@@ -378,6 +381,177 @@ def fit_blocks(estimator: BaseEstimator, *, min_blocks: int = 1) -> None:
     )
 
 
+def validate_numeric(estimator: BaseEstimator, X, y="no_validation", **params):
+    """Call ``validate_data``; a cell of ``X`` that is not a number is named.
+
+    scikit-learn's own message (``could not convert string to float: 'a'``)
+    names neither the column nor the modality; this one says which row,
+    column and modality hold the value (:func:`check_numeric`).
+
+    Parameters
+    ----------
+    estimator : estimator
+        Passed to :func:`~sklearn.utils.validation.validate_data`; its
+        ``blocks_`` (or ``blocks``) name the modality in the message.
+    X : {array-like, sparse matrix, DataFrame}
+        The data.
+    y : array-like or "no_validation", default="no_validation"
+        As :func:`~sklearn.utils.validation.validate_data` takes it.
+    **params : dict
+        Passed to :func:`~sklearn.utils.validation.validate_data`.
+
+    Returns
+    -------
+    validated : ndarray, sparse matrix or tuple
+        What :func:`~sklearn.utils.validation.validate_data` returns.
+    """
+    try:
+        return validate_data(estimator, X, y, **params)
+    except ValueError as exc:
+        blocks = getattr(estimator, "blocks_", None)
+        names = getattr(estimator, "modality_names_", None)
+        if blocks is None and hasattr(estimator, "blocks"):
+            columns = getattr(X, "columns", None)
+            try:
+                blocks, names = resolve_blocks(
+                    estimator.blocks,
+                    np.shape(X)[1],
+                    None if columns is None else [str(c) for c in columns],
+                )
+            except (TypeError, ValueError, IndexError):
+                blocks = names = None
+        check_numeric(X, type(estimator).__name__, blocks, names, cause=exc)
+        raise
+
+
+def check_numeric(X, who: str, blocks=None, names=None, *, cause=None) -> None:
+    """Raise a ValueError naming the first cell of ``X`` that is not a number.
+
+    Missing values (NaN, None, pandas' NA) count as numbers: NaN marks a
+    missing modality. Complex numbers are left to scikit-learn's message.
+
+    Parameters
+    ----------
+    X : {array-like, sparse matrix, DataFrame}
+        The data.
+    who : str
+        What needs numbers (an estimator's name), for the message.
+    blocks : list of ndarray of intp, default=None
+        Resolved blocks, to name the modality of the column.
+    names : list of str, default=None
+        Their modality names.
+    cause : Exception, default=None
+        The error this one explains (chained as its cause).
+
+    Raises
+    ------
+    ValueError
+        Naming the row, the column (and its name) and the modality.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse._blocks import check_numeric
+    >>> X = np.array([[1.0, 2.0], [3.0, "left"]], dtype=object)
+    >>> check_numeric(X, "MCCA", [np.array([0]), np.array([1])], ["a", "b"])
+    Traceback (most recent call last):
+    ...
+    ValueError: X column 1 of modality 'b' holds 'left' in row 1, which is not ...
+    """
+    found = _first_non_numeric(X)
+    if found is None:
+        return
+    row, column, value = found
+    where = f"X column {column}"
+    columns = getattr(X, "columns", None)
+    if columns is not None:
+        where += f" ({columns[column]!r})"
+    owners = [
+        name
+        for name, block in zip(names or [], blocks or [], strict=True)
+        if column in block
+    ]
+    if owners:
+        where += f" of modality {owners[0]!r}"
+    raise ValueError(
+        f"{where} holds {value!r} in row {row}, which is not a number; {who} "
+        f"takes numbers only (NaN marks a missing modality). Encode that column "
+        f"as numbers first (e.g. with OneHotEncoder in a ColumnTransformer, "
+        f"named with its modality's prefix), or leave it out of X."
+    ) from cause
+
+
+def numeric_target(y, who: str, classifier: str) -> NDArray[np.float64]:
+    """Return a regression target as float64; a value that is no number is named.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        The target.
+    who : str
+        The regressor, for the message.
+    classifier : str
+        The classifier to suggest for class labels.
+
+    Returns
+    -------
+    y : ndarray of float64
+        The target as numbers.
+
+    Raises
+    ------
+    ValueError
+        Naming the first value that is not a number, and its row.
+    """
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        values = np.asarray(y, dtype=object)
+        found = _first_non_numeric(values.reshape(len(values), -1))
+        if found is None:
+            raise
+        row, _, value = found
+        raise ValueError(
+            f"y holds {value!r} in row {row}, which is not a number; {who} needs "
+            f"numeric targets (for class labels, use {classifier})."
+        ) from exc
+
+
+def _first_non_numeric(X):
+    """``(row, column, value)`` of X's first cell that is no number, or None."""
+    if sp.issparse(X) or np.ndim(X) != 2:
+        return None
+    if hasattr(X, "columns"):
+        from pandas import isna
+
+        values = X.to_numpy(dtype=object)
+    else:
+        values, isna = np.asarray(X), _is_none
+        if values.dtype.kind in "biufc":
+            return None
+    for column in range(values.shape[1]):
+        try:
+            values[:, column].astype(np.float64)
+        except (TypeError, ValueError):
+            for row, value in enumerate(values[:, column]):
+                if not (isna(value) or _converts(value)):
+                    return row, column, value
+    return None
+
+
+def _is_none(value) -> bool:
+    return value is None
+
+
+def _converts(value) -> bool:
+    """Whether ``value`` is a number: it converts to float, or is complex."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return isinstance(value, complex | np.complexfloating)
+    return True
+
+
 def modality_position(modality, names: list[str], what: str) -> int:
     """Position of a modality given by name or by position among ``names``.
 
@@ -720,7 +894,7 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
         self : ModalitySelector
             The fitted selector.
         """
-        validate_data(self, X, accept_sparse=True, ensure_all_finite="allow-nan")
+        validate_numeric(self, X, accept_sparse=True, ensure_all_finite="allow-nan")
         fit_blocks(self)
         position = modality_position(self.modality, self.modality_names_, "modality")
         self.columns_ = self.blocks_[position]
@@ -740,7 +914,7 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
             The selected modality.
         """
         check_is_fitted(self)
-        X = validate_data(
+        X = validate_numeric(
             self, X, accept_sparse=True, ensure_all_finite="allow-nan", reset=False
         )
         return X[:, self.columns_]

@@ -16,7 +16,8 @@ from mmfuse import (
     resolve_blocks,
     stack_modalities,
 )
-from mmfuse._blocks import check_complete
+from mmfuse._blocks import check_complete, check_numeric, numeric_target
+from mmfuse.cca import GCCA, KCCA, MCCA
 
 
 def as_lists(indices):
@@ -304,3 +305,42 @@ def test_selector_checks_columns_at_transform():
     selector = ModalitySelector(blocks=2).fit(np.ones((2, 4)))
     with pytest.raises(ValueError, match="X has 3 features"):
         selector.transform(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        ModalitySelector(blocks=[2, 3], modality=1),
+        MCCA(1, blocks=[2, 3]),
+        GCCA(1, blocks=[2, 3]),
+        KCCA(1, blocks=[2, 3]),
+    ],
+)
+def test_a_cell_that_is_no_number_is_named_with_column_and_modality(estimator):
+    X = np.random.RandomState(0).standard_normal((20, 5)).astype(object)
+    X[4, 3] = "left"
+    message = (
+        r"X column 3 of modality 'block1' holds 'left' in row 4, which is not a "
+        rf"number; {type(estimator).__name__} takes numbers only"
+    )
+    with pytest.raises(ValueError, match=message):
+        estimator.fit(X)
+    estimator.fit(X[X[:, 3] != "left"].astype(float))
+    with pytest.raises(ValueError, match=message):
+        estimator.transform(X)
+
+
+def test_check_numeric_counts_missing_values_as_numbers():
+    frame = pd.DataFrame({"a__x": [1.0, None, 3.0], "b__y": [1, pd.NA, "4"]})
+    check_numeric(frame, "me")  # None, pd.NA and numeric strings pass
+    frame.loc[2, "b__y"] = "four"
+    with pytest.raises(
+        ValueError, match=r"X column 1 \('b__y'\) holds 'four' in row 2"
+    ):
+        check_numeric(frame, "me")
+
+
+def test_numeric_target_names_the_label():
+    np.testing.assert_array_equal(numeric_target(["1", 2.5], "R", "C"), [1.0, 2.5])
+    with pytest.raises(ValueError, match=r"y holds 'cat' in row 1, which is not a"):
+        numeric_target([1.0, "cat"], "R", "C")

@@ -331,8 +331,7 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
         (["{data}/empty.csv", "--target", "progression"], "has no rows, only a"),
         (
             ["{data}/iris_text.csv", "--target", "species"],
-            "iris_text.csv (6 columns besides --target and --groups): column "
-            "'clin__side' is not numeric (it holds 'left'): drop it, or encode it",
+            "('clin__side') of modality 'clin' holds 'left' in row",
         ),
         (
             ["{data}/nan_target.csv", "--target", "progression"],

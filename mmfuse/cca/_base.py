@@ -15,9 +15,14 @@ from sklearn.base import (
     ClassNamePrefixFeaturesOutMixin,
     TransformerMixin,
 )
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from mmfuse._blocks import SEPARATOR, check_any_modality, check_complete
+from mmfuse._blocks import (
+    SEPARATOR,
+    check_any_modality,
+    check_complete,
+    validate_numeric,
+)
 from mmfuse.metrics import canonical_correlation_score
 from mmfuse.utils._compat import _check_feature_names_in, _check_sample_weight
 
@@ -102,17 +107,21 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         v = int(np.argmin(ranks))
         rank, name = ranks[v], self.modality_names_[v]
         space = f"the kernel of modality {name!r}" if kernel else f"modality {name!r}"
-        if rank == 0:
-            fix = (
-                "Change its kernel parameters, drop it from blocks, or give it "
-                "variance."
-                if kernel
-                else "Drop it from blocks, or give it variance."
+        if rank == 0 and kernel:
+            raise ValueError(
+                f"{space} has numerical rank 0 over the {n_rows} training rows: "
+                f"it is constant there, or not positive semi-definite (such as "
+                f"'additive_chi2', whose k(x, x) is 0), so its feature space is "
+                f"empty and shares nothing with the other modalities, whatever "
+                f"the regularization. Change its kernel or kernel parameters, "
+                f"drop it from blocks, or give it variance."
             )
+        if rank == 0:
             raise ValueError(
                 f"{space} is constant over the {n_rows} training rows (zero "
                 f"variance, numerical rank 0): it shares nothing with the other "
-                f"modalities, and no regularization can change that. {fix}"
+                f"modalities, and no regularization can change that. Drop it "
+                f"from blocks, or give it variance."
             )
         if k > rank:
             columns = "kernel features" if kernel else "columns"
@@ -130,7 +139,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     def _validate_for_transform(self, X):
         check_is_fitted(self)
-        return validate_data(
+        return validate_numeric(
             self,
             X,
             accept_sparse=("csr", "csc"),

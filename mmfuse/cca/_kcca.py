@@ -45,7 +45,6 @@ from sklearn.metrics.pairwise import (
     pairwise_kernels,
 )
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import validate_data
 from threadpoolctl import threadpool_info
 
 from mmfuse._blocks import (
@@ -53,6 +52,7 @@ from mmfuse._blocks import (
     check_complete,
     fit_blocks,
     per_modality,
+    validate_numeric,
 )
 from mmfuse.cca._base import _BaseCCA
 from mmfuse.cca._solvers import eigh_top, flip_signs, numerical_rank, sumcor_matrix
@@ -205,6 +205,18 @@ def _blas_threads():
     return max(counts, default=1)
 
 
+# What a kernel of sklearn.metrics.pairwise needs of its modality's columns,
+# said when it refuses them.
+_KERNEL_NEEDS = {
+    name: (
+        f"The {name} kernel compares histograms: it needs non-negative columns "
+        f"(counts, frequencies). Use another kernel for this modality, or map "
+        f"its columns to [0, 1] first (e.g. sklearn.preprocessing.MinMaxScaler)."
+    )
+    for name in ("chi2", "additive_chi2")
+}
+
+
 class _ViewKernel:
     """The kernel of one modality and the rows it is evaluated against."""
 
@@ -219,32 +231,38 @@ class _ViewKernel:
             return np.asarray(A[:, B].toarray() if sp.issparse(A) else A[:, B])
         # Overflow is reported below, with the modality, not as a warning.
         with np.errstate(over="ignore", invalid="ignore"):
-            K = pairwise_kernels(
-                A, B, metric=self.kernel, filter_params=True, **self.params
-            )
+            try:
+                K = pairwise_kernels(
+                    A, B, metric=self.kernel, filter_params=True, **self.params
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"the kernel of modality {self.name!r} ({self._describe()}) "
+                    f"failed: {exc} {_KERNEL_NEEDS.get(self.kernel, '')}".rstrip()
+                ) from exc
             finite = np.isfinite(K.sum())
         if not finite:
             self._raise_non_finite()
         return K
 
-    def _raise_non_finite(self):
+    def _describe(self):
+        """Describe the kernel and the parameters it uses, for messages."""
         if callable(self.kernel):
             name = getattr(self.kernel, "__name__", repr(self.kernel))
-            what = f"{name}, kernel_params={self.params!r}"
+            return f"{name}, kernel_params={self.params!r}"
+        used = KERNEL_PARAMS.get(self.kernel, ())
+        return ", ".join(
+            [repr(self.kernel)]
+            + [f"{key}={value!r}" for key, value in self.params.items() if key in used]
+        )
+
+    def _raise_non_finite(self):
+        if callable(self.kernel):
             fix = (
                 "A callable kernel must return a finite value for every pair of "
                 "rows: fix the function or its kernel_params."
             )
         else:
-            used = KERNEL_PARAMS.get(self.kernel, ())
-            what = ", ".join(
-                [repr(self.kernel)]
-                + [
-                    f"{key}={value!r}"
-                    for key, value in self.params.items()
-                    if key in used
-                ]
-            )
             fix = (
                 "With valid parameters this means that its values overflow "
                 "float64: rescale the columns, e.g. with "
@@ -252,7 +270,8 @@ class _ViewKernel:
                 "gamma or degree."
             )
         raise ValueError(
-            f"the kernel of modality {self.name!r} ({what}) returned NaN or inf. {fix}"
+            f"the kernel of modality {self.name!r} ({self._describe()}) returned "
+            f"NaN or inf. {fix}"
         )
 
     def diagonal(self, X):
@@ -745,7 +764,9 @@ class KCCA(_BaseCCA):
             if callable(kernel):
                 kernel_params = dict(params or {})
             else:
-                kernel_params = {"gamma": gamma, "degree": degree, "coef0": coef0}
+                # None leaves the kernel's own default (chi2's gamma is 1).
+                given = {"gamma": gamma, "degree": degree, "coef0": coef0}
+                kernel_params = {k: v for k, v in given.items() if v is not None}
             kernels.append(_ViewKernel(kernel, kernel_params, name))
         return kernels
 
@@ -794,7 +815,7 @@ class KCCA(_BaseCCA):
         self : object
             The fitted estimator.
         """
-        X = validate_data(
+        X = validate_numeric(
             self,
             X,
             accept_sparse=("csr", "csc"),
@@ -886,7 +907,7 @@ class KCCA(_BaseCCA):
         """
         ranks = []
         for f in factors:
-            if len(f.support) > self.n_components:
+            if len(f.support) > self.n_components or len(f.support) == 0:
                 ranks.append(len(f.support))
                 continue
             f.store()

@@ -19,13 +19,14 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from mmfuse._blocks import (
     BLOCKS_CONSTRAINT,
     check_complete,
     fit_blocks,
     per_modality,
+    validate_numeric,
 )
 from mmfuse.cca._base import _BaseCCA
 from mmfuse.cca._solvers import (
@@ -137,7 +138,7 @@ class _MultisetCCA(_BaseCCA):
 
     def _validate(self, X, reset):
         dtype = [np.float64, np.float32] if self.dtype is None else self.dtype
-        X = validate_data(
+        X = validate_numeric(
             self,
             X,
             accept_sparse=("csr", "csc"),

@@ -28,7 +28,7 @@ import math
 import warnings
 from abc import ABCMeta, abstractmethod
 from contextlib import contextmanager, nullcontext
-from numbers import Complex, Integral, Real
+from numbers import Integral, Real
 from types import MappingProxyType
 
 import numpy as np
@@ -36,8 +36,9 @@ import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils import get_tags
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from skorch import NeuralNet
+from skorch.callbacks import Callback
 from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.utils import to_numpy, to_tensor
 from torch.utils.data import (
@@ -52,7 +53,7 @@ from mmfuse._blocks import (
     check_any_modality,
     fit_blocks,
     modality_mask,
-    resolve_blocks,
+    validate_numeric,
 )
 from mmfuse.deep._data import column_statistics, seed_torch, standardize
 from mmfuse.utils._compat import (
@@ -62,6 +63,7 @@ from mmfuse.utils._compat import (
     _check_sample_weight,
     _fit_context,
 )
+from mmfuse.utils._warnings import warn_user
 
 __all__ = ["BaseMultimodalNet", "check_widths"]
 
@@ -89,31 +91,6 @@ def check_widths(name, widths):
                 f"widths of the hidden layers; {width!r} is not one. Use e.g. "
                 f"{name}=(64,), or () for no hidden layer."
             )
-
-
-def _first_non_numeric(X):
-    """Return ``(row, column, value)`` of X's first non-numeric cell, or None.
-
-    Complex numbers are left to scikit-learn's own error.
-    """
-    try:
-        values = X.to_numpy(dtype=object) if hasattr(X, "columns") else X
-        values = np.asarray(values, dtype=object)
-    except (TypeError, ValueError):
-        return None
-    if values.ndim != 2:
-        return None
-    for column in range(values.shape[1]):
-        try:
-            values[:, column].astype(np.float64)
-        except (TypeError, ValueError):
-            for row, value in enumerate(values[:, column]):
-                try:
-                    float(value)
-                except (TypeError, ValueError):
-                    if not isinstance(value, Complex):
-                        return row, column, value
-    return None
 
 
 class _BatchDataset(Dataset):
@@ -315,6 +292,24 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         BaseEstimator._validate_params(self)
         NeuralNet._validate_params(self)
         self._check_device_available()
+        self._check_callbacks()
+
+    def _check_callbacks(self):
+        """Check that ``callbacks`` lists skorch callbacks, named or not."""
+        if not isinstance(self.callbacks, list):
+            return  # None or "disable", as the constraints allow
+        for entry in self.callbacks:
+            named = isinstance(entry, tuple) and len(entry) == 2
+            callback = entry[1] if named else entry
+            is_callback = isinstance(callback, Callback) or (
+                isinstance(callback, type) and issubclass(callback, Callback)
+            )
+            if not is_callback or (named and not isinstance(entry[0], str)):
+                raise ValueError(
+                    f"callbacks holds {entry!r}, which is neither a skorch "
+                    f"Callback nor a (name, Callback) pair; e.g. callbacks="
+                    f"[('stop', skorch.callbacks.EarlyStopping(patience=5))]."
+                )
 
     def _check_device_available(self):
         """Check that ``device`` names a torch device this machine has."""
@@ -382,47 +377,14 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
 
     def _validate_data(self, X, y="no_validation", *, reset, **params):
         """``validate_data`` for float X with NaN; a non-numeric cell is named."""
-        try:
-            return validate_data(
-                self,
-                X,
-                y,
-                dtype=("float64", "float32"),
-                ensure_all_finite="allow-nan",
-                reset=reset,
-                **params,
-            )
-        except ValueError as exc:
-            cell = _first_non_numeric(X)
-            if cell is None:
-                raise
-            raise ValueError(self._non_numeric_message(X, *cell)) from exc
-
-    def _non_numeric_message(self, X, row, column, value):
-        """Say which cell of ``X`` is not a number, in which column and block."""
-        names = getattr(X, "columns", None)
-        where = f"X column {column}"
-        if names is not None:
-            where += f" ({names[column]!r})"
-        blocks = getattr(self, "blocks_", None)
-        modalities = getattr(self, "modality_names_", None)
-        if blocks is None:  # before fit: resolve them for the message only
-            feature_names = None
-            if names is not None and all(isinstance(n, str) for n in names):
-                feature_names = np.asarray(names, dtype=object)
-            try:
-                blocks, modalities = resolve_blocks(
-                    self.blocks, np.shape(X)[1], feature_names
-                )
-            except (TypeError, ValueError):
-                blocks, modalities = [], []
-        owner = [m for m, b in zip(modalities, blocks, strict=True) if column in b]
-        if owner:
-            where += f" of modality {owner[0]!r}"
-        return (
-            f"{where} holds {value!r} in row {row}, which is not a number; "
-            f"{type(self).__name__} takes numeric features only. Encode such "
-            f"columns first (e.g. with OneHotEncoder in a ColumnTransformer)."
+        return validate_numeric(
+            self,
+            X,
+            y,
+            dtype=("float64", "float32"),
+            ensure_all_finite="allow-nan",
+            reset=reset,
+            **params,
         )
 
     def _validate_training_data(self, X, y, sample_weight, *, reset, classes=None):
@@ -497,7 +459,7 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         """
         try:
             super().initialize_optimizer(triggered_directly)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise TypeError(
                 f"optimizer={self.optimizer!r} could not be built from the "
                 f"module's parameters and lr: {exc}. Pass a torch optimizer "
@@ -756,11 +718,10 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
                 f"more rows, or set train_split=None to train on all of them."
             ) from exc
         for warning in caught:
-            warnings.warn(
+            warn_user(
                 f"{advice}: {warning.message} Pass more rows, or set "
                 f"train_split=None to train on all of them.",
                 warning.category,
-                stacklevel=2,
             )
         return datasets
 

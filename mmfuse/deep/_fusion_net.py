@@ -13,6 +13,7 @@ from skorch.callbacks import LRScheduler
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
+from mmfuse._blocks import numeric_target
 from mmfuse.deep._base import BaseMultimodalNet, check_widths
 from mmfuse.deep._data import column_statistics, standardize, unstandardize
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
@@ -395,6 +396,11 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+    def _validate_training_data(self, X, y, sample_weight, **kwargs):
+        if y is not None:  # a label that is no number is named, with its row
+            y = numeric_target(y, "MLPFusionRegressor", "MLPFusionClassifier")
+        return super()._validate_training_data(X, y, sample_weight, **kwargs)
 
     def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
         y = np.asarray(y, dtype=np.float64)

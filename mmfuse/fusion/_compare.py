@@ -20,7 +20,12 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline
 from sklearn.utils.parallel import Parallel, delayed
 
-from mmfuse._blocks import check_any_modality, check_complete, resolve_blocks
+from mmfuse._blocks import (
+    check_any_modality,
+    check_complete,
+    check_numeric,
+    resolve_blocks,
+)
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
 from mmfuse.fusion._strategies import _optional, default_strategies
 
@@ -169,50 +174,14 @@ def check_n_splits(n_splits, y, task, groups=None, *, name="cv"):
             )
 
 
-def _is_none(value) -> bool:
-    return value is None
-
-
-def _not_a_number(values, missing):
-    """Return the first value that is neither missing nor a number, or None."""
-    for value in values:
-        if missing(value):
-            continue
-        try:
-            float(value)
-        except (TypeError, ValueError):
-            return value
-    return None
-
-
-def _numeric(X):
-    """Return ``X`` as floats (sparse stays sparse), naming a text column."""
+def _numeric(X, blocks, names):
+    """Return ``X`` as floats (sparse stays sparse), naming a cell of text."""
     if sp.issparse(X):
         return sp.csr_array(X, dtype=float)
-    if hasattr(X, "dtypes"):
-        from pandas import isna
-
-        columns = [
-            (c, X[c]) for c, dtype in X.dtypes.items() if dtype.kind not in "biuf"
-        ]
-        missing = isna
-    else:
-        X = np.asarray(X)
-        if X.dtype.kind in "biuf":
-            return X.astype(float)
-        columns = [(j, X[:, j]) for j in range(X.shape[1])]
-        missing = _is_none  # NaN is a float, a number
-    for label, values in columns:
-        example = _not_a_number(values, missing)
-        if example is not None:
-            raise ValueError(
-                f"column {label!r} is not numeric (it holds {example!r}): drop "
-                f"it, or encode it as numbers (e.g. one column a category with "
-                f"pandas.get_dummies, named with its modality's prefix)."
-            )
+    check_numeric(X, "compare_fusion", blocks, names)
     if hasattr(X, "dtypes"):
         return X.to_numpy(dtype=float, na_value=np.nan)
-    return X.astype(float)
+    return np.asarray(X, dtype=float)
 
 
 def _check_finite(values, labels):
@@ -316,7 +285,7 @@ def check_data(X, y, blocks="auto", groups=None):
         X = X.iloc[:, used] if hasattr(X, "iloc") else X[:, used]
         labels = [labels[j] for j in used]
         indices = [np.searchsorted(used, block) for block in indices]
-    values = _numeric(X)
+    values = _numeric(X, indices, names)
     _check_finite(values, labels)
     if hasattr(X, "iloc"):
         X = type(X)(values, index=X.index, columns=X.columns)

@@ -27,13 +27,15 @@ from sklearn.utils import Bunch, get_tags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from mmfuse._blocks import (
     BLOCKS_CONSTRAINT,
     fit_blocks,
     modality_mask,
     modality_position,
+    numeric_target,
+    validate_numeric,
 )
 from mmfuse.fusion._early import check_estimator
 from mmfuse.utils._compat import (
@@ -121,24 +123,29 @@ def _partial_nan_rows(X, block) -> int:
     return int(((counts > 0) & (counts < len(block))).sum())
 
 
-def _non_numeric(X):
-    """Return ``(column, value)`` of the first entry of ``X`` that is no number.
+# Largest magnitude late fusion hands on: members and stackers square and sum
+# their inputs (least squares, kernels, standardizing), and the squares of
+# larger values overflow float64 once summed over the rows.
+_LARGEST = 1e150
 
-    None when every entry converts to float. Only called to explain a
-    failed validation.
+
+def _check_magnitude(values, what):
+    """Refuse entries of ``values`` beyond ``±_LARGEST``, naming the first.
+
+    ``what`` is ``"X"`` (2-D, dense or sparse) or ``"y"``. NaN passes.
     """
-    if sp.issparse(X):
-        return None
-    frame = hasattr(X, "iloc")
-    values = X if frame else np.asarray(X, dtype=object)
-    columns = X.columns if frame else range(values.shape[-1])
-    for j, column in enumerate(columns):
-        for value in values.iloc[:, j] if frame else values[..., j].ravel():
-            try:
-                complex(value)  # complex values have their own message
-            except (TypeError, ValueError):
-                return column, value
-    return None
+    dense = values.toarray() if sp.issparse(values) else np.asarray(values)
+    with np.errstate(invalid="ignore"):
+        rows, *columns = np.nonzero(np.abs(dense) > _LARGEST)
+    if rows.size == 0:
+        return
+    where = f"{what}[{rows[0]}, {columns[0][0]}]" if columns else f"y[{rows[0]}]"
+    raise ValueError(
+        f"{where} = {dense[rows[0], *(c[0] for c in columns)]:g} is beyond "
+        f"±{_LARGEST:g}: members square and sum their inputs, which overflows "
+        f"float64 at this scale. Rescale {what}, e.g. divide it by a power of "
+        f"ten."
+    )
 
 
 def _explain(who, exc, doing, n_rows, sample_weight, note=""):
@@ -228,27 +235,19 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         return self
 
     def _validate_fit_data(self, X, y, **kwargs):
-        """``validate_data`` for fit, naming a column that holds no numbers."""
-        try:
-            return validate_data(
-                self,
-                X,
-                y,
-                accept_sparse=["csr", "csc"],
-                ensure_all_finite="allow-nan",
-                **kwargs,
-            )
-        except ValueError as exc:
-            found = _non_numeric(X)
-            if found is None:
-                raise
-            column, value = found
-            raise ValueError(
-                f"X column {column!r} holds {value!r}, which is no number; "
-                f"{type(self).__name__} needs numbers in every column (NaN "
-                f"marks a missing modality). Encode that column as numbers "
-                f"first (e.g. with OneHotEncoder), or leave it out of X."
-            ) from exc
+        """``validate_data`` for fit; a non-number or a huge value is named."""
+        X, y = validate_numeric(
+            self,
+            X,
+            y,
+            accept_sparse=["csr", "csc"],
+            ensure_all_finite="allow-nan",
+            **kwargs,
+        )
+        _check_magnitude(X, "X")
+        if kwargs.get("y_numeric"):
+            _check_magnitude(y, "y")
+        return X, y
 
     def _check_members(self):
         """Check the members' form, names and kinds, before looking at X.
@@ -551,13 +550,14 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         member.
         """
         check_is_fitted(self)
-        X_checked = validate_data(
+        X_checked = validate_numeric(
             self,
             X,
             accept_sparse=["csr", "csc"],
             ensure_all_finite="allow-nan",
             reset=False,
         )
+        _check_magnitude(X_checked, "X")
         present = modality_mask(X_checked, self.blocks_)
         data = X if hasattr(X, "iloc") else X_checked
         masks, outputs = [], []
@@ -1153,16 +1153,8 @@ class LateFusionRegressor(RegressorMixin, _BaseLateFusion):
             The fitted estimator.
         """
         self._check_members()
+        y = numeric_target(y, "LateFusionRegressor", "LateFusionClassifier")
         self._X_checked, y = self._validate_fit_data(X, y, y_numeric=True)
-        try:
-            y = y.astype(float)
-        except ValueError as exc:
-            _, value = _non_numeric(y.reshape(-1, 1))
-            raise ValueError(
-                f"y holds {value!r}, which is no number; LateFusionRegressor "
-                f"needs numeric targets (for class labels, use "
-                f"LateFusionClassifier)."
-            ) from exc
         fit_blocks(self)
         return self._fit(X, y, sample_weight)
 

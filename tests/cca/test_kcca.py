@@ -505,7 +505,8 @@ def test_kernel_returning_nan_is_named(nonlinear):
 
 
 @pytest.mark.parametrize(
-    ("kernel", "shown"), [("rbf", "'rbf', gamma=None"), ("linear", "'linear'")]
+    ("kernel", "shown"),
+    [("rbf", "'rbf'"), ("poly", "'poly', degree=3, coef0=1"), ("linear", "'linear'")],
 )
 def test_overflow_says_rescale_without_numpy_warnings(nonlinear, kernel, shown):
     with warnings.catch_warnings():
@@ -520,18 +521,20 @@ def test_overflow_says_rescale_without_numpy_warnings(nonlinear, kernel, shown):
 
 
 @pytest.mark.parametrize(
-    ("params", "space"),
-    [({}, "block2"), ({"gamma": [0.1, 0.1, 1e-300]}, "block2")],
+    "params",
+    [{}, {"gamma": [0.1, 0.1, 1e-300]}, {"kernel": ["rbf", "rbf", "additive_chi2"]}],
 )
-def test_constant_kernel_is_refused(nonlinear, params, space):
-    X = nonlinear.copy()
+def test_kernel_of_rank_zero_is_refused(nonlinear, params):
+    # A constant modality, a kernel made constant by its gamma, and a kernel
+    # that is not positive semi-definite (zero diagonal): no feature space.
+    X = np.abs(nonlinear)
     if not params:
-        X[:, 7:] = 2.5  # a constant modality
+        X[:, 7:] = 2.5
     with pytest.raises(
         ValueError,
-        match=rf"the kernel of modality '{space}' is constant over the 150 training "
-        r"rows \(zero variance, numerical rank 0\): .*no regularization can change "
-        r"that\. Change its kernel parameters, drop it from blocks",
+        match=r"the kernel of modality 'block2' has numerical rank 0 over the 150 "
+        r"training rows: it is constant there, or not positive semi-definite .*"
+        r"whatever the regularization\. Change its kernel or kernel parameters",
     ):
         KCCA(blocks=[4, 3, 5], regularization=0.5, **params).fit(X)
 
@@ -619,3 +622,20 @@ def test_sample_weight_sum_must_exceed_one(nonlinear):
         ValueError, match=r"sample_weight sums to 0.75, but KCCA reads the weights"
     ):
         KCCA(blocks=[4, 3, 5]).fit(nonlinear, sample_weight=np.full(150, 0.005))
+
+
+@pytest.mark.parametrize("kernel", ["chi2", "additive_chi2"])
+def test_histogram_kernels_on_negative_columns_name_the_modality(kernel):
+    X = np.abs(np.random.RandomState(0).standard_normal((40, 6)))
+    X[5, 4] = -1.0
+    message = (
+        rf"the kernel of modality 'block1' \('{kernel}'\) failed: X contains "
+        rf"negative values\. The {kernel} kernel compares histograms: it needs "
+        r"non-negative columns"
+    )
+    with pytest.raises(ValueError, match=message):
+        KCCA(1, blocks=[3, 3], kernel=["rbf", kernel]).fit(X)
+    if kernel == "chi2":  # positive semi-definite: it fits, then refuses
+        kcca = KCCA(1, blocks=[3, 3], kernel=["rbf", kernel]).fit(np.abs(X))
+        with pytest.raises(ValueError, match=message):
+            kcca.transform(X)

@@ -284,6 +284,7 @@ def test_unknown_module_parameter_is_named(kind, data):
     [
         (len, r"optimizer=<built-in function len> could not be built .* no keyword"),
         (lambda params, lr: [], r"built a list, not a torch optimizer"),
+        (dict, r"optimizer=<class 'dict'> could not be built .* dictionary update"),
     ],
 )
 def test_an_optimizer_that_is_not_one_is_named(optimizer, match, data):
@@ -375,8 +376,10 @@ def test_a_rare_class_warning_names_the_validation_split(data):
         UserWarning,
         match=r"train_split=ValidSplit\(5, stratified=True\)"
         r"\): The least populated class in y has only 2 members",
-    ):
+    ) as caught:
         make("classifier").fit(X, y)
+    # attributed to the caller's line, not to skorch's fit loop
+    assert [w.filename for w in caught] == [__file__]
 
 
 # ------------------------------------------------------------ sample_weight
@@ -500,3 +503,27 @@ def test_a_normal_session_raises_no_warning(kind, data):
             net.predict(missing)
             net.modality_weights(missing)
             net.partial_fit(missing, y)
+
+
+def test_a_regression_target_that_is_no_number_is_named(data):
+    X, y, _ = data
+    labels = np.array(["low", "high"])[y]
+    with pytest.raises(
+        ValueError,
+        match=rf"y holds '{labels[0]}' in row 0, which is not a number; "
+        r"MLPFusionRegressor needs numeric targets \(for class labels, use "
+        r"MLPFusionClassifier\)",
+    ):
+        make("regressor").fit(X, labels)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("callbacks", [[1.0], [("stop", 1.0)], [("stop",)]])
+def test_callbacks_that_are_not_callbacks_are_named(kind, callbacks, data):
+    X, y = data[0], target(kind, data)
+    with pytest.raises(
+        ValueError,
+        match=r"callbacks holds .*, which is neither a skorch Callback nor a "
+        r"\(name, Callback\) pair",
+    ):
+        make(kind, callbacks=callbacks).fit(X, y)

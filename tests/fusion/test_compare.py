@@ -338,7 +338,10 @@ def test_data_errors_name_the_column_and_the_rows(mfeat):
     )
     text = frame.astype({"zer__2": object})
     text.loc[7, "zer__2"] = "right"
-    with pytest.raises(ValueError, match=r"column 'zer__2' is not numeric.*'right'"):
+    with pytest.raises(
+        ValueError,
+        match=r"X column 66 \('zer__2'\) of modality 'zer' holds 'right' in row 7",
+    ):
         compare_fusion(text, y, strategies="single")
     target = pd.Series(y.astype(float), name="digit")
     target[[3, 9]] = np.nan

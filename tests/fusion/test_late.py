@@ -449,9 +449,12 @@ def test_hostile_data_gets_clear_errors(small):
     X_text = pd.DataFrame(X, columns=[f"c{j}" for j in range(12)])
     X_text["c3"] = X_text["c3"].astype(object)
     X_text.loc[7, "c3"] = "seven"
-    with pytest.raises(ValueError, match="X column 'c3' holds 'seven', which is no"):
+    with pytest.raises(
+        ValueError,
+        match=r"X column \d \('c3'\) .*holds 'seven' in row 7, which is not a",
+    ):
         clone(model).fit(X_text, y)
-    with pytest.raises(ValueError, match="y holds 'b', which is no number"):
+    with pytest.raises(ValueError, match="y holds 'b' in row 0, which is not a number"):
         LateFusionRegressor([("r", Ridge(), 0)], blocks=BLOCKS).fit(
             X, np.array(["a", "b"])[y]
         )
@@ -649,3 +652,22 @@ def test_estimators_without_sample_weight_are_named(small):
         model.fit(X, y, sample_weight=-w)
     with pytest.raises(ValueError, match="sample_weight: could not convert string"):
         model.fit(X, y, sample_weight=["a"] * len(X))
+
+
+def test_values_whose_squares_overflow_are_refused_with_where(small):
+    X, y = small
+    target = X[:, 0] + X[:, 5]
+    members = [(f"r{i}", Ridge(), i) for i in range(3)]
+    huge = r"is beyond ±1e\+150: members square and sum their inputs"
+    with pytest.raises(ValueError, match=r"y\[0\] = .*e\+200 " + huge):
+        LateFusionRegressor(members, blocks=BLOCKS, voting="stack").fit(
+            X, target * 1e200
+        )
+    X_huge = X.copy()
+    X_huge[3, 7] = 1e300
+    with pytest.raises(ValueError, match=r"X\[3, 7\] = 1e\+300 " + huge):
+        LateFusionRegressor(members, blocks=BLOCKS).fit(X_huge, target)
+    fitted = LateFusionRegressor(members, blocks=BLOCKS).fit(X * 1e100, target)
+    assert fitted.score(X * 1e100, target) > 0.5  # large but safe: fine
+    with pytest.raises(ValueError, match=r"X\[3, 7\] = 1e\+300 " + huge):
+        fitted.predict(X_huge)
