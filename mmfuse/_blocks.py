@@ -496,15 +496,19 @@ def numeric_target(y, who: str, classifier: str) -> NDArray[np.float64]:
     Returns
     -------
     y : ndarray of float64
-        The target as numbers.
+        The target as numbers (complex input is returned as it is, for
+        scikit-learn's validation to reject).
 
     Raises
     ------
     ValueError
         Naming the first value that is not a number, and its row.
     """
+    values = np.asarray(y)
+    if values.dtype.kind == "c":
+        return values  # scikit-learn's validation rejects complex data
     try:
-        return np.asarray(y, dtype=np.float64)
+        return values.astype(np.float64)
     except (TypeError, ValueError) as exc:
         values = np.asarray(y, dtype=object)
         found = _first_non_numeric(values.reshape(len(values), -1))

@@ -135,6 +135,8 @@ def _check_magnitude(values, what):
     ``what`` is ``"X"`` (2-D, dense or sparse) or ``"y"``. NaN passes.
     """
     dense = values.toarray() if sp.issparse(values) else np.asarray(values)
+    if dense.dtype.kind != "f" or float(np.finfo(dense.dtype).max) <= _LARGEST:
+        return  # float32 (and integers) cannot reach it
     with np.errstate(invalid="ignore"):
         rows, *columns = np.nonzero(np.abs(dense) > _LARGEST)
     if rows.size == 0:
