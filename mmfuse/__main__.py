@@ -416,9 +416,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             try:
                 X, y, groups, blocks, ignored = check_data(X, y, spec, groups)
             except ValueError as exc:
+                hint = (
+                    " On the command line: --blocks 3 (three blocks of "
+                    "near-equal width), --blocks 7,6 (widths) or --blocks "
+                    "chem=7,color=6 (named widths)."
+                    if args.blocks is None and "blocks='auto'" in str(exc)
+                    else ""
+                )
                 raise ValueError(
                     f"{path} ({X.shape[1]} columns besides --target and "
-                    f"--groups): {exc}"
+                    f"--groups): {exc}{hint}"
                 ) from None
             _describe(path, X, blocks, ignored, args)
             task = args.task or infer_task(y)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 
 import mmfuse
 from mmfuse.__main__ import main
@@ -474,3 +474,15 @@ def test_full_demo_fuses_better_than_any_single_modality(tmp_path):
     best_single = max(float(row[3]) for row in rows if row[2] == "single")
     assert best > best_single
     assert (tmp_path / "mmfuse_demo.png").is_file()
+
+
+def test_columns_without_prefixes_say_how_to_give_blocks(tmp_path, capsys):
+    wine = load_wine(as_frame=True).frame
+    wine.to_csv(tmp_path / "wine.csv", index=False)
+    args = ["compare", str(tmp_path / "wine.csv"), "--target", "target", "--quiet"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "found no feature name of the form '<modality>__<feature>'" in err
+    assert "On the command line: --blocks 3 (three blocks of near-equal" in err
+    assert main([*args, "--blocks", "7,6", "--strategies", "single", "--cv", "3"]) == 0
+    assert "modalities (columns): block0 (7), block1 (6)" in capsys.readouterr().out
