@@ -947,15 +947,28 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
         return tags
 
 
-def per_modality(name: str, value, names: list[str], *allowed, why: str = "") -> list:
+# ``per_modality`` called without ``default``: a dict is one value for all.
+_NO_DEFAULT = object()
+
+
+def per_modality(
+    name: str,
+    value,
+    names: list[str],
+    *allowed,
+    why: str = "",
+    default=_NO_DEFAULT,
+) -> list:
     """Resolve a per-modality parameter into one value a modality, checked.
 
     The one home of mmfuse's per-modality parameters (a ridge, a kernel, its
-    coefficients): a list, tuple or 1-D array gives one value a modality, in
-    the order of ``names``; anything else (a number, a string, a dict, a
-    callable, None) is repeated for every modality. Each value is then
-    checked against ``allowed``, so that a bad entry is reported with its
-    modality before any computation uses it.
+    coefficients, a likelihood, a module): a list, tuple or 1-D array gives
+    one value a modality, in the order of ``names``; with ``default``, a
+    dict ``{modality: value}`` gives the values of the modalities it names
+    and ``default`` those of the others; anything else (a number, a string,
+    a callable, None, a dict when there is no ``default``) is repeated for
+    every modality. Each value is then checked against ``allowed``, so that a
+    bad entry is reported with its modality before any computation uses it.
 
     Parameters
     ----------
@@ -974,6 +987,10 @@ def per_modality(name: str, value, names: list[str], *allowed, why: str = "") ->
     why : str, default=""
         Why the allowed range is what it is; added to the message of a value
         outside it.
+    default : object, optional
+        The value of the modalities a dict does not name. When it is given, a
+        dict (any mapping) is read as ``{modality: value}``; when it is not, a
+        dict is one value like any other (as KCCA's ``kernel_params``).
 
     Returns
     -------
@@ -983,8 +1000,9 @@ def per_modality(name: str, value, names: list[str], *allowed, why: str = "") ->
     Raises
     ------
     ValueError
-        When a list has not one entry a modality, or when a value is not
-        allowed: the message names the parameter, the modality and the value.
+        When a list has not one entry a modality, when a dict names a
+        modality that does not exist, or when a value is not allowed: the
+        message names the parameter, the modality and the value.
 
     Examples
     --------
@@ -998,16 +1016,34 @@ def per_modality(name: str, value, names: list[str], *allowed, why: str = "") ->
     Traceback (most recent call last):
     ...
     ValueError: gamma=[0.5, -1] gives -1 for modality 'b', but each value ...
+    >>> per_modality("gamma", {"b": 2.0}, ["a", "b"], positive, None, default=None)
+    [None, 2.0]
+    >>> per_modality("gamma", {"c": 2.0}, ["a", "b"], positive, default=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma names unknown modalities ['c']; the modalities are ['a', 'b'].
     """
     given = value.tolist() if isinstance(value, np.ndarray) else value
-    one_each = isinstance(given, list | tuple)
-    if one_each and len(given) != len(names):
-        raise ValueError(
-            f"{name}={value!r} has {len(given)} entries but there are "
-            f"{len(names)} modalities {names}; give one value for all, or one "
-            f"a modality."
-        )
-    values = list(given) if one_each else [given] * len(names)
+    by_name = default is not _NO_DEFAULT and isinstance(given, Mapping)
+    one_each = by_name or isinstance(given, list | tuple)
+    if by_name:
+        unknown = sorted(set(given) - set(names), key=str)
+        if unknown:
+            raise ValueError(
+                f"{name} names unknown modalities {unknown}; the modalities "
+                f"are {names}."
+            )
+        values = [given.get(modality, default) for modality in names]
+    elif one_each:
+        if len(given) != len(names):
+            raise ValueError(
+                f"{name}={value!r} has {len(given)} entries but there are "
+                f"{len(names)} modalities {names}; give one value for all, or "
+                f"one a modality."
+            )
+        values = list(given)
+    else:
+        values = [given] * len(names)
     reason = f": {why}" if why else ""
     for modality, entry in zip(names, values, strict=True):
         if not allowed or any(_allows(c, entry) for c in allowed):
