@@ -120,25 +120,11 @@ def resolve_blocks(
             )
         indices, names = _blocks_from_feature_names(feature_names)
     elif isinstance(blocks, Integral) and not isinstance(blocks, bool):
-        indices = _equal_blocks(int(blocks), n_features)
-        names = [f"block{i}" for i in range(len(indices))]
-    elif isinstance(blocks, Mapping):
-        names = list(blocks)
-        for name in names:
-            if not isinstance(name, str) or not name:
-                raise ValueError(
-                    f"blocks is a dict whose keys must be non-empty modality "
-                    f"names (str); got the key {name!r}."
-                )
-        indices = _blocks_from_specs(
-            list(blocks.values()), names, n_features, feature_names
-        )
-    elif isinstance(blocks, list | tuple):
-        specs = list(blocks)
-        if specs and all(isinstance(s, str) for s in specs):
-            names = specs
-        else:
-            names = [f"block{i}" for i in range(len(specs))]
+        indices = _equal_blocks(int(blocks), n_features)  # before k names are made
+        names = modality_names(blocks)
+    elif isinstance(blocks, Mapping | list | tuple):
+        names = modality_names(blocks)
+        specs = list(blocks.values() if isinstance(blocks, Mapping) else blocks)
         indices = _blocks_from_specs(specs, names, n_features, feature_names)
     else:
         raise ValueError(
@@ -148,6 +134,95 @@ def resolve_blocks(
         )
     _check_blocks(indices, names, n_features, min_blocks)
     return indices, names
+
+
+def resolve_blocks_for(
+    blocks, X, *, min_blocks: int = 1
+) -> tuple[list[NDArray[np.intp]], list[str]]:
+    """Resolve ``blocks`` against a raw ``X``: its width and column names.
+
+    For the code that meets ``X`` before any estimator has validated it (a
+    column selector, a data check): a DataFrame's column names are read as
+    strings, as ``validate_data`` would record them.
+
+    Parameters
+    ----------
+    blocks : "auto", int, list, tuple or dict
+        The modality blocks, in any form :func:`resolve_blocks` accepts.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        The data, modalities side by side.
+    min_blocks : int, default=1
+        Fewest blocks the caller accepts.
+
+    Returns
+    -------
+    blocks : list of ndarray of intp
+        The column positions of each block, in the order given.
+    names : list of str
+        The modality names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mmfuse._blocks import resolve_blocks_for
+    >>> X = pd.DataFrame([[1.0, 2.0, 3.0]], columns=["img__a", "img__b", "txt__a"])
+    >>> idx, names = resolve_blocks_for("auto", X)
+    >>> [i.tolist() for i in idx], names
+    ([[0, 1], [2]], ['img', 'txt'])
+    """
+    columns = getattr(X, "columns", None)
+    return resolve_blocks(
+        blocks,
+        np.shape(X)[1],
+        None if columns is None else [str(c) for c in columns],
+        min_blocks=min_blocks,
+    )
+
+
+def modality_names(blocks) -> list[str] | None:
+    """Name the modalities of ``blocks`` before ``X`` is seen.
+
+    The names :func:`resolve_blocks` gives: a dict's keys, a list of
+    prefixes itself, else ``"block0"``, ``"block1"``… one a block.
+
+    Parameters
+    ----------
+    blocks : object
+        A ``blocks`` specification, as given.
+
+    Returns
+    -------
+    names : list of str or None
+        The names (empty for an empty list or dict, or an int below 1), or
+        None where ``X`` is needed to tell them (``"auto"``) or the form is
+        not one :func:`resolve_blocks` accepts.
+
+    Raises
+    ------
+    ValueError
+        When ``blocks`` is a dict with a key that is not a non-empty string.
+
+    Examples
+    --------
+    >>> from mmfuse._blocks import modality_names
+    >>> modality_names(2), modality_names(["img", "txt"]), modality_names("auto")
+    (['block0', 'block1'], ['img', 'txt'], None)
+    """
+    if isinstance(blocks, Integral) and not isinstance(blocks, bool):
+        return [f"block{i}" for i in range(blocks)]
+    if isinstance(blocks, Mapping):
+        for name in blocks:
+            if not isinstance(name, str) or not name:
+                raise ValueError(
+                    f"blocks is a dict whose keys must be non-empty modality "
+                    f"names (str); got the key {name!r}."
+                )
+        return list(blocks)
+    if isinstance(blocks, list | tuple):
+        if blocks and all(isinstance(spec, str) for spec in blocks):
+            return list(blocks)
+        return [f"block{i}" for i in range(len(blocks))]
+    return None
 
 
 def _equal_blocks(k: int, n_features: int) -> list[NDArray[np.intp]]:
@@ -411,13 +486,8 @@ def validate_numeric(estimator: BaseEstimator, X, y="no_validation", **params):
         blocks = getattr(estimator, "blocks_", None)
         names = getattr(estimator, "modality_names_", None)
         if blocks is None and hasattr(estimator, "blocks"):
-            columns = getattr(X, "columns", None)
             try:
-                blocks, names = resolve_blocks(
-                    estimator.blocks,
-                    np.shape(X)[1],
-                    None if columns is None else [str(c) for c in columns],
-                )
+                blocks, names = resolve_blocks_for(estimator.blocks, X)
             except (TypeError, ValueError, IndexError):
                 blocks = names = None
         check_numeric(X, type(estimator).__name__, blocks, names, cause=exc)
@@ -638,12 +708,9 @@ def present_modalities(X: ArrayLike, blocks="auto") -> NDArray[np.bool_]:
     array([[ True,  True],
            [False,  True]])
     """
-    names = getattr(X, "columns", None)
-    X = _as_2d_float(X)
-    indices, _ = resolve_blocks(
-        blocks, X.shape[1], None if names is None else [str(c) for c in names]
-    )
-    return modality_mask(X, indices)
+    values = _as_2d_float(X)
+    indices, _ = resolve_blocks_for(blocks, X)
+    return modality_mask(values, indices)
 
 
 def _as_2d_float(X):

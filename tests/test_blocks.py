@@ -20,8 +20,10 @@ from mmfuse import (
 from mmfuse._blocks import (
     check_complete,
     check_numeric,
+    modality_names,
     numeric_target,
     per_modality,
+    resolve_blocks_for,
 )
 from mmfuse.cca import GCCA, KCCA, MCCA
 from mmfuse.utils._compat import Interval, StrOptions
@@ -190,6 +192,37 @@ def test_present_modalities_dense_and_sparse():
 def test_present_modalities_auto_on_frame():
     X = pd.DataFrame([[np.nan, 1.0]], columns=["a__0", "b__0"])
     assert_array_equal(present_modalities(X), [[False, True]])
+
+
+@pytest.mark.parametrize(
+    "blocks",
+    [3, [2, 1, 3], ["txt", "img"], {"b": [0, 1], "a": [3]}, (slice(0, 2),), "auto"],
+)
+def test_modality_names_are_those_resolve_blocks_gives(blocks):
+    _, names = resolve_blocks(blocks, 6, NAMES)
+    assert modality_names(blocks) == (None if blocks == "auto" else names)
+
+
+@pytest.mark.parametrize("blocks", [0, -2, [], {}, None, 2.0, True, "img"])
+def test_modality_names_cannot_be_told_before_x(blocks):
+    assert not modality_names(blocks)
+
+
+def test_modality_names_reject_a_dict_key_that_is_no_name():
+    with pytest.raises(ValueError, match="got the key 1"):
+        modality_names({1: 2})
+
+
+def test_resolve_blocks_for_reads_width_and_string_column_names():
+    frame = pd.DataFrame(np.ones((2, 3)), columns=["img__a", "img__b", 7])
+    indices, names = resolve_blocks_for("auto", frame)
+    assert (as_lists(indices), names) == ([[0, 1]], ["img"])
+    indices, names = resolve_blocks_for(["7"], frame)
+    assert (as_lists(indices), names) == ([[2]], ["7"])
+    indices, names = resolve_blocks_for(2, sp.csr_array(np.ones((2, 3))))
+    assert (as_lists(indices), names) == ([[0, 1], [2]], ["block0", "block1"])
+    with pytest.raises(ValueError, match="needs at least 3 modality blocks"):
+        resolve_blocks_for(2, np.ones((2, 3)), min_blocks=3)
 
 
 def test_check_complete_messages():

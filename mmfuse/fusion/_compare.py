@@ -24,7 +24,7 @@ from mmfuse._blocks import (
     check_any_modality,
     check_complete,
     check_numeric,
-    resolve_blocks,
+    resolve_blocks_for,
 )
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
 from mmfuse.fusion._strategies import _optional, default_strategies
@@ -276,9 +276,7 @@ def check_data(X, y, blocks="auto", groups=None):
         raise ValueError("X has no rows.")
     columns = getattr(X, "columns", None)
     labels = list(range(n_features)) if columns is None else list(columns)
-    indices, names = resolve_blocks(
-        blocks, n_features, None if columns is None else [str(c) for c in columns]
-    )
+    indices, names = resolve_blocks_for(blocks, X)
     used = np.sort(np.concatenate(indices))
     ignored = [labels[j] for j in np.setdiff1d(np.arange(n_features), used)]
     if ignored:
