@@ -27,7 +27,8 @@ from mmfuse._blocks import (
     resolve_blocks_for,
 )
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
-from mmfuse.fusion._strategies import _optional, default_strategies
+from mmfuse.fusion._strategies import default_strategies
+from mmfuse.utils._optional import import_optional
 
 __all__ = ["compare_fusion", "infer_task"]
 
@@ -381,11 +382,8 @@ def _run_fold(name, fold, estimator, X, y, train, test, scoring):
 
 
 def _progress_bar(total, show):
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
+    tqdm = import_optional("tqdm.auto", "tqdm") if show else None
+    if tqdm is None:
         return None
     return tqdm(total=total, unit="fit", desc="compare_fusion")
 
@@ -597,5 +595,5 @@ def compare_fusion(
         {"rank": rank, **record, "task": task, "error": error}
         for rank, (record, error) in enumerate(rows, 1)
     ]
-    frame = _optional("pandas", "DataFrame")
+    frame = import_optional("pandas", "DataFrame")
     return records if frame is None else frame.from_records(records)
