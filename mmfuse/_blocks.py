@@ -22,17 +22,24 @@ from mmfuse.utils._compat import (
     _fit_context,
 )
 
+# What the other modules of mmfuse import from here (tests/test_package.py
+# checks that the two agree); the public ones are re-exported by mmfuse.
 __all__ = [
+    "BLOCKS_CONSTRAINT",
+    "SEPARATOR",
     "ModalitySelector",
     "check_any_modality",
     "check_complete",
     "check_numeric",
     "fit_blocks",
+    "modality_mask",
+    "modality_names",
     "modality_position",
     "numeric_target",
     "per_modality",
     "present_modalities",
     "resolve_blocks",
+    "resolve_blocks_for",
     "stack_modalities",
     "validate_numeric",
 ]
