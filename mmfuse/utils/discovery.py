@@ -10,6 +10,8 @@ from sklearn.base import BaseEstimator
 import mmfuse
 from mmfuse.utils._optional import EXTRAS
 
+__all__ = ["all_estimators"]
+
 # Subpackages that need an optional extra, with the modules it installs.
 _OPTIONAL = {"mmfuse.deep": EXTRAS["deep"]}
 
