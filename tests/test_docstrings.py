@@ -1,5 +1,7 @@
-"""Every public object has a numpydoc docstring, written out (STYLE §10).
+"""The public face: public names only, each with its numpydoc docstring.
 
+A public module's ``__all__`` lists public names only, each defined.
+Every public object has a numpydoc docstring, written out (STYLE §10).
 The public objects are the classes and functions in the ``__all__`` of each
 public module of mmfuse (a module path with no ``_``-prefixed part:
 ``mmfuse``, ``mmfuse.cca``, ``mmfuse.fusion``…), with their public methods
@@ -77,10 +79,13 @@ def _public_modules():
             yield importlib.import_module(info.name)
 
 
+PUBLIC_MODULES = list(_public_modules())
+
+
 def _public_objects():
     """``{public path: object}`` of every class and function in an ``__all__``."""
     found = {}
-    for module in _public_modules():
+    for module in PUBLIC_MODULES:
         for name in getattr(module, "__all__", []):
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj):
@@ -118,8 +123,7 @@ def _cases(check):
     ]
 
 
-def test_every_public_package_is_walked():
-    packages = {path.rpartition(".")[0] for path in PUBLIC}
+def test_every_public_module_is_walked():
     assert {
         "mmfuse",
         "mmfuse.cca",
@@ -128,7 +132,14 @@ def test_every_public_package_is_walked():
         "mmfuse.fusion",
         "mmfuse.metrics",
         "mmfuse.utils.discovery",
-    } <= packages
+    } <= {module.__name__ for module in PUBLIC_MODULES}
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES, ids=lambda module: module.__name__)
+def test_public_all_lists_public_names_only(module):
+    names = getattr(module, "__all__", [])
+    assert [name for name in names if name.startswith("_")] == []
+    assert [name for name in names if not hasattr(module, name)] == []
 
 
 @pytest.mark.parametrize("path", _cases("sections"))

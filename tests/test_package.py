@@ -1,7 +1,6 @@
 """What a new user meets first: the import, the licence, the torch advice."""
 
 import ast
-import importlib
 import os
 import subprocess
 import sys
@@ -142,21 +141,3 @@ def test_no_private_name_is_imported_across_packages(module):
         and _package(source) != _package(module)
     ]
     assert crossing == []
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        "mmfuse",
-        "mmfuse.cca",
-        "mmfuse.datasets",
-        "mmfuse.deep",
-        "mmfuse.fusion",
-        "mmfuse.metrics",
-        "mmfuse.utils.discovery",
-    ],
-)
-def test_public_all_lists_public_names_only(module):
-    package = importlib.import_module(module)
-    assert [name for name in package.__all__ if name.startswith("_")] == []
-    assert all(hasattr(package, name) for name in package.__all__)
