@@ -28,7 +28,6 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "ModalitySelector",
-    "__version__",
     "present_modalities",
     "resolve_blocks",
     "stack_modalities",

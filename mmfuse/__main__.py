@@ -14,19 +14,13 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import mmfuse
-
-_EXTRAS = {
-    "deep": ("torch", "skorch"),
-    "plot": ("matplotlib",),
-    "pandas": ("pandas",),
-    "progress": ("tqdm",),
-}
+from mmfuse.utils._optional import EXTRAS
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
     """Print the version and which optional extras are installed."""
     print(f"mmfuse {mmfuse.__version__}")
-    for extra, modules in _EXTRAS.items():
+    for extra, modules in EXTRAS.items():
         missing = [m for m in modules if find_spec(m) is None]
         state = "installed" if not missing else f"missing {', '.join(missing)}"
         print(f"  {extra:<9} {state}")

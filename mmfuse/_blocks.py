@@ -22,17 +22,24 @@ from mmfuse.utils._compat import (
     _fit_context,
 )
 
+# What the other modules of mmfuse import from here (tests/test_package.py
+# checks that the two agree); the public ones are re-exported by mmfuse.
 __all__ = [
+    "BLOCKS_CONSTRAINT",
+    "SEPARATOR",
     "ModalitySelector",
     "check_any_modality",
     "check_complete",
     "check_numeric",
     "fit_blocks",
+    "modality_mask",
+    "modality_names",
     "modality_position",
     "numeric_target",
     "per_modality",
     "present_modalities",
     "resolve_blocks",
+    "resolve_blocks_for",
     "stack_modalities",
     "validate_numeric",
 ]
@@ -120,25 +127,11 @@ def resolve_blocks(
             )
         indices, names = _blocks_from_feature_names(feature_names)
     elif isinstance(blocks, Integral) and not isinstance(blocks, bool):
-        indices = _equal_blocks(int(blocks), n_features)
-        names = [f"block{i}" for i in range(len(indices))]
-    elif isinstance(blocks, Mapping):
-        names = list(blocks)
-        for name in names:
-            if not isinstance(name, str) or not name:
-                raise ValueError(
-                    f"blocks is a dict whose keys must be non-empty modality "
-                    f"names (str); got the key {name!r}."
-                )
-        indices = _blocks_from_specs(
-            list(blocks.values()), names, n_features, feature_names
-        )
-    elif isinstance(blocks, list | tuple):
-        specs = list(blocks)
-        if specs and all(isinstance(s, str) for s in specs):
-            names = specs
-        else:
-            names = [f"block{i}" for i in range(len(specs))]
+        indices = _equal_blocks(int(blocks), n_features)  # before k names are made
+        names = modality_names(blocks)
+    elif isinstance(blocks, Mapping | list | tuple):
+        names = modality_names(blocks)
+        specs = list(blocks.values() if isinstance(blocks, Mapping) else blocks)
         indices = _blocks_from_specs(specs, names, n_features, feature_names)
     else:
         raise ValueError(
@@ -148,6 +141,95 @@ def resolve_blocks(
         )
     _check_blocks(indices, names, n_features, min_blocks)
     return indices, names
+
+
+def resolve_blocks_for(
+    blocks, X, *, min_blocks: int = 1
+) -> tuple[list[NDArray[np.intp]], list[str]]:
+    """Resolve ``blocks`` against a raw ``X``: its width and column names.
+
+    For the code that meets ``X`` before any estimator has validated it (a
+    column selector, a data check): a DataFrame's column names are read as
+    strings, as ``validate_data`` would record them.
+
+    Parameters
+    ----------
+    blocks : "auto", int, list, tuple or dict
+        The modality blocks, in any form :func:`resolve_blocks` accepts.
+    X : {array-like, sparse matrix, DataFrame} of shape (n_samples, n_features)
+        The data, modalities side by side.
+    min_blocks : int, default=1
+        Fewest blocks the caller accepts.
+
+    Returns
+    -------
+    blocks : list of ndarray of intp
+        The column positions of each block, in the order given.
+    names : list of str
+        The modality names.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mmfuse._blocks import resolve_blocks_for
+    >>> X = pd.DataFrame([[1.0, 2.0, 3.0]], columns=["img__a", "img__b", "txt__a"])
+    >>> idx, names = resolve_blocks_for("auto", X)
+    >>> [i.tolist() for i in idx], names
+    ([[0, 1], [2]], ['img', 'txt'])
+    """
+    columns = getattr(X, "columns", None)
+    return resolve_blocks(
+        blocks,
+        np.shape(X)[1],
+        None if columns is None else [str(c) for c in columns],
+        min_blocks=min_blocks,
+    )
+
+
+def modality_names(blocks) -> list[str] | None:
+    """Name the modalities of ``blocks`` before ``X`` is seen.
+
+    The names :func:`resolve_blocks` gives: a dict's keys, a list of
+    prefixes itself, else ``"block0"``, ``"block1"``… one a block.
+
+    Parameters
+    ----------
+    blocks : object
+        A ``blocks`` specification, as given.
+
+    Returns
+    -------
+    names : list of str or None
+        The names (empty for an empty list or dict, or an int below 1), or
+        None where ``X`` is needed to tell them (``"auto"``) or the form is
+        not one :func:`resolve_blocks` accepts.
+
+    Raises
+    ------
+    ValueError
+        When ``blocks`` is a dict with a key that is not a non-empty string.
+
+    Examples
+    --------
+    >>> from mmfuse._blocks import modality_names
+    >>> modality_names(2), modality_names(["img", "txt"]), modality_names("auto")
+    (['block0', 'block1'], ['img', 'txt'], None)
+    """
+    if isinstance(blocks, Integral) and not isinstance(blocks, bool):
+        return [f"block{i}" for i in range(blocks)]
+    if isinstance(blocks, Mapping):
+        for name in blocks:
+            if not isinstance(name, str) or not name:
+                raise ValueError(
+                    f"blocks is a dict whose keys must be non-empty modality "
+                    f"names (str); got the key {name!r}."
+                )
+        return list(blocks)
+    if isinstance(blocks, list | tuple):
+        if blocks and all(isinstance(spec, str) for spec in blocks):
+            return list(blocks)
+        return [f"block{i}" for i in range(len(blocks))]
+    return None
 
 
 def _equal_blocks(k: int, n_features: int) -> list[NDArray[np.intp]]:
@@ -411,13 +493,8 @@ def validate_numeric(estimator: BaseEstimator, X, y="no_validation", **params):
         blocks = getattr(estimator, "blocks_", None)
         names = getattr(estimator, "modality_names_", None)
         if blocks is None and hasattr(estimator, "blocks"):
-            columns = getattr(X, "columns", None)
             try:
-                blocks, names = resolve_blocks(
-                    estimator.blocks,
-                    np.shape(X)[1],
-                    None if columns is None else [str(c) for c in columns],
-                )
+                blocks, names = resolve_blocks_for(estimator.blocks, X)
             except (TypeError, ValueError, IndexError):
                 blocks = names = None
         check_numeric(X, type(estimator).__name__, blocks, names, cause=exc)
@@ -638,12 +715,9 @@ def present_modalities(X: ArrayLike, blocks="auto") -> NDArray[np.bool_]:
     array([[ True,  True],
            [False,  True]])
     """
-    names = getattr(X, "columns", None)
-    X = _as_2d_float(X)
-    indices, _ = resolve_blocks(
-        blocks, X.shape[1], None if names is None else [str(c) for c in names]
-    )
-    return modality_mask(X, indices)
+    values = _as_2d_float(X)
+    indices, _ = resolve_blocks_for(blocks, X)
+    return modality_mask(values, indices)
 
 
 def _as_2d_float(X):
@@ -947,15 +1021,28 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
         return tags
 
 
-def per_modality(name: str, value, names: list[str], *allowed, why: str = "") -> list:
+# ``per_modality`` called without ``default``: a dict is one value for all.
+_NO_DEFAULT = object()
+
+
+def per_modality(
+    name: str,
+    value,
+    names: list[str],
+    *allowed,
+    why: str = "",
+    default=_NO_DEFAULT,
+) -> list:
     """Resolve a per-modality parameter into one value a modality, checked.
 
     The one home of mmfuse's per-modality parameters (a ridge, a kernel, its
-    coefficients): a list, tuple or 1-D array gives one value a modality, in
-    the order of ``names``; anything else (a number, a string, a dict, a
-    callable, None) is repeated for every modality. Each value is then
-    checked against ``allowed``, so that a bad entry is reported with its
-    modality before any computation uses it.
+    coefficients, a likelihood, a module): a list, tuple or 1-D array gives
+    one value a modality, in the order of ``names``; with ``default``, a
+    dict ``{modality: value}`` gives the values of the modalities it names
+    and ``default`` those of the others; anything else (a number, a string,
+    a callable, None, a dict when there is no ``default``) is repeated for
+    every modality. Each value is then checked against ``allowed``, so that a
+    bad entry is reported with its modality before any computation uses it.
 
     Parameters
     ----------
@@ -974,6 +1061,10 @@ def per_modality(name: str, value, names: list[str], *allowed, why: str = "") ->
     why : str, default=""
         Why the allowed range is what it is; added to the message of a value
         outside it.
+    default : object, optional
+        The value of the modalities a dict does not name. When it is given, a
+        dict (any mapping) is read as ``{modality: value}``; when it is not, a
+        dict is one value like any other (as KCCA's ``kernel_params``).
 
     Returns
     -------
@@ -983,8 +1074,9 @@ def per_modality(name: str, value, names: list[str], *allowed, why: str = "") ->
     Raises
     ------
     ValueError
-        When a list has not one entry a modality, or when a value is not
-        allowed: the message names the parameter, the modality and the value.
+        When a list has not one entry a modality, when a dict names a
+        modality that does not exist, or when a value is not allowed: the
+        message names the parameter, the modality and the value.
 
     Examples
     --------
@@ -998,16 +1090,34 @@ def per_modality(name: str, value, names: list[str], *allowed, why: str = "") ->
     Traceback (most recent call last):
     ...
     ValueError: gamma=[0.5, -1] gives -1 for modality 'b', but each value ...
+    >>> per_modality("gamma", {"b": 2.0}, ["a", "b"], positive, None, default=None)
+    [None, 2.0]
+    >>> per_modality("gamma", {"c": 2.0}, ["a", "b"], positive, default=1.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma names unknown modalities ['c']; the modalities are ['a', 'b'].
     """
     given = value.tolist() if isinstance(value, np.ndarray) else value
-    one_each = isinstance(given, list | tuple)
-    if one_each and len(given) != len(names):
-        raise ValueError(
-            f"{name}={value!r} has {len(given)} entries but there are "
-            f"{len(names)} modalities {names}; give one value for all, or one "
-            f"a modality."
-        )
-    values = list(given) if one_each else [given] * len(names)
+    by_name = default is not _NO_DEFAULT and isinstance(given, Mapping)
+    one_each = by_name or isinstance(given, list | tuple)
+    if by_name:
+        unknown = sorted(set(given) - set(names), key=str)
+        if unknown:
+            raise ValueError(
+                f"{name} names unknown modalities {unknown}; the modalities "
+                f"are {names}."
+            )
+        values = [given.get(modality, default) for modality in names]
+    elif one_each:
+        if len(given) != len(names):
+            raise ValueError(
+                f"{name}={value!r} has {len(given)} entries but there are "
+                f"{len(names)} modalities {names}; give one value for all, or "
+                f"one a modality."
+            )
+        values = list(given)
+    else:
+        values = [given] * len(names)
     reason = f": {why}" if why else ""
     for modality, entry in zip(names, values, strict=True):
         if not allowed or any(_allows(c, entry) for c in allowed):

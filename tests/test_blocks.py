@@ -1,4 +1,5 @@
 import pickle
+from numbers import Real
 
 import numpy as np
 import pandas as pd
@@ -16,8 +17,16 @@ from mmfuse import (
     resolve_blocks,
     stack_modalities,
 )
-from mmfuse._blocks import check_complete, check_numeric, numeric_target
+from mmfuse._blocks import (
+    check_complete,
+    check_numeric,
+    modality_names,
+    numeric_target,
+    per_modality,
+    resolve_blocks_for,
+)
 from mmfuse.cca import GCCA, KCCA, MCCA
+from mmfuse.utils._compat import Interval, StrOptions
 
 
 def as_lists(indices):
@@ -185,6 +194,37 @@ def test_present_modalities_auto_on_frame():
     assert_array_equal(present_modalities(X), [[False, True]])
 
 
+@pytest.mark.parametrize(
+    "blocks",
+    [3, [2, 1, 3], ["txt", "img"], {"b": [0, 1], "a": [3]}, (slice(0, 2),), "auto"],
+)
+def test_modality_names_are_those_resolve_blocks_gives(blocks):
+    _, names = resolve_blocks(blocks, 6, NAMES)
+    assert modality_names(blocks) == (None if blocks == "auto" else names)
+
+
+@pytest.mark.parametrize("blocks", [0, -2, [], {}, None, 2.0, True, "img"])
+def test_modality_names_cannot_be_told_before_x(blocks):
+    assert not modality_names(blocks)
+
+
+def test_modality_names_reject_a_dict_key_that_is_no_name():
+    with pytest.raises(ValueError, match="got the key 1"):
+        modality_names({1: 2})
+
+
+def test_resolve_blocks_for_reads_width_and_string_column_names():
+    frame = pd.DataFrame(np.ones((2, 3)), columns=["img__a", "img__b", 7])
+    indices, names = resolve_blocks_for("auto", frame)
+    assert (as_lists(indices), names) == ([[0, 1]], ["img"])
+    indices, names = resolve_blocks_for(["7"], frame)
+    assert (as_lists(indices), names) == ([[2]], ["7"])
+    indices, names = resolve_blocks_for(2, sp.csr_array(np.ones((2, 3))))
+    assert (as_lists(indices), names) == ([[0, 1], [2]], ["block0", "block1"])
+    with pytest.raises(ValueError, match="needs at least 3 modality blocks"):
+        resolve_blocks_for(2, np.ones((2, 3)), min_blocks=3)
+
+
 def test_check_complete_messages():
     X = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, 3.0]])
     blocks, names = resolve_blocks({"img": 2, "txt": 1}, 3)
@@ -344,3 +384,85 @@ def test_numeric_target_names_the_label():
     np.testing.assert_array_equal(numeric_target(["1", 2.5], "R", "C"), [1.0, 2.5])
     with pytest.raises(ValueError, match=r"y holds 'cat' in row 1, which is not a"):
         numeric_target([1.0, "cat"], "R", "C")
+
+
+# --- per-modality parameters --------------------------------------------------
+
+UNIT = Interval(Real, 0, 1, closed="both")
+AB = ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (0.5, [0.5, 0.5]),
+        ([0.1, 0.2], [0.1, 0.2]),
+        ((0.1, 0.2), [0.1, 0.2]),
+        (np.array([0.1, 0.2]), [0.1, 0.2]),
+    ],
+)
+def test_per_modality_repeats_a_scalar_and_reads_a_sequence(value, expected):
+    assert per_modality("r", value, AB, UNIT) == expected
+
+
+def test_per_modality_without_default_takes_a_dict_as_one_value():
+    params = {"a": 1.0}  # e.g. KCCA's kernel_params, one dict for every view
+    assert per_modality("kernel_params", params, AB, dict, None) == [params, params]
+    with pytest.raises(ValueError, match=r"r=\{'a': 0.5\} must be a float"):
+        per_modality("r", {"a": 0.5}, AB, UNIT)
+
+
+def test_per_modality_with_default_reads_a_dict_by_modality_name():
+    assert per_modality("r", {"b": 0.3}, AB, UNIT, default=0.0) == [0.0, 0.3]
+    assert per_modality("r", {"b": 0.3, "a": 1}, AB, UNIT, default=0.0) == [1, 0.3]
+    # the other forms are read as without a default
+    assert per_modality("r", 0.2, AB, UNIT, default=0.0) == [0.2, 0.2]
+    assert per_modality("r", [0.1, 0.2], AB, UNIT, default=0.0) == [0.1, 0.2]
+
+
+@pytest.mark.parametrize(
+    "value, kwargs, match",
+    [
+        (
+            [0.1, 0.2, 0.3],
+            {},
+            r"r=\[0.1, 0.2, 0.3\] has 3 entries but there are 2 modalities "
+            r"\['a', 'b'\]; give one value for all, or one a modality\.",
+        ),
+        (
+            2.0,
+            {"why": "a share"},
+            r"r=2.0 must be a float in the range \[0.0, 1.0\]: a share\.",
+        ),
+        (
+            [0.1, 2.0],
+            {},
+            r"r=\[0.1, 2.0\] gives 2.0 for modality 'b', but each value must be "
+            r"a float in the range \[0.0, 1.0\]\. Change that entry\.",
+        ),
+        (
+            {"c": 0.1, "z": 0.2, "a": 0.3},
+            {"default": 0.0},
+            r"^r names unknown modalities \['c', 'z'\]; the modalities are "
+            r"\['a', 'b'\]\.$",
+        ),
+        (
+            {"b": -1.0},
+            {"default": 0.0},
+            r"r=\{'b': -1.0\} gives -1.0 for modality 'b', but each value",
+        ),
+    ],
+)
+def test_per_modality_errors_name_the_parameter_and_modality(value, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        per_modality("r", value, AB, UNIT, **kwargs)
+
+
+def test_per_modality_describes_every_kind_of_constraint():
+    with pytest.raises(
+        ValueError,
+        match=r"k=3 must be one of \['x', 'y'\] or a callable or a dict or None\.",
+    ):
+        per_modality("k", 3, AB, StrOptions({"y", "x"}), callable, dict, None)
+    assert per_modality("k", len, AB, StrOptions({"x"}), callable) == [len, len]
+    assert per_modality("anything", object, AB) == [object, object]

@@ -24,10 +24,11 @@ from mmfuse._blocks import (
     check_any_modality,
     check_complete,
     check_numeric,
-    resolve_blocks,
+    resolve_blocks_for,
 )
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
-from mmfuse.fusion._strategies import _optional, default_strategies
+from mmfuse.fusion._strategies import default_strategies
+from mmfuse.utils._optional import import_optional
 
 __all__ = ["compare_fusion", "infer_task"]
 
@@ -276,9 +277,7 @@ def check_data(X, y, blocks="auto", groups=None):
         raise ValueError("X has no rows.")
     columns = getattr(X, "columns", None)
     labels = list(range(n_features)) if columns is None else list(columns)
-    indices, names = resolve_blocks(
-        blocks, n_features, None if columns is None else [str(c) for c in columns]
-    )
+    indices, names = resolve_blocks_for(blocks, X)
     used = np.sort(np.concatenate(indices))
     ignored = [labels[j] for j in np.setdiff1d(np.arange(n_features), used)]
     if ignored:
@@ -383,11 +382,8 @@ def _run_fold(name, fold, estimator, X, y, train, test, scoring):
 
 
 def _progress_bar(total, show):
-    if not show:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
+    tqdm = import_optional("tqdm.auto", "tqdm") if show else None
+    if tqdm is None:
         return None
     return tqdm(total=total, unit="fit", desc="compare_fusion")
 
@@ -599,5 +595,5 @@ def compare_fusion(
         {"rank": rank, **record, "task": task, "error": error}
         for rank, (record, error) in enumerate(rows, 1)
     ]
-    frame = _optional("pandas", "DataFrame")
+    frame = import_optional("pandas", "DataFrame")
     return records if frame is None else frame.from_records(records)

@@ -1,15 +1,12 @@
 """Early fusion: preprocess each modality, concatenate, fit one estimator."""
 
-from collections.abc import Mapping
-from numbers import Integral
-
 import numpy as np
 from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from mmfuse._blocks import resolve_blocks
+from mmfuse._blocks import modality_names, per_modality, resolve_blocks_for
 
 __all__ = ["make_early_fusion"]
 
@@ -26,9 +23,7 @@ class _ModalityColumns:
         self.name = name
 
     def __call__(self, X):
-        columns = getattr(X, "columns", None)
-        names = None if columns is None else [str(c) for c in columns]
-        indices, modalities = resolve_blocks(self.blocks, X.shape[1], names)
+        indices, modalities = resolve_blocks_for(self.blocks, X)
         return indices[modalities.index(self.name)]
 
 
@@ -60,33 +55,13 @@ def check_estimator(estimator, what: str) -> None:
         )
 
 
-def _modality_names(blocks) -> list[str]:
-    """Return the modality names ``resolve_blocks`` gives, before seeing X."""
-    if isinstance(blocks, Mapping) and blocks:
-        return [str(name) for name in blocks]
-    if isinstance(blocks, Integral) and not isinstance(blocks, bool) and blocks > 0:
-        return [f"block{i}" for i in range(blocks)]
-    if isinstance(blocks, list | tuple) and blocks:
-        if all(isinstance(spec, str) for spec in blocks):
-            return list(blocks)
-        return [f"block{i}" for i in range(len(blocks))]
-    raise ValueError(
-        f"make_early_fusion needs the modalities before it sees X, so "
-        f"blocks={blocks!r} is not accepted here: give an int, a list of "
-        f"widths or column selections, a list of name prefixes such as "
-        f"['image', 'text'], or a dict of named blocks."
-    )
-
-
 def _divide_by_sqrt_width(Z):
     """Scale a modality by ``1 / sqrt(width)`` (block scaling)."""
     return Z / np.sqrt(Z.shape[1])
 
 
 def _preprocessor(preprocess, name):
-    """Return the transformer of one modality from ``preprocess``."""
-    if isinstance(preprocess, Mapping):
-        preprocess = preprocess.get(name, "passthrough")
+    """Return the transformer of one modality from its ``preprocess`` entry."""
     if preprocess == "standard":
         return StandardScaler()
     if preprocess in ("passthrough", "drop"):
@@ -135,13 +110,13 @@ def make_early_fusion(
         The modality blocks, in any form :func:`mmfuse.resolve_blocks`
         accepts except ``"auto"`` (the pipeline is built before it sees
         ``X``: give the names as a list of prefixes instead).
-    preprocess : "standard", "passthrough", transformer or dict, \
+    preprocess : "standard", "passthrough", transformer, list or dict, \
 default="standard"
         Each modality's preprocessing: ``"standard"`` a
         :class:`~sklearn.preprocessing.StandardScaler`, ``"passthrough"``
-        none, a transformer (cloned for each modality), or a dict from
-        modality name to any of these or ``"drop"`` (modalities it omits pass
-        through).
+        none, a transformer (cloned for each modality), a list of these or
+        ``"drop"``, one a modality, or a dict from modality name to any of
+        these (modalities it omits pass through).
     block_scaling : bool, default=False
         Divide each preprocessed modality by the square root of its width, so
         that after standardization every modality has the same total variance
@@ -192,15 +167,18 @@ default="standard"
     0.958
     """
     check_estimator(estimator, "estimator")
-    names = _modality_names(blocks)
-    if isinstance(preprocess, Mapping):
-        unknown = sorted(set(preprocess) - set(names))
-        if unknown:
-            raise ValueError(
-                f"preprocess names unknown modalities {unknown}; the modalities "
-                f"are {names}."
-            )
-    steps = [_preprocessor(preprocess, name) for name in names]
+    names = modality_names(blocks)
+    if not names:
+        raise ValueError(
+            f"make_early_fusion needs the modalities before it sees X, so "
+            f"blocks={blocks!r} is not accepted here: give an int, a list of "
+            f"widths or column selections, a list of name prefixes such as "
+            f"['image', 'text'], or a dict of named blocks."
+        )
+    entries = per_modality("preprocess", preprocess, names, default="passthrough")
+    steps = [
+        _preprocessor(entry, name) for entry, name in zip(entries, names, strict=True)
+    ]
     if all(step == "drop" for step in steps):
         raise ValueError(
             f"preprocess drops every modality ({preprocess!r}), which leaves "

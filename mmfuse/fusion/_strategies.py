@@ -1,7 +1,5 @@
 """The default fusion strategies that :func:`compare_fusion` cross-validates."""
 
-import importlib
-
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
@@ -18,16 +16,9 @@ from mmfuse._blocks import ModalitySelector, modality_mask
 from mmfuse.cca import GCCA, MCCA
 from mmfuse.fusion._early import make_early_fusion
 from mmfuse.fusion._late import LateFusionClassifier, LateFusionRegressor
+from mmfuse.utils._optional import import_optional
 
 __all__ = ["default_strategies"]
-
-
-def _optional(module: str, name: str):
-    """``module.name`` when it imports (an optional extra), else None."""
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
 
 
 def _kernel(task: str, random_state):
@@ -289,7 +280,7 @@ def _subspace_strategies(blocks, task, random_state):
 def _deep_strategies(blocks, task, random_state):
     """Return the MLP fusion head, cheap enough for a quick comparison."""
     name = "MLPFusionClassifier" if task == "classification" else "MLPFusionRegressor"
-    head = _optional("mmfuse.deep", name)
+    head = import_optional("mmfuse.deep", name)
     if head is None:
         return []
     model = head(blocks=blocks, max_epochs=20, random_state=random_state, verbose=0)

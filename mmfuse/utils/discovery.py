@@ -8,9 +8,12 @@ from importlib.util import find_spec
 from sklearn.base import BaseEstimator
 
 import mmfuse
+from mmfuse.utils._optional import EXTRAS
 
-# Subpackages that need optional dependencies, with the modules they need.
-_OPTIONAL = {"mmfuse.deep": ("torch", "skorch")}
+__all__ = ["all_estimators"]
+
+# Subpackages that need an optional extra, with the modules it installs.
+_OPTIONAL = {"mmfuse.deep": EXTRAS["deep"]}
 
 
 def all_estimators() -> list[tuple[str, type]]:

@@ -60,6 +60,18 @@ def test_preprocess_per_modality_and_drop(data):
     np.testing.assert_allclose(Z[:, 5:], X[:, 64:111])
 
 
+def test_preprocess_list_gives_one_entry_a_modality(data):
+    X, y = data
+    model = make_early_fusion(
+        KNeighborsClassifier(), BLOCKS, preprocess=[PCA(5), "passthrough", "drop"]
+    ).fit(X, y)
+    Z = model[:-1].transform(X)
+    assert Z.shape == (len(X), 5 + 47)
+    np.testing.assert_allclose(Z[:, 5:], X[:, 64:111])
+    with pytest.raises(ValueError, match=r"preprocess=\['drop'\] has 1 entries but"):
+        make_early_fusion(KNeighborsClassifier(), BLOCKS, preprocess=["drop"])
+
+
 def test_int_blocks_and_prefixes_resolve_at_fit():
     bunch = load_mfeat(views=["kar", "zer"], as_frame=True)
     X, y = bunch.data.iloc[::5], bunch.target.iloc[::5]
@@ -98,6 +110,12 @@ def test_errors():
         make_early_fusion(LogisticRegression(), BLOCKS, preprocess=3)
     with pytest.raises(ValueError, match="blocks={} is not accepted here"):
         make_early_fusion(LogisticRegression(), {})
+    with pytest.raises(ValueError, match="blocks=None is not accepted here"):
+        make_early_fusion(LogisticRegression(), None)
+    with pytest.raises(ValueError, match="blocks=0 is not accepted here"):
+        make_early_fusion(LogisticRegression(), 0)
+    with pytest.raises(ValueError, match="keys must be non-empty modality names"):
+        make_early_fusion(LogisticRegression(), {1: 64})
     with pytest.raises(ValueError, match="preprocess drops every modality"):
         make_early_fusion(LogisticRegression(), {"kar": 64}, preprocess={"kar": "drop"})
     with pytest.raises(TypeError, match=r"estimator is 'svc' \(str\), not an "):
