@@ -650,9 +650,12 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         -------
         outputs : ndarray of shape (n_samples, n_outputs)
             Each member's output (see ``get_feature_names_out``), NaN in the
-            rows that lack one of its modalities.
+            rows that lack one of its modalities. A row that no member can
+            take is an error, as in ``predict``.
         """
-        return np.hstack(self._member_outputs(X)[1])
+        masks, outputs = self._member_outputs(X)
+        self._check_covered(np.logical_or.reduce(masks), "transform")
+        return np.hstack(outputs)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the columns of ``transform``: ``<member>__<output>``.

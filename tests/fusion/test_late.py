@@ -671,3 +671,22 @@ def test_values_whose_squares_overflow_are_refused_with_where(small):
     assert fitted.score(X * 1e100, target) > 0.5  # large but safe: fine
     with pytest.raises(ValueError, match=r"X\[3, 7\] = 1e\+300 " + huge):
         fitted.predict(X_huge)
+
+
+def test_transform_refuses_rows_that_no_member_can_take(small):
+    X, y = small
+    late = LateFusionClassifier(
+        [("a", LogisticRegression(), 0), ("b", LogisticRegression(), 1)],
+        blocks=BLOCKS,
+    ).fit(X, y)
+    X_gap = X[:4].copy()
+    X_gap[1, :9] = np.nan  # row 1 lacks both members' modalities
+    X_gap[2, :5] = np.nan  # row 2 lacks only member a's
+    with pytest.raises(
+        ValueError,
+        match=r"1 row\(s\) \(first: \[1\]\) lack the modalities of every member, "
+        r"so no member can transform them",
+    ):
+        late.transform(X_gap)
+    out = late.transform(X_gap[[0, 2, 3]])
+    assert np.isnan(out[1, :2]).all() and np.isfinite(out[1, 2:]).all()
