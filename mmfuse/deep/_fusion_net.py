@@ -21,8 +21,6 @@ from mmfuse.utils._compat import Interval, StrOptions
 
 __all__ = ["MLPFusionClassifier", "MLPFusionRegressor"]
 
-_ATTENTION = {"attention", "cross_attention", "co_attention"}
-
 # Default internal validation splits (skorch's defaults), shared and stateless.
 _SPLIT = ValidSplit(5)
 _STRATIFIED_SPLIT = ValidSplit(5, stratified=True)
@@ -89,7 +87,7 @@ class _BaseFusionNet(BaseMultimodalNet):
         for name in ("encoder_hidden", "head_hidden"):
             if name in module_params:
                 check_widths(f"module__{name}", module_params[name])
-        if self.fusion in _ATTENTION and self.d_model % self.n_heads:
+        if FUSIONS[self.fusion].attends and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads="
                 f"{self.n_heads}, which fusion={self.fusion!r} needs; use a "

@@ -20,7 +20,6 @@ from mmfuse.deep._vae_module import (
     MultimodalVAEModule,
     NegativeELBO,
     kl_standard_normal,
-    mixture_weights,
     products_of_experts,
 )
 
@@ -84,13 +83,6 @@ def test_products_of_experts_are_finite_for_extreme_experts():
     # the vague expert alone: the prior's precision dominates
     assert joint_mu[1].item() == pytest.approx(0.0, abs=1e-30)
     assert joint_logvar[1].item() == pytest.approx(0.0, abs=1e-6)
-
-
-def test_mixture_weights_are_uniform_over_present_experts():
-    mask = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 0]], dtype=torch.bool)
-    weights = mixture_weights(mask)
-    expected = torch.tensor([[1 / 3, 0.0, 0.0], [1 / 3, 0.5, 0.0], [1 / 3, 0.5, 0.0]])
-    torch.testing.assert_close(weights, expected)
 
 
 def test_kl_matches_torch_distributions():
