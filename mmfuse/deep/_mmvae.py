@@ -7,7 +7,6 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback
 
@@ -240,11 +239,6 @@ class MultimodalVAE(
     """
 
     criterion = NegativeELBO
-
-    # skorch's predict and predict_proba return the module's raw output; a
-    # transformer has neither.
-    predict = available_if(lambda self: False)(BaseMultimodalNet.predict)
-    predict_proba = available_if(lambda self: False)(BaseMultimodalNet.predict_proba)
 
     _parameter_constraints: dict = {
         **BaseMultimodalNet._parameter_constraints,
@@ -495,7 +489,10 @@ class MultimodalVAE(
         >>> b_from_a.shape
         (100, 3)
         """
-        inputs = self._validate_input(X)
+        return self._reconstruct(self._validate_input(X), given)
+
+    def _reconstruct(self, inputs, given):
+        """Decode the posterior means of the module's inputs, from ``given``."""
         if given is not None:
             names = self.modality_names_
             keep = sorted({modality_position(m, names, "given") for m in given})
@@ -522,10 +519,11 @@ class MultimodalVAE(
             modalities the row has; observed values are unchanged. A row
             lacking every modality is an error: nothing to impute from.
         """
-        check_is_fitted(self)
-        X_imputed = np.array(self._validate_data(X, reset=False), dtype=np.float64)
+        X = self._validate_new(X)
+        reconstructed = self._reconstruct(self._module_input(X), None)
+        X_imputed = np.array(X, dtype=np.float64)
         missing = np.isnan(X_imputed)
-        X_imputed[missing] = self.reconstruct(X)[missing]
+        X_imputed[missing] = reconstructed[missing]
         return X_imputed
 
     def sample(self, n_samples=1, random_state=None):
