@@ -14,7 +14,7 @@ from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse._blocks import numeric_target
-from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._base import BaseMultimodalNet, check_widths, per_modality
 from mmfuse.deep._data import column_statistics, standardize, unstandardize
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.utils._compat import Interval, StrOptions
@@ -93,17 +93,14 @@ class _BaseFusionNet(BaseMultimodalNet):
                 f"{self.n_heads}, which fusion={self.fusion!r} needs; use a "
                 f"d_model that is a multiple of n_heads."
             )
-        encoders = module_params.pop("encoder", None)
-        if isinstance(encoders, dict):
-            unknown = sorted(set(encoders) - set(self.modality_names_))
-            if unknown:
-                raise ValueError(
-                    f"module__encoder names unknown modalities {unknown}; the "
-                    f"modalities are {self.modality_names_}."
-                )
-            encoders = [encoders.get(name) for name in self.modality_names_]
-        elif encoders is not None:
-            encoders = [encoders] * len(self.blocks_)
+        encoders = per_modality(
+            "module__encoder",
+            module_params.pop("encoder", None),
+            self.modality_names_,
+            callable,
+            None,
+            default=None,
+        )
         explicit = {
             "blocks": self.blocks_,
             "n_outputs": self._n_outputs(),

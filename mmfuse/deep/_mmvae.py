@@ -1,6 +1,5 @@
 """MultimodalVAE: a skorch multimodal VAE (PoE, MoE, MoPoE) as a transformer."""
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,7 +10,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback
 
 from mmfuse._blocks import check_any_modality, modality_position
-from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._base import BaseMultimodalNet, check_widths, per_modality
 from mmfuse.deep._data import unstandardize
 from mmfuse.deep._vae_module import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
 from mmfuse.utils._compat import Interval, StrOptions
@@ -20,6 +19,10 @@ __all__ = ["KLWarmup", "MultimodalVAE"]
 
 # MoPoE mixes the 2**M - 1 subsets of M modalities: beyond this, use "moe".
 _MOPOE_MAX_MODALITIES = 12
+
+# What a likelihood's scale may be, for every modality or each of them.
+_SCALE = [StrOptions({"learn"}), Interval(Real, 0, None, closed="neither")]
+_SCALE_WHY = "a finite scale of the standardized columns, or 'learn'"
 
 
 class KLWarmup(Callback):
@@ -245,11 +248,7 @@ class MultimodalVAE(
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "aggregation": [StrOptions({"poe", "moe", "mopoe"})],
         "likelihood": [StrOptions(set(LIKELIHOODS)), dict],
-        "scale": [
-            StrOptions({"learn"}),
-            Interval(Real, 0, None, closed="neither"),
-            dict,
-        ],
+        "scale": [*_SCALE, dict],
         "beta": [Interval(Real, 0, None, closed="left")],
         "hidden": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -297,30 +296,6 @@ class MultimodalVAE(
         self.dropout = dropout
 
     # ------------------------------------------------------------- building
-    def _per_modality(self, name, value, default):
-        """Resolve a one-for-all or ``{modality: value}`` parameter to a list."""
-        if not isinstance(value, dict):
-            return [value] * len(self.modality_names_)
-        unknown = sorted(set(value) - set(self.modality_names_))
-        if unknown:
-            raise ValueError(
-                f"{name} names unknown modalities {unknown}; the modalities "
-                f"are {self.modality_names_}."
-            )
-        return [value.get(m, default) for m in self.modality_names_]
-
-    def _scales(self):
-        scales = self._per_modality("scale", self.scale, "learn")
-        for name, scale in zip(self.modality_names_, scales, strict=True):
-            if scale != "learn" and not (
-                isinstance(scale, Real) and 0 < scale < math.inf
-            ):
-                raise ValueError(
-                    f"scale[{name!r}]={scale!r} is not valid; use 'learn' or a "
-                    f"positive finite number."
-                )
-        return scales
-
     def _validate_training_data(self, X, y, sample_weight, *, reset, classes=None):
         X, y, sample_weight = super()._validate_training_data(
             X, y, sample_weight, reset=reset, classes=classes
@@ -334,17 +309,16 @@ class MultimodalVAE(
                     f"aggregation='moe' or 'poe' beyond "
                     f"{_MOPOE_MAX_MODALITIES} modalities."
                 )
-            self.likelihoods_ = self._per_modality(
-                "likelihood", self.likelihood, "gaussian"
+            self.likelihoods_ = per_modality(
+                "likelihood",
+                self.likelihood,
+                self.modality_names_,
+                StrOptions(set(LIKELIHOODS)),
+                default="gaussian",
             )
             for block, name, kind in zip(
                 self.blocks_, self.modality_names_, self.likelihoods_, strict=True
             ):
-                if kind not in LIKELIHOODS:
-                    raise ValueError(
-                        f"likelihood[{name!r}]={kind!r} is not valid; use one of "
-                        f"{sorted(LIKELIHOODS)}."
-                    )
                 if kind == "bernoulli":
                     self._check_unit_interval(X[:, block], name)
                     self.mean_[block], self.scale_[block] = 0.0, 1.0
@@ -362,22 +336,29 @@ class MultimodalVAE(
 
     def _build_module(self, **module_params):
         check_widths("hidden", self.hidden)
-        factories = {}
-        for part in ("encoder", "decoder"):
-            given = module_params.pop(part, None)
-            if isinstance(given, dict):
-                factories[part] = self._per_modality(f"module__{part}", given, None)
-            elif given is not None:
-                factories[part] = [given] * len(self.blocks_)
+        names = self.modality_names_
+        factories = {
+            part: per_modality(
+                f"module__{part}",
+                module_params.pop(part, None),
+                names,
+                callable,
+                None,
+                default=None,
+            )
+            for part in ("encoder", "decoder")
+        }
         explicit = {
             "blocks": self.blocks_,
             "latent_dim": self.latent_dim,
             "hidden": self.hidden,
             "aggregation": self.aggregation,
             "likelihoods": self.likelihoods_,
-            "scales": self._scales(),
-            "encoders": factories.get("encoder"),
-            "decoders": factories.get("decoder"),
+            "scales": per_modality(
+                "scale", self.scale, names, *_SCALE, why=_SCALE_WHY, default="learn"
+            ),
+            "encoders": factories["encoder"],
+            "decoders": factories["decoder"],
             "dropout": self.dropout,
         }
         return MultimodalVAEModule(

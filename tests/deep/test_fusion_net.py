@@ -286,6 +286,14 @@ def test_custom_encoder_per_modality(data):
     assert kinds == ["MLP", "Linear", "MLP"]
     with pytest.raises(ValueError, match=r"unknown modalities \['text'\]"):
         classifier().set_params(module__encoder={"text": Linear}).fit(X, y)
+    # A list gives one a modality, as every per-modality parameter of mmfuse.
+    clf = classifier().set_params(module__encoder=[Linear, None, Linear]).fit(X, y)
+    kinds = [type(encoder).__name__ for encoder in clf.module_.encoders]
+    assert kinds == ["Linear", "MLP", "Linear"]
+    with pytest.raises(ValueError, match=r"module__encoder=5 must be a callable"):
+        classifier().set_params(module__encoder=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"has 2 entries but there are 3 modalities"):
+        classifier().set_params(module__encoder=[Linear, Linear]).fit(X, y)
 
 
 def test_parameter_errors(data):
