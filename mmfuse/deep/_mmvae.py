@@ -69,7 +69,15 @@ class KLWarmup(Callback):
         return self
 
     def on_epoch_begin(self, net, **kwargs):
-        """Set the KL weight of this epoch on the net's criterion."""
+        """Set the KL weight of this epoch on the net's criterion.
+
+        Parameters
+        ----------
+        net : MultimodalVAE
+            The net being trained.
+        **kwargs : dict
+            skorch's other arguments of the hook (unused).
+        """
         weight = min(1.0, len(net.history) / self.n_epochs)
         net.criterion_.kl_weight = weight
         net.history.record("kl_weight", weight)
@@ -178,7 +186,8 @@ class MultimodalVAE(
         Standard deviation of each column's observed training values (1 for
         Bernoulli modalities).
     module_ : torch.nn.Module
-        The trained :class:`~mmfuse.deep._vae_module.MultimodalVAEModule`.
+        The trained torch module: the encoders, the decoders and the
+        likelihoods.
     history_ : skorch.history.History
         Per-epoch losses and timings.
     n_features_in_ : int
@@ -208,9 +217,11 @@ class MultimodalVAE(
     Encoders and decoders can be replaced per modality with
     ``set_params(module__encoder=...)`` / ``module__decoder``: a class or
     callable ``(in_features, out_features)`` returning a torch module (for
-    every modality) or a dict ``{modality: class}``; encoders output
-    ``2 * latent_dim`` values (means, then log variances), decoders the
-    likelihood's mean (the logits for Bernoulli).
+    every modality), a list of one a modality, or a dict
+    ``{modality: class}`` (None, or a modality the dict leaves out, keeps
+    the default MLP); encoders output ``2 * latent_dim`` values (means, then
+    log variances), decoders the likelihood's mean (the logits for
+    Bernoulli).
 
     References
     ----------

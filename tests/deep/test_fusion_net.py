@@ -1,6 +1,8 @@
 """Tests of the skorch estimator base and the MLP fusion nets (tiny, CPU)."""
 
+import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -13,7 +15,8 @@ from skorch.callbacks import EarlyStopping
 
 from mmfuse.datasets import make_multiview
 from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor
-from mmfuse.deep._fusion_module import FUSIONS, FusionNet
+from mmfuse.deep._fusion_module import FUSIONS, Fusion, FusionNet
+from mmfuse.deep._layers import MLP
 
 TINY = {"d_model": 8, "n_tokens": 2, "n_heads": 2, "verbose": 0, "random_state": 0}
 
@@ -337,6 +340,59 @@ def test_cls_token_readout(data, fusion):
     np.testing.assert_allclose(weights.sum(1), 1, atol=1e-5)
     assert (weights[:10] == [1, 0, 0]).all()
     assert np.isfinite(clf.predict_proba(missing)).all()
+
+
+def test_the_fusion_docs_list_the_registered_fusions():
+    assert list(FUSIONS) == [
+        "concat",
+        "attention",
+        "cross_attention",
+        "co_attention",
+        "gated",
+        "late",
+    ]
+    for estimator in (MLPFusionClassifier, MLPFusionRegressor):
+        listed = re.search(r"fusion : \{(.*?)\}", estimator.__doc__, re.S).group(1)
+        assert re.findall(r'"(\w+)"', listed) == list(FUSIONS)
+        for name in FUSIONS:
+            assert f'- ``"{name}"``: ' in estimator.__doc__
+
+
+@pytest.fixture
+def restore_fusions():
+    saved = dict(FUSIONS)
+    yield
+    FUSIONS.clear()
+    FUSIONS.update(saved)
+
+
+def test_a_new_fusion_is_one_class(data, restore_fusions):
+    class MaxFusion(Fusion, name="max"):
+        """The head on the largest value of each token coordinate."""
+
+        def __init__(self, n_modalities, n_outputs, **settings):
+            super().__init__(n_modalities, n_outputs, **settings)
+            self.head = MLP(self.d_model, n_outputs, self.head_hidden)
+
+        def forward(self, tokens, mask):
+            absent = ~mask.T[:, :, None, None]
+            return self.head(tokens.masked_fill(absent, -math.inf).amax((0, 2)))
+
+    assert FUSIONS["max"] is MaxFusion and MaxFusion.name == "max"
+    X, y, _ = data
+    missing = X.copy()
+    missing[::2, :5] = np.nan
+    clf = classifier(fusion="max").fit(missing, y)
+    assert isinstance(clf.module_.fusion, MaxFusion)
+    assert np.isfinite(clf.predict_proba(missing)).all()
+    with pytest.raises(
+        ValueError,
+        match="fusion='max' has no per-row modality weights; use 'attention', "
+        "'cross_attention', 'co_attention', 'gated' or 'late'",
+    ):
+        clf.modality_weights(X)
+    with pytest.raises(ValueError, match="'fusion' parameter .* among .*'max'"):
+        classifier(fusion="min").fit(X, y)
 
 
 def test_cross_attention_differs_from_self_attention():
