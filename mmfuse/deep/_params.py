@@ -23,6 +23,8 @@ sets (``initialized_``, ``history_``, ``virtual_params_``) and its lists
 ``_params_to_validate`` hook; ``_is_virtual_param``; ``_get_param_names``
 (bypassed for scikit-learn's); partial_fit's ``_routing_method`` keyword
 (:meth:`ParamsNet._fit_epochs`); ``_set_training`` (:meth:`ParamsNet._eval`).
+Besides, ``_base._BatchDataset`` reads a skorch ``Dataset``'s ``X`` and
+``y`` attributes, which skorch does not document.
 scikit-learn internals: the ``_validate_params`` hook that ``_fit_context``
 calls, ``_get_param_names``, and the ``_metadata_request`` and
 ``_sklearn_output_config`` attributes that ``clone`` carries over; private

@@ -1,7 +1,9 @@
 import math
 import pickle
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -274,6 +276,18 @@ def test_impute_fills_missing_and_keeps_observed(fitted, data):
     np.testing.assert_array_equal(filled[observed], X_missing[observed])
     generated = fitted.reconstruct(X_missing)
     np.testing.assert_allclose(filled[~observed], generated[~observed])
+
+
+def test_impute_validates_X_once(fitted, data):
+    X, _ = data
+    frame = pd.DataFrame(with_missing(X), columns=[f"c{i}" for i in range(X.shape[1])])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filled = fitted.impute(frame)
+    assert [str(w.message) for w in caught] == [
+        "X has feature names, but MultimodalVAE was fitted without feature names"
+    ]
+    np.testing.assert_array_equal(filled, fitted.impute(frame.to_numpy()))
 
 
 def test_reconstruct_given_ignores_other_modalities(fitted, data):
