@@ -3,15 +3,14 @@
 :class:`BaseMultimodalNet` turns a skorch :class:`~skorch.NeuralNet` into a
 plain scikit-learn estimator over one multimodal ``X``:
 
-- ``__init__`` only stores its explicit parameters (skorch's does more);
-  skorch's prefixed parameters (``module__…``, ``optimizer__…``,
-  ``criterion__…``, ``callbacks__…``, ``iterator_train__…``) are set with
-  ``set_params`` and survive ``get_params``, ``clone`` and pickling;
+- ``__init__`` only stores its explicit parameters; skorch's prefixed
+  parameters follow scikit-learn's rules (:mod:`mmfuse.deep._params`, the
+  one module that relies on skorch's internals);
 - ``fit`` validates ``X``, resolves ``blocks``, learns per-column statistics,
   seeds torch from ``random_state`` and builds the torch module from the
   resolved blocks in :meth:`~BaseMultimodalNet.initialize_module`;
 - the module receives ``X`` standardized in float32 (NaN set to 0) and the
-  boolean modality mask: ``module(X=..., mask=...)``.
+  boolean modality mask: ``module(X=..., mask=...)``;
 - training batches are shuffled (skorch's ``NeuralNet`` does not shuffle),
   and every batch is read from the data set in one indexing instead of row
   by row (:meth:`~BaseMultimodalNet.get_iterator`);
@@ -23,22 +22,17 @@ plain scikit-learn estimator over one multimodal ``X``:
 The training loop, callbacks, history, devices and pickling are skorch's.
 """
 
-import inspect
 import math
 import warnings
-from abc import ABCMeta, abstractmethod
+from abc import abstractmethod
+from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
-from types import MappingProxyType
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
 from sklearn.utils import get_tags
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
-from skorch.callbacks import Callback
 from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.utils import to_numpy, to_tensor
 from torch.utils.data import (
@@ -55,7 +49,9 @@ from mmfuse._blocks import (
     modality_mask,
     validate_numeric,
 )
+from mmfuse._blocks import per_modality as _per_modality
 from mmfuse.deep._data import column_statistics, seed_torch, standardize
+from mmfuse.deep._params import ParamsNet
 from mmfuse.utils._compat import (
     Interval,
     Options,
@@ -65,7 +61,36 @@ from mmfuse.utils._compat import (
 )
 from mmfuse.utils._warnings import warn_user
 
-__all__ = ["BaseMultimodalNet", "check_widths"]
+__all__ = ["BaseMultimodalNet", "check_widths", "per_modality"]
+
+
+def per_modality(name, value, names, *allowed, why="", default):
+    """Resolve a per-modality parameter, a ``{modality: value}`` dict included.
+
+    :func:`mmfuse._blocks.per_modality` with its ``default`` (the value of the
+    modalities a dict does not name): a thin adapter until that function
+    reads such dicts itself (issue #13), when this one goes.
+
+    Raises
+    ------
+    ValueError
+        When a dict names a modality that does not exist, or as
+        :func:`mmfuse._blocks.per_modality` does.
+    """
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(names), key=str)
+        if unknown:
+            raise ValueError(
+                f"{name} names unknown modalities {unknown}; the modalities "
+                f"are {names}."
+            )
+        return [
+            _per_modality(
+                f"{name}[{m!r}]", value.get(m, default), [m], *allowed, why=why
+            )[0]
+            for m in names
+        ]
+    return _per_modality(name, value, names, *allowed, why=why)
 
 
 def check_widths(name, widths):
@@ -107,7 +132,7 @@ class _BatchDataset(Dataset):
         return self.transform(X, None if self.y is None else self.y[rows])
 
 
-class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
+class BaseMultimodalNet(ParamsNet):
     """Base class of mmfuse's skorch estimators (not for direct use).
 
     A subclass implements :meth:`_build_module` (return the torch module for
@@ -166,30 +191,11 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         "random_state": ["random_state"],
     }
 
-    # skorch options that mmfuse fixes: not parameters, but their prefixed
+    # How batches are read (see get_iterator): fixed, but their prefixed
     # settings (iterator_train__num_workers=2, ...) still apply.
     iterator_train = DataLoader
     iterator_valid = DataLoader
     dataset = _BatchDataset
-    predict_nonlinearity = None
-    warm_start = False
-    compile = False
-    use_caching = "auto"
-    torch_load_kwargs = None
-
-    # What skorch's __init__ would set, as class-level "not fitted" defaults,
-    # so that __init__ only stores parameters.
-    initialized_ = False
-    history_ = None
-    virtual_params_ = MappingProxyType({})
-
-    # Every mmfuse net has one module, one criterion and one optimizer;
-    # declaring them lets their prefixed parameters be checked before fit.
-    prefixes_ = [*NeuralNet.prefixes_, "module", "criterion", "optimizer"]
-    cuda_dependent_attributes_ = ["module_", "criterion_", "optimizer_"]
-    _modules = ["module"]
-    _criteria = ["criterion"]
-    _optimizers = ["optimizer"]
 
     def __init__(
         self,
@@ -216,151 +222,10 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         self.device = device
         self.random_state = random_state
 
-    __repr__ = BaseEstimator.__repr__
-
-    # skorch's predict and predict_proba take module inputs, not X: hidden
-    # here, so that only subclasses that predict (from X) have them.
-    predict = available_if(lambda self: False)(NeuralNet.predict)
-    predict_proba = available_if(lambda self: False)(NeuralNet.predict_proba)
-
-    # ----------------------------------------------------------------- params
-    def _prefixed_param_names(self):
-        """Names of the skorch prefixed parameters set on this net."""
-        return sorted(
-            name
-            for name in vars(self)
-            if "__" in name and not name.startswith("_") and not name.endswith("_")
-        )
-
-    @property
-    def _params_to_validate(self):
-        # skorch checks these names against its prefixes in _validate_params.
-        return set(self._prefixed_param_names())
-
-    def _get_param_names(self):
-        explicit = super(NeuralNet, type(self))._get_param_names()
-        return sorted([*explicit, *self._prefixed_param_names()])
-
-    def set_params(self, **params):
-        """Set the parameters of this net, including skorch's prefixed ones.
-
-        Before ``fit``, values are only stored (skorch applies them when it
-        initializes); on a fitted net, skorch's rules apply (e.g.
-        ``module__…`` re-initializes the module, ``lr`` changes the
-        optimizer's) and a new ``optimizer`` is built at once, so that
-        :meth:`partial_fit` trains with it; a new ``lr`` is also where the
-        learning-rate schedule of the next :meth:`partial_fit` starts.
-
-        Parameters
-        ----------
-        **params : dict
-            Parameter names and values, e.g. ``lr=0.01``,
-            ``module__cls_token=False``, ``optimizer__weight_decay=1e-4``,
-            ``callbacks__print_log=None``.
-
-        Returns
-        -------
-        self : BaseMultimodalNet
-            The net.
-        """
-        if self.initialized_:
-            # skorch would take "optimizer" for one of its prefixes and fail.
-            plain = {
-                name: value
-                for name, value in params.items()
-                if "__" not in name and not self._is_virtual_param(name)
-            }
-            BaseEstimator.set_params(self, **plain)
-            if "optimizer" in plain:
-                self.initialize_optimizer()
-            other = {n: v for n, v in params.items() if n not in plain}
-            if other:
-                super().set_params(**other)
-            if any(name == "lr" or name.endswith("__lr") for name in other):
-                self._restart_lr_schedule()
-            return self
-        prefixed = {name: value for name, value in params.items() if "__" in name}
-        BaseEstimator.set_params(
-            self, **{n: v for n, v in params.items() if n not in prefixed}
-        )
-        vars(self).update(prefixed)
-        return self
-
-    def _validate_params(self):
-        # Called by @_fit_context (scikit-learn's constraints) and by skorch
-        # (prefixed parameters): check both, and that the device exists.
-        BaseEstimator._validate_params(self)
-        NeuralNet._validate_params(self)
-        self._check_device_available()
-        self._check_callbacks()
-
-    def _check_callbacks(self):
-        """Check that ``callbacks`` lists skorch callbacks, named or not."""
-        if not isinstance(self.callbacks, list):
-            return  # None or "disable", as the constraints allow
-        for entry in self.callbacks:
-            named = isinstance(entry, tuple) and len(entry) == 2
-            callback = entry[1] if named else entry
-            is_callback = isinstance(callback, Callback) or (
-                isinstance(callback, type) and issubclass(callback, Callback)
-            )
-            if not is_callback or (named and not isinstance(entry[0], str)):
-                raise ValueError(
-                    f"callbacks holds {entry!r}, which is neither a skorch "
-                    f"Callback nor a (name, Callback) pair; e.g. callbacks="
-                    f"[('stop', skorch.callbacks.EarlyStopping(patience=5))]."
-                )
-
-    def _check_device_available(self):
-        """Check that ``device`` names a torch device this machine has."""
-        try:
-            device = torch.device(self.device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(
-                f"device={self.device!r} is not a torch device; use 'cpu', or "
-                f"'cuda' on a machine with a CUDA GPU."
-            ) from exc
-        if device.type == "cpu":
-            return
-        accelerator = torch.accelerator.current_accelerator()
-        if accelerator is None or accelerator.type != device.type:
-            found = "none" if accelerator is None else f"only {accelerator.type!r}"
-            raise ValueError(
-                f"device={self.device!r} needs a {device.type.upper()} device, "
-                f"which is not available: torch {torch.__version__} finds "
-                f"{found} here. Use device='cpu'."
-            )
-        count = torch.accelerator.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(
-                f"device={self.device!r} asks for {device.type} device "
-                f"{device.index}, but there are {count}; use an index below "
-                f"{count}."
-            )
-
-    def __sklearn_clone__(self):
-        # __init__ takes the explicit parameters; the prefixed ones are
-        # stored as set_params stores them.
-        params = {
-            name: clone(value, safe=False)
-            for name, value in self.get_params(deep=False).items()
-        }
-        prefixed = {name: params.pop(name) for name in self._prefixed_param_names()}
-        new = type(self)(**params)
-        vars(new).update(prefixed)
-        for name in ("_metadata_request", "_sklearn_output_config"):
-            if hasattr(self, name):
-                setattr(new, name, clone(getattr(self, name), safe=False))
-        return new
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
-
-    def __sklearn_is_fitted__(self):
-        # A fit that diverged leaves the net uninitialized, hence unfitted.
-        return self.initialized_ and super().__sklearn_is_fitted__()
 
     # ------------------------------------------------------------------ data
     def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
@@ -418,10 +283,14 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         check_any_modality(mask, self.modality_names_, type(self).__name__)
         return {"X": standardize(X, self.mean_, self.scale_), "mask": mask}
 
-    def _validate_input(self, X):
-        """Check a fitted net and turn new ``X`` into the module's inputs."""
+    def _validate_new(self, X):
+        """Check that the net is fitted and validate new ``X`` against fit's."""
         check_is_fitted(self)
-        return self._module_input(self._validate_data(X, reset=False))
+        return self._validate_data(X, reset=False)
+
+    def _validate_input(self, X):
+        """Validate new ``X`` and turn it into the module's inputs."""
+        return self._module_input(self._validate_new(X))
 
     @contextmanager
     def _seeded(self):
@@ -474,11 +343,6 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
             )
         self._restart_lr_schedule()
         return self
-
-    def _restart_lr_schedule(self):
-        """Make the optimizer's learning rates the base of the next schedule."""
-        for group in self.optimizer_.param_groups:
-            group["initial_lr"] = group["lr"]
 
     def get_params_for_optimizer(self, prefix, named_parameters):
         """Optimizer arguments; Adam and AdamW run fused (skorch hook).
@@ -563,24 +427,6 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         ``module_params`` are the ``module__<name>`` parameters.
         """
 
-    def _module_kwargs(self, explicit, module_params, target, prefix="module"):
-        """Merge explicit arguments with ``<prefix>__`` ones for class ``target``."""
-        accepted = inspect.signature(target).parameters
-        unknown = sorted(module_params.keys() - accepted.keys())
-        if unknown:
-            raise TypeError(
-                f"{prefix}__{unknown[0]} is not a parameter of "
-                f"{target.__name__}; its parameters are {sorted(accepted)}."
-            )
-        duplicated = sorted(explicit.keys() & module_params.keys())
-        if duplicated:
-            name = duplicated[0]
-            raise ValueError(
-                f"{prefix}__{name} duplicates the estimator parameter {name!r}; "
-                f"set {name}=... instead of {prefix}__{name}=..."
-            )
-        return {**explicit, **module_params}
-
     def initialize_module(self):
         """Build ``module_`` from the resolved blocks (skorch extension point).
 
@@ -607,13 +453,7 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
         with self._seeded() if reset else nullcontext():
             if reset:
                 self.initialize()
-            NeuralNet.partial_fit(
-                self,
-                inputs,
-                y,
-                _routing_method="fit" if reset else "partial_fit",
-                **fit_params,
-            )
+            self._fit_epochs(inputs, y, reset=reset, fit_params=fit_params)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -865,7 +705,7 @@ class BaseMultimodalNet(NeuralNet, metaclass=ABCMeta):
             When an output is not finite, saying whether the weights are.
         """
         dataset = self.get_dataset(inputs)
-        self._set_training(False)
+        self._eval()
         outputs = []
         with torch.no_grad():
             for batch in self.get_iterator(dataset, training=False):

@@ -14,14 +14,12 @@ from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse._blocks import numeric_target
-from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._base import BaseMultimodalNet, check_widths, per_modality
 from mmfuse.deep._data import column_statistics, standardize, unstandardize
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.utils._compat import Interval, StrOptions
 
 __all__ = ["MLPFusionClassifier", "MLPFusionRegressor"]
-
-_ATTENTION = {"attention", "cross_attention", "co_attention"}
 
 # Default internal validation splits (skorch's defaults), shared and stateless.
 _SPLIT = ValidSplit(5)
@@ -33,7 +31,7 @@ class _BaseFusionNet(BaseMultimodalNet):
 
     _parameter_constraints: dict = {
         **BaseMultimodalNet._parameter_constraints,
-        "fusion": [StrOptions(set(FUSIONS))],
+        "fusion": [StrOptions(FUSIONS.keys())],  # read when validated
         "d_model": [Interval(Integral, 1, None, closed="left")],
         "n_tokens": [Interval(Integral, 1, None, closed="left")],
         "n_heads": [Interval(Integral, 1, None, closed="left")],
@@ -89,23 +87,20 @@ class _BaseFusionNet(BaseMultimodalNet):
         for name in ("encoder_hidden", "head_hidden"):
             if name in module_params:
                 check_widths(f"module__{name}", module_params[name])
-        if self.fusion in _ATTENTION and self.d_model % self.n_heads:
+        if FUSIONS[self.fusion].attends and self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads="
                 f"{self.n_heads}, which fusion={self.fusion!r} needs; use a "
                 f"d_model that is a multiple of n_heads."
             )
-        encoders = module_params.pop("encoder", None)
-        if isinstance(encoders, dict):
-            unknown = sorted(set(encoders) - set(self.modality_names_))
-            if unknown:
-                raise ValueError(
-                    f"module__encoder names unknown modalities {unknown}; the "
-                    f"modalities are {self.modality_names_}."
-                )
-            encoders = [encoders.get(name) for name in self.modality_names_]
-        elif encoders is not None:
-            encoders = [encoders] * len(self.blocks_)
+        encoders = per_modality(
+            "module__encoder",
+            module_params.pop("encoder", None),
+            self.modality_names_,
+            callable,
+            None,
+            default=None,
+        )
         explicit = {
             "blocks": self.blocks_,
             "n_outputs": self._n_outputs(),
@@ -143,7 +138,16 @@ class _BaseFusionNet(BaseMultimodalNet):
         return self._module_method(X, "modality_weights")
 
 
-_SHARED_PARAMETERS = """\
+class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
+    """Multimodal classifier: encoders, fusion, MLP head.
+
+    A skorch net whose torch module is built in ``fit`` from the resolved
+    ``blocks``, so it is a plain scikit-learn classifier (``Pipeline``,
+    ``clone``, ``GridSearchCV`` over ``fusion`` or ``module__…``,
+    ``cross_validate``, pickle). Any label type.
+
+    Parameters
+    ----------
     blocks : "auto", int, list, tuple or dict, default="auto"
         The modality blocks, in any form :func:`~mmfuse.resolve_blocks`
         accepts.
@@ -189,7 +193,7 @@ _SHARED_PARAMETERS = """\
     batch_size : int, default=128
         Mini-batch size; -1 for the whole data set. Predictions do not
         depend on it.
-    train_split : callable or None, default=ValidSplit(5{stratified})
+    train_split : callable or None, default=ValidSplit(5, stratified=True)
         skorch's internal validation split, for ``valid_loss`` and early
         stopping; None trains on all the data.
     callbacks : list of (str, Callback), "disable" or None, default=None
@@ -201,38 +205,20 @@ _SHARED_PARAMETERS = """\
     random_state : int, RandomState instance or None, default=None
         Seeds the weights, shuffling and dropouts: the same seed gives the
         same predictions on CPU; torch's global random state is left as it
-        was. None draws from torch's global generator."""
+        was. None draws from torch's global generator.
+    label_smoothing : float, default=0.1
+        Label smoothing of the cross-entropy loss
+        (:class:`torch.nn.CrossEntropyLoss`): the training target puts
+        ``1 - label_smoothing`` on the true class and spreads the rest over
+        all classes; 0 trains on the labels as they are. Smoothing tempers
+        the outputs' confidence, and ``"gated"`` nets may then learn gates
+        that also lean on uninformative modalities: use 0 to read the gates
+        (:meth:`modality_weights`) as how informative each modality is.
 
-_NOTES = """\
-    Each modality (block) goes through its own encoder (an :class:`MLP` by
-    default) into ``n_tokens`` tokens of width ``d_model`` (plus a learned
-    modality-type embedding for the attention fusions); the fusion step
-    combines them and an MLP head (one a modality for ``"late"``) predicts.
-    Training batches are shuffled and the learning rate decays on a cosine
-    (the ``"lr_scheduler"`` callback). Columns are standardized inside the
-    net with the mean and standard deviation of their observed training
-    values, so pass raw features.
-
-    A row whose block is entirely NaN lacks that modality: it is masked out
-    of attention (``key_padding_mask``), gates and late averages, and never
-    makes the output NaN; other NaN entries count as the column mean. A row
-    lacking every modality is an error, in ``fit`` as in prediction.
-
-    ``fit(X, y, sample_weight=w)`` weighs each row's loss: a batch's loss is
-    ``sum(w * loss) / sum(w)`` over its rows, so integer weights act as
-    repetition counts in expectation (not exactly: repeated rows would change
-    the shuffled batches and the number of steps). A fit whose loss becomes
-    non-finite stops with an error that says in which epoch.
-
-    Module options go through skorch's ``module__`` prefix:
-    ``module__encoder`` (a class or callable ``(in_features, out_features)``
-    returning a torch module, or a dict ``{modality: class}``),
-    ``module__encoder_hidden``, ``module__head_hidden`` and
-    ``module__cls_token`` (see :class:`~mmfuse.deep._fusion_module.FusionNet`).
-    Other skorch prefixes (``optimizer__``, ``callbacks__``,
-    ``iterator_train__``) work as in skorch, through ``set_params``."""
-
-_ATTRIBUTES = """\
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
     blocks_ : list of ndarray of intp
         Column positions of each modality.
     modality_names_ : list of str
@@ -242,16 +228,82 @@ _ATTRIBUTES = """\
     scale_ : ndarray of shape (n_features_in_,)
         Standard deviation of each column's observed training values.
     module_ : torch.nn.Module
-        The trained :class:`~mmfuse.deep._fusion_module.FusionNet`.
+        The trained torch module: the encoders, the fusion and the head(s).
     history_ : skorch.history.History
         Per-epoch losses and timings.
     n_features_in_ : int
         Number of columns seen in ``fit``.
     feature_names_in_ : ndarray of str of shape (n_features_in_,)
-        Column names seen in ``fit``, when ``X`` had string column names."""
+        Column names seen in ``fit``, when ``X`` had string column names.
 
+    See Also
+    --------
+    MLPFusionRegressor : The same net for regression.
+    mmfuse.fusion.LateFusionClassifier : Late fusion of any classifiers.
 
-class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
+    Notes
+    -----
+    Each modality (block) goes through its own encoder (a multilayer
+    perceptron by default) into ``n_tokens`` tokens of width ``d_model``
+    (plus a learned modality-type embedding for the attention fusions); the
+    fusion step combines them and an MLP head (one a modality for
+    ``"late"``) predicts. Training batches are shuffled and the learning
+    rate decays on a cosine (the ``"lr_scheduler"`` callback). Columns are
+    standardized inside the net with the mean and standard deviation of
+    their observed training values, so pass raw features.
+
+    A row whose block is entirely NaN lacks that modality: it is masked out
+    of attention, gates and late averages, and never makes the output NaN;
+    other NaN entries count as the column mean. A row lacking every modality
+    is an error, in ``fit`` as in prediction.
+
+    ``fit(X, y, sample_weight=w)`` weighs each row's loss: a batch's loss is
+    ``sum(w * loss) / sum(w)`` over its rows, so integer weights act as
+    repetition counts in expectation (not exactly: repeated rows would change
+    the shuffled batches and the number of steps). A fit whose loss becomes
+    non-finite stops with an error that says in which epoch.
+
+    Module options go through skorch's ``module__`` prefix, with
+    ``set_params``:
+
+    - ``module__encoder``: the encoder of every modality, a list of one a
+      modality, or a dict ``{modality: encoder}`` (the others keep the
+      default); an encoder is a class or callable ``(in_features,
+      out_features)`` returning a torch module from ``(batch, in_features)``
+      to ``(batch, out_features)``, or None for the default;
+    - ``module__encoder_hidden``: hidden widths of the default encoders,
+      ``(128,)`` by default;
+    - ``module__head_hidden``: hidden widths of the head(s), ``(64,)`` by
+      default;
+    - ``module__cls_token``: for the attention fusions, read the fused
+      representation from a learned CLS token's output instead of averaging
+      the present modalities' tokens (False by default). The CLS output of
+      the last block sees that block's input tokens only: with
+      ``n_layers=1``, ``"cross_attention"`` then reads as ``"attention"``.
+
+    Other skorch prefixes (``optimizer__``, ``callbacks__``,
+    ``iterator_train__``) work as in skorch, through ``set_params``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.datasets import make_multiview
+    >>> from mmfuse.deep import MLPFusionClassifier
+    >>> X, latent = make_multiview(200, [6, 4], n_latent=2, random_state=0)
+    >>> y = (latent[:, 0] > 0).astype(int)
+    >>> clf = MLPFusionClassifier(blocks=[6, 4], d_model=16, max_epochs=20,
+    ...                           verbose=0, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.8
+    True
+    >>> X_missing = X.copy()
+    >>> X_missing[:5, 6:] = np.nan  # the second modality is missing
+    >>> clf.predict_proba(X_missing).shape
+    (200, 2)
+    >>> clf.modality_weights(X_missing)[:2].round(2)
+    array([[1., 0.],
+           [1., 0.]])
+    """
+
     criterion = torch.nn.CrossEntropyLoss
 
     _parameter_constraints: dict = {
@@ -348,6 +400,157 @@ class MLPFusionClassifier(ClassifierMixin, _BaseFusionNet):
 
 
 class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
+    """Multimodal regressor: encoders, fusion, MLP head.
+
+    A skorch net whose torch module is built in ``fit`` from the resolved
+    ``blocks``, so it is a plain scikit-learn regressor (``Pipeline``,
+    ``clone``, ``GridSearchCV``, ``cross_validate``, pickle). Single and
+    multi-output; targets are standardized inside the net.
+
+    Parameters
+    ----------
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        The modality blocks, in any form :func:`~mmfuse.resolve_blocks`
+        accepts.
+    fusion : {"concat", "attention", "cross_attention", "co_attention", \
+"gated", "late"}, default="late"
+        How the modality encodings are fused:
+
+        - ``"concat"``: early fusion, the tokens side by side into the head;
+        - ``"attention"``: self-attention over all modality tokens;
+        - ``"cross_attention"``: each modality's tokens attend to the other
+          modalities' tokens;
+        - ``"co_attention"``: self-attention within each modality, then
+          cross-attention between modalities;
+        - ``"gated"``: a learned softmax gate per row over the modality
+          summaries;
+        - ``"late"``: one head per modality (on its tokens through a ReLU),
+          outputs averaged over the modalities present.
+    d_model : int, default=32
+        Token width.
+    n_tokens : int, default=4
+        Tokens each modality is encoded into.
+    n_heads : int, default=4
+        Attention heads; must divide ``d_model`` for the attention fusions.
+    n_layers : int, default=1
+        Attention layers.
+    dropout : float, default=0.2
+        Dropout in the encoders, attention blocks and heads.
+    modality_dropout : float, default=0.0
+        In training, the probability of dropping each modality of a row (a
+        row keeps at least one): trains the net to predict from a subset.
+    optimizer : callable, default=torch.optim.AdamW
+        The torch optimizer class; set its parameters with
+        ``set_params(optimizer__weight_decay=...)``. Adam and AdamW use
+        torch's fused implementation unless ``optimizer__fused`` or
+        ``optimizer__foreach`` is set.
+    lr : float, default=4e-3
+        Initial learning rate, annealed towards 0 on a cosine over the
+        ``max_epochs`` epochs of each ``fit`` or ``partial_fit`` call (the
+        default callback ``"lr_scheduler"``;
+        ``set_params(callbacks__lr_scheduler=None)`` keeps it constant).
+    max_epochs : int, default=60
+        Training epochs.
+    batch_size : int, default=128
+        Mini-batch size; -1 for the whole data set. Predictions do not
+        depend on it.
+    train_split : callable or None, default=ValidSplit(5)
+        skorch's internal validation split, for ``valid_loss`` and early
+        stopping; None trains on all the data.
+    callbacks : list of (str, Callback), "disable" or None, default=None
+        skorch callbacks, e.g. ``[("stop", EarlyStopping(patience=5))]``.
+    verbose : int, default=1
+        1 prints a line per epoch; 0 is silent.
+    device : str or torch.device, default="cpu"
+        Where the net is trained and run, e.g. ``"cuda"``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, shuffling and dropouts: the same seed gives the
+        same predictions on CPU; torch's global random state is left as it
+        was. None draws from torch's global generator.
+
+    Attributes
+    ----------
+    y_mean_ : ndarray of shape (n_targets,)
+        Mean of each training target.
+    y_scale_ : ndarray of shape (n_targets,)
+        Standard deviation of each training target.
+    blocks_ : list of ndarray of intp
+        Column positions of each modality.
+    modality_names_ : list of str
+        Name of each modality.
+    mean_ : ndarray of shape (n_features_in_,)
+        Mean of each column's observed training values.
+    scale_ : ndarray of shape (n_features_in_,)
+        Standard deviation of each column's observed training values.
+    module_ : torch.nn.Module
+        The trained torch module: the encoders, the fusion and the head(s).
+    history_ : skorch.history.History
+        Per-epoch losses and timings.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` had string column names.
+
+    See Also
+    --------
+    MLPFusionClassifier : The same net for classification.
+
+    Notes
+    -----
+    Each modality (block) goes through its own encoder (a multilayer
+    perceptron by default) into ``n_tokens`` tokens of width ``d_model``
+    (plus a learned modality-type embedding for the attention fusions); the
+    fusion step combines them and an MLP head (one a modality for
+    ``"late"``) predicts. Training batches are shuffled and the learning
+    rate decays on a cosine (the ``"lr_scheduler"`` callback). Columns are
+    standardized inside the net with the mean and standard deviation of
+    their observed training values, so pass raw features.
+
+    A row whose block is entirely NaN lacks that modality: it is masked out
+    of attention, gates and late averages, and never makes the output NaN;
+    other NaN entries count as the column mean. A row lacking every modality
+    is an error, in ``fit`` as in prediction.
+
+    ``fit(X, y, sample_weight=w)`` weighs each row's loss: a batch's loss is
+    ``sum(w * loss) / sum(w)`` over its rows, so integer weights act as
+    repetition counts in expectation (not exactly: repeated rows would change
+    the shuffled batches and the number of steps). A fit whose loss becomes
+    non-finite stops with an error that says in which epoch.
+
+    Module options go through skorch's ``module__`` prefix, with
+    ``set_params``:
+
+    - ``module__encoder``: the encoder of every modality, a list of one a
+      modality, or a dict ``{modality: encoder}`` (the others keep the
+      default); an encoder is a class or callable ``(in_features,
+      out_features)`` returning a torch module from ``(batch, in_features)``
+      to ``(batch, out_features)``, or None for the default;
+    - ``module__encoder_hidden``: hidden widths of the default encoders,
+      ``(128,)`` by default;
+    - ``module__head_hidden``: hidden widths of the head(s), ``(64,)`` by
+      default;
+    - ``module__cls_token``: for the attention fusions, read the fused
+      representation from a learned CLS token's output instead of averaging
+      the present modalities' tokens (False by default). The CLS output of
+      the last block sees that block's input tokens only: with
+      ``n_layers=1``, ``"cross_attention"`` then reads as ``"attention"``.
+
+    Other skorch prefixes (``optimizer__``, ``callbacks__``,
+    ``iterator_train__``) work as in skorch, through ``set_params``.
+
+    Examples
+    --------
+    >>> from mmfuse.datasets import make_multiview
+    >>> from mmfuse.deep import MLPFusionRegressor
+    >>> X, latent = make_multiview(200, [6, 4], n_latent=2, random_state=0)
+    >>> reg = MLPFusionRegressor(blocks=[6, 4], fusion="gated", d_model=16,
+    ...                          max_epochs=20, verbose=0, random_state=0)
+    >>> reg.fit(X, latent).predict(X).shape
+    (200, 2)
+    >>> reg.score(X, latent) > 0.5
+    True
+    """
+
     criterion = torch.nn.MSELoss
     _target_check_params = {"multi_output": True, "y_numeric": True}
 
@@ -433,98 +636,3 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
             "predictions",
         )
         return y.ravel() if self._y_ndim == 1 else y
-
-
-MLPFusionClassifier.__doc__ = f"""Multimodal classifier: encoders, fusion, MLP head.
-
-    A skorch net whose torch module is built in ``fit`` from the resolved
-    ``blocks``, so it is a plain scikit-learn classifier (``Pipeline``,
-    ``clone``, ``GridSearchCV`` over ``fusion`` or ``module__…``,
-    ``cross_validate``, pickle). Any label type.
-
-    Parameters
-    ----------
-{_SHARED_PARAMETERS.replace("{stratified}", ", stratified=True")}
-    label_smoothing : float, default=0.1
-        Label smoothing of the cross-entropy loss
-        (:class:`torch.nn.CrossEntropyLoss`): the training target puts
-        ``1 - label_smoothing`` on the true class and spreads the rest over
-        all classes; 0 trains on the labels as they are. Smoothing tempers
-        the outputs' confidence, and ``"gated"`` nets may then learn gates
-        that also lean on uninformative modalities: use 0 to read the gates
-        (:meth:`modality_weights`) as how informative each modality is.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The class labels.
-{_ATTRIBUTES}
-
-    See Also
-    --------
-    MLPFusionRegressor : The same net for regression.
-    mmfuse.fusion.LateFusionClassifier : Late fusion of any classifiers.
-
-    Notes
-    -----
-{_NOTES}
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from mmfuse.datasets import make_multiview
-    >>> from mmfuse.deep import MLPFusionClassifier
-    >>> X, latent = make_multiview(200, [6, 4], n_latent=2, random_state=0)
-    >>> y = (latent[:, 0] > 0).astype(int)
-    >>> clf = MLPFusionClassifier(blocks=[6, 4], d_model=16, max_epochs=20,
-    ...                           verbose=0, random_state=0).fit(X, y)
-    >>> clf.score(X, y) > 0.8
-    True
-    >>> X_missing = X.copy()
-    >>> X_missing[:5, 6:] = np.nan  # the second modality is missing
-    >>> clf.predict_proba(X_missing).shape
-    (200, 2)
-    >>> clf.modality_weights(X_missing)[:2].round(2)
-    array([[1., 0.],
-           [1., 0.]])
-    """
-
-MLPFusionRegressor.__doc__ = f"""Multimodal regressor: encoders, fusion, MLP head.
-
-    A skorch net whose torch module is built in ``fit`` from the resolved
-    ``blocks``, so it is a plain scikit-learn regressor (``Pipeline``,
-    ``clone``, ``GridSearchCV``, ``cross_validate``, pickle). Single and
-    multi-output; targets are standardized inside the net.
-
-    Parameters
-    ----------
-{_SHARED_PARAMETERS.replace("{stratified}", "")}
-
-    Attributes
-    ----------
-    y_mean_ : ndarray of shape (n_targets,)
-        Mean of each training target.
-    y_scale_ : ndarray of shape (n_targets,)
-        Standard deviation of each training target.
-{_ATTRIBUTES}
-
-    See Also
-    --------
-    MLPFusionClassifier : The same net for classification.
-
-    Notes
-    -----
-{_NOTES}
-
-    Examples
-    --------
-    >>> from mmfuse.datasets import make_multiview
-    >>> from mmfuse.deep import MLPFusionRegressor
-    >>> X, latent = make_multiview(200, [6, 4], n_latent=2, random_state=0)
-    >>> reg = MLPFusionRegressor(blocks=[6, 4], fusion="gated", d_model=16,
-    ...                          max_epochs=20, verbose=0, random_state=0)
-    >>> reg.fit(X, latent).predict(X).shape
-    (200, 2)
-    >>> reg.score(X, latent) > 0.5
-    True
-    """

@@ -97,6 +97,26 @@ def masked_softmax(logits, mask):
     return weights / weights.sum(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
+def equal_shares(mask, dim=-1):
+    """Equal weights of the entries present along ``dim``; none present gives 0.
+
+    Parameters
+    ----------
+    mask : bool Tensor
+        True where an entry (a modality, an expert) is present.
+    dim : int, default=-1
+        The axis along which the shares sum to 1.
+
+    Returns
+    -------
+    shares : float32 Tensor of the shape of ``mask``
+        ``1 / k`` for each of the ``k`` present entries along ``dim``, 0 for
+        the others (all 0 where none is present).
+    """
+    mask = mask.to(torch.float32)
+    return mask / mask.sum(dim, keepdim=True).clamp_min(1.0)
+
+
 class ModalityDropout(nn.Module):
     """Drop whole modalities at random in training (identity in eval mode).
 

@@ -1,18 +1,16 @@
 """MultimodalVAE: a skorch multimodal VAE (PoE, MoE, MoPoE) as a transformer."""
 
-import math
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback
 
 from mmfuse._blocks import check_any_modality, modality_position
-from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._base import BaseMultimodalNet, check_widths, per_modality
 from mmfuse.deep._data import unstandardize
 from mmfuse.deep._vae_module import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
 from mmfuse.utils._compat import Interval, StrOptions
@@ -21,6 +19,10 @@ __all__ = ["KLWarmup", "MultimodalVAE"]
 
 # MoPoE mixes the 2**M - 1 subsets of M modalities: beyond this, use "moe".
 _MOPOE_MAX_MODALITIES = 12
+
+# What a likelihood's scale may be, for every modality or each of them.
+_SCALE = [StrOptions({"learn"}), Interval(Real, 0, None, closed="neither")]
+_SCALE_WHY = "a finite scale of the standardized columns, or 'learn'"
 
 
 class KLWarmup(Callback):
@@ -67,7 +69,15 @@ class KLWarmup(Callback):
         return self
 
     def on_epoch_begin(self, net, **kwargs):
-        """Set the KL weight of this epoch on the net's criterion."""
+        """Set the KL weight of this epoch on the net's criterion.
+
+        Parameters
+        ----------
+        net : MultimodalVAE
+            The net being trained.
+        **kwargs : dict
+            skorch's other arguments of the hook (unused).
+        """
         weight = min(1.0, len(net.history) / self.n_epochs)
         net.criterion_.kl_weight = weight
         net.history.record("kl_weight", weight)
@@ -176,7 +186,8 @@ class MultimodalVAE(
         Standard deviation of each column's observed training values (1 for
         Bernoulli modalities).
     module_ : torch.nn.Module
-        The trained :class:`~mmfuse.deep._vae_module.MultimodalVAEModule`.
+        The trained torch module: the encoders, the decoders and the
+        likelihoods.
     history_ : skorch.history.History
         Per-epoch losses and timings.
     n_features_in_ : int
@@ -206,9 +217,11 @@ class MultimodalVAE(
     Encoders and decoders can be replaced per modality with
     ``set_params(module__encoder=...)`` / ``module__decoder``: a class or
     callable ``(in_features, out_features)`` returning a torch module (for
-    every modality) or a dict ``{modality: class}``; encoders output
-    ``2 * latent_dim`` values (means, then log variances), decoders the
-    likelihood's mean (the logits for Bernoulli).
+    every modality), a list of one a modality, or a dict
+    ``{modality: class}`` (None, or a modality the dict leaves out, keeps
+    the default MLP); encoders output ``2 * latent_dim`` values (means, then
+    log variances), decoders the likelihood's mean (the logits for
+    Bernoulli).
 
     References
     ----------
@@ -241,21 +254,12 @@ class MultimodalVAE(
 
     criterion = NegativeELBO
 
-    # skorch's predict and predict_proba return the module's raw output; a
-    # transformer has neither.
-    predict = available_if(lambda self: False)(BaseMultimodalNet.predict)
-    predict_proba = available_if(lambda self: False)(BaseMultimodalNet.predict_proba)
-
     _parameter_constraints: dict = {
         **BaseMultimodalNet._parameter_constraints,
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "aggregation": [StrOptions({"poe", "moe", "mopoe"})],
         "likelihood": [StrOptions(set(LIKELIHOODS)), dict],
-        "scale": [
-            StrOptions({"learn"}),
-            Interval(Real, 0, None, closed="neither"),
-            dict,
-        ],
+        "scale": [*_SCALE, dict],
         "beta": [Interval(Real, 0, None, closed="left")],
         "hidden": [tuple, list],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -303,30 +307,6 @@ class MultimodalVAE(
         self.dropout = dropout
 
     # ------------------------------------------------------------- building
-    def _per_modality(self, name, value, default):
-        """Resolve a one-for-all or ``{modality: value}`` parameter to a list."""
-        if not isinstance(value, dict):
-            return [value] * len(self.modality_names_)
-        unknown = sorted(set(value) - set(self.modality_names_))
-        if unknown:
-            raise ValueError(
-                f"{name} names unknown modalities {unknown}; the modalities "
-                f"are {self.modality_names_}."
-            )
-        return [value.get(m, default) for m in self.modality_names_]
-
-    def _scales(self):
-        scales = self._per_modality("scale", self.scale, "learn")
-        for name, scale in zip(self.modality_names_, scales, strict=True):
-            if scale != "learn" and not (
-                isinstance(scale, Real) and 0 < scale < math.inf
-            ):
-                raise ValueError(
-                    f"scale[{name!r}]={scale!r} is not valid; use 'learn' or a "
-                    f"positive finite number."
-                )
-        return scales
-
     def _validate_training_data(self, X, y, sample_weight, *, reset, classes=None):
         X, y, sample_weight = super()._validate_training_data(
             X, y, sample_weight, reset=reset, classes=classes
@@ -340,17 +320,16 @@ class MultimodalVAE(
                     f"aggregation='moe' or 'poe' beyond "
                     f"{_MOPOE_MAX_MODALITIES} modalities."
                 )
-            self.likelihoods_ = self._per_modality(
-                "likelihood", self.likelihood, "gaussian"
+            self.likelihoods_ = per_modality(
+                "likelihood",
+                self.likelihood,
+                self.modality_names_,
+                StrOptions(set(LIKELIHOODS)),
+                default="gaussian",
             )
             for block, name, kind in zip(
                 self.blocks_, self.modality_names_, self.likelihoods_, strict=True
             ):
-                if kind not in LIKELIHOODS:
-                    raise ValueError(
-                        f"likelihood[{name!r}]={kind!r} is not valid; use one of "
-                        f"{sorted(LIKELIHOODS)}."
-                    )
                 if kind == "bernoulli":
                     self._check_unit_interval(X[:, block], name)
                     self.mean_[block], self.scale_[block] = 0.0, 1.0
@@ -368,22 +347,29 @@ class MultimodalVAE(
 
     def _build_module(self, **module_params):
         check_widths("hidden", self.hidden)
-        factories = {}
-        for part in ("encoder", "decoder"):
-            given = module_params.pop(part, None)
-            if isinstance(given, dict):
-                factories[part] = self._per_modality(f"module__{part}", given, None)
-            elif given is not None:
-                factories[part] = [given] * len(self.blocks_)
+        names = self.modality_names_
+        factories = {
+            part: per_modality(
+                f"module__{part}",
+                module_params.pop(part, None),
+                names,
+                callable,
+                None,
+                default=None,
+            )
+            for part in ("encoder", "decoder")
+        }
         explicit = {
             "blocks": self.blocks_,
             "latent_dim": self.latent_dim,
             "hidden": self.hidden,
             "aggregation": self.aggregation,
             "likelihoods": self.likelihoods_,
-            "scales": self._scales(),
-            "encoders": factories.get("encoder"),
-            "decoders": factories.get("decoder"),
+            "scales": per_modality(
+                "scale", self.scale, names, *_SCALE, why=_SCALE_WHY, default="learn"
+            ),
+            "encoders": factories["encoder"],
+            "decoders": factories["decoder"],
             "dropout": self.dropout,
         }
         return MultimodalVAEModule(
@@ -495,7 +481,10 @@ class MultimodalVAE(
         >>> b_from_a.shape
         (100, 3)
         """
-        inputs = self._validate_input(X)
+        return self._reconstruct(self._validate_input(X), given)
+
+    def _reconstruct(self, inputs, given):
+        """Decode the posterior means of the module's inputs, from ``given``."""
         if given is not None:
             names = self.modality_names_
             keep = sorted({modality_position(m, names, "given") for m in given})
@@ -522,10 +511,11 @@ class MultimodalVAE(
             modalities the row has; observed values are unchanged. A row
             lacking every modality is an error: nothing to impute from.
         """
-        check_is_fitted(self)
-        X_imputed = np.array(self._validate_data(X, reset=False), dtype=np.float64)
+        X = self._validate_new(X)
+        reconstructed = self._reconstruct(self._module_input(X), None)
+        X_imputed = np.array(X, dtype=np.float64)
         missing = np.isnan(X_imputed)
-        X_imputed[missing] = self.reconstruct(X)[missing]
+        X_imputed[missing] = reconstructed[missing]
         return X_imputed
 
     def sample(self, n_samples=1, random_state=None):

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmfuse.deep._layers import MLP, modality_encoders
+from mmfuse.deep._layers import MLP, equal_shares, modality_encoders
 
 # Encoders' log-variances and likelihoods' log-scales are clipped to these
 # ranges so that exp() stays finite in float32.
@@ -58,12 +58,6 @@ def products_of_experts(mu, logvar, mask, subsets):
 
     total = summed(precision) + torch.exp(-shift)
     return summed(precision * mu) / total, -(torch.log(total) + shift)
-
-
-def mixture_weights(mask):
-    """Uniform weights ``(n_experts, batch)`` over the experts present in each row."""
-    mask = mask.to(torch.float32)
-    return mask / mask.sum(0).clamp(min=1.0)
 
 
 class GaussianLikelihood(nn.Module):
@@ -253,7 +247,7 @@ class MultimodalVAEModule(nn.Module):
         """MoPoE components ``(subset, batch, latent)``, weights ``(subset, batch)``."""
         sub_mu, sub_logvar = products_of_experts(mu, logvar, mask, self.subsets)
         outside = self.subsets.to(mu.dtype) @ (~mask).T.to(mu.dtype)
-        return sub_mu, sub_logvar, mixture_weights(outside == 0)
+        return sub_mu, sub_logvar, equal_shares(outside == 0, dim=0)
 
     def posterior_mean(self, X, mask):
         """Mean of the joint posterior from the modalities each row has."""
@@ -261,7 +255,7 @@ class MultimodalVAEModule(nn.Module):
         if self.aggregation == "poe":
             return products_of_experts(mu, logvar, mask, self.poe_terms[:1])[0][0]
         if self.aggregation == "moe":
-            weights = mixture_weights(mask.T)
+            weights = equal_shares(mask.T, dim=0)
         else:
             mu, _, weights = self._subset_posteriors(mu, logvar, mask)
         return (weights.unsqueeze(-1) * mu).sum(0)
@@ -368,7 +362,7 @@ class MultimodalVAEModule(nn.Module):
             post_mu, post_logvar = products_of_experts(mu, logvar, mask, terms)
             weights = (terms.to(X.dtype) @ mask.T.to(X.dtype) > 0).to(X.dtype)
         elif self.aggregation == "moe":
-            post_mu, post_logvar, weights = mu, logvar, mixture_weights(mask.T)
+            post_mu, post_logvar, weights = mu, logvar, equal_shares(mask.T, dim=0)
         else:
             post_mu, post_logvar, weights = self._subset_posteriors(mu, logvar, mask)
         kl = (weights * kl_standard_normal(post_mu, post_logvar)).sum(0)

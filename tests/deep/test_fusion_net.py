@@ -1,6 +1,8 @@
 """Tests of the skorch estimator base and the MLP fusion nets (tiny, CPU)."""
 
+import math
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -13,8 +15,8 @@ from skorch.callbacks import EarlyStopping
 
 from mmfuse.datasets import make_multiview
 from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor
-from mmfuse.deep._fusion_module import FUSIONS, FusionNet
-from mmfuse.deep._layers import Dropout, GroupedMLP, ModalityDropout, masked_softmax
+from mmfuse.deep._fusion_module import FUSIONS, Fusion, FusionNet
+from mmfuse.deep._layers import MLP
 
 TINY = {"d_model": 8, "n_tokens": 2, "n_heads": 2, "verbose": 0, "random_state": 0}
 
@@ -50,7 +52,7 @@ def test_prefixed_params_reach_module_optimizer_and_callbacks(data):
         callbacks__print_log=None,
     )
     clf.fit(X, y)
-    assert clf.module_.head[0].out_features == 7
+    assert clf.module_.fusion.head[0].out_features == 7
     assert clf.optimizer_.param_groups[0]["weight_decay"] == 0.25
     assert "print_log" not in dict(clf.callbacks_)
 
@@ -168,10 +170,10 @@ def test_verbose_prints_epochs_and_zero_is_silent(data, capsys):
 def test_partial_fit_continues_training(data):
     X, y, _ = data
     clf = classifier(fusion="concat", max_epochs=1).partial_fit(X, y)
-    weights = clf.module_.head[-1].weight.detach().clone()
+    weights = clf.module_.fusion.head[-1].weight.detach().clone()
     clf.partial_fit(X, y)
     assert len(clf.history) == 2
-    assert not torch.equal(weights, clf.module_.head[-1].weight)
+    assert not torch.equal(weights, clf.module_.fusion.head[-1].weight)
     with pytest.raises(ValueError, match="X has 11 features"):
         clf.partial_fit(X[:, :-1], y)
 
@@ -254,69 +256,6 @@ def test_modality_dropout_improves_predictions_without_a_modality(data):
     assert robust > plain + 0.03
 
 
-def test_modality_dropout_module():
-    torch.manual_seed(0)
-    mask = torch.rand(4000, 3) > 0.2
-    mask[0] = False
-    layer = ModalityDropout(0.4)
-    dropped = layer(mask)
-    assert not (dropped & ~mask).any()  # never adds a modality
-    had_any = mask.any(1)
-    assert dropped[had_any].any(1).all() and not dropped[0].any()
-    assert 0.3 < 1 - dropped.sum() / mask.sum() < 0.45
-    assert torch.equal(layer.eval()(mask), mask)
-
-
-@pytest.mark.parametrize("p", [0.1, 0.5])
-def test_dropout_drops_at_rate_p_and_keeps_the_mean(p):
-    x = torch.ones(300, 1001)  # odd size: the random lanes are cut to it
-    layer = Dropout(p)
-    torch.manual_seed(0)
-    out = layer(x)
-    dropped = (out == 0).double().mean().item()
-    assert abs(dropped - p) < 0.005
-    assert torch.allclose(out[out != 0], torch.tensor(1 / (1 - p)))
-    assert abs(out.mean().item() - 1) < 0.01
-    torch.manual_seed(0)
-    assert torch.equal(layer(x), out)  # torch's seed reproduces the draws
-    assert not torch.equal(layer(x), out)
-    assert layer.eval()(x) is x and Dropout(0.0)(x) is x
-
-
-def test_dropout_passes_gradients_through_kept_elements():
-    x = torch.randn(50, 40, requires_grad=True)
-    out = Dropout(0.3)(x)
-    out.sum().backward()
-    kept = out != 0
-    assert torch.allclose(out[kept], x[kept] / 0.7, rtol=1e-4)
-    assert torch.allclose(x.grad, kept / 0.7, rtol=1e-4)
-
-
-def test_grouped_mlp_is_one_mlp_per_block():
-    # Blocks out of order, not consecutive, of different widths.
-    blocks = [[4, 0, 7], [1, 2], [3, 5, 6, 8]]
-    torch.manual_seed(0)
-    grouped = GroupedMLP(blocks, 3, hidden=(5,)).eval()
-    X = torch.randn(6, 9)
-    first, _, _, second = grouped
-    expected = []
-    for b, block in enumerate(blocks):
-        rows = slice(first.offsets[b], first.offsets[b] + len(block))
-        hidden = torch.relu(X[:, block] @ first.weight[rows] + first.bias[b])
-        expected.append(hidden @ second.weight[b] + second.bias[b])
-    torch.testing.assert_close(grouped(X), torch.stack(expected))
-    consecutive = GroupedMLP([range(0, 4), range(4, 9)], 3, hidden=())
-    assert consecutive[0].order is None and grouped[0].order is not None
-
-
-def test_masked_softmax_is_nan_free():
-    logits = torch.tensor([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])
-    mask = torch.tensor([[True, False, True], [False, False, False]])
-    weights = masked_softmax(logits, mask)
-    np.testing.assert_allclose(weights[0, [0, 2]].sum(), 1, rtol=1e-6)
-    assert weights[0, 1] == 0 and (weights[1] == 0).all()
-
-
 def test_string_labels_and_classes(data):
     X, y, _ = data
     labels = np.array(["cat", "dog", "eel"])[y]
@@ -350,6 +289,14 @@ def test_custom_encoder_per_modality(data):
     assert kinds == ["MLP", "Linear", "MLP"]
     with pytest.raises(ValueError, match=r"unknown modalities \['text'\]"):
         classifier().set_params(module__encoder={"text": Linear}).fit(X, y)
+    # A list gives one a modality, as every per-modality parameter of mmfuse.
+    clf = classifier().set_params(module__encoder=[Linear, None, Linear]).fit(X, y)
+    kinds = [type(encoder).__name__ for encoder in clf.module_.encoders]
+    assert kinds == ["Linear", "MLP", "Linear"]
+    with pytest.raises(ValueError, match=r"module__encoder=5 must be a callable"):
+        classifier().set_params(module__encoder=5).fit(X, y)
+    with pytest.raises(ValueError, match=r"has 2 entries but there are 3 modalities"):
+        classifier().set_params(module__encoder=[Linear, Linear]).fit(X, y)
 
 
 def test_parameter_errors(data):
@@ -393,6 +340,59 @@ def test_cls_token_readout(data, fusion):
     np.testing.assert_allclose(weights.sum(1), 1, atol=1e-5)
     assert (weights[:10] == [1, 0, 0]).all()
     assert np.isfinite(clf.predict_proba(missing)).all()
+
+
+def test_the_fusion_docs_list_the_registered_fusions():
+    assert list(FUSIONS) == [
+        "concat",
+        "attention",
+        "cross_attention",
+        "co_attention",
+        "gated",
+        "late",
+    ]
+    for estimator in (MLPFusionClassifier, MLPFusionRegressor):
+        listed = re.search(r"fusion : \{(.*?)\}", estimator.__doc__, re.S).group(1)
+        assert re.findall(r'"(\w+)"', listed) == list(FUSIONS)
+        for name in FUSIONS:
+            assert f'- ``"{name}"``: ' in estimator.__doc__
+
+
+@pytest.fixture
+def restore_fusions():
+    saved = dict(FUSIONS)
+    yield
+    FUSIONS.clear()
+    FUSIONS.update(saved)
+
+
+def test_a_new_fusion_is_one_class(data, restore_fusions):
+    class MaxFusion(Fusion, name="max"):
+        """The head on the largest value of each token coordinate."""
+
+        def __init__(self, n_modalities, n_outputs, **settings):
+            super().__init__(n_modalities, n_outputs, **settings)
+            self.head = MLP(self.d_model, n_outputs, self.head_hidden)
+
+        def forward(self, tokens, mask):
+            absent = ~mask.T[:, :, None, None]
+            return self.head(tokens.masked_fill(absent, -math.inf).amax((0, 2)))
+
+    assert FUSIONS["max"] is MaxFusion and MaxFusion.name == "max"
+    X, y, _ = data
+    missing = X.copy()
+    missing[::2, :5] = np.nan
+    clf = classifier(fusion="max").fit(missing, y)
+    assert isinstance(clf.module_.fusion, MaxFusion)
+    assert np.isfinite(clf.predict_proba(missing)).all()
+    with pytest.raises(
+        ValueError,
+        match="fusion='max' has no per-row modality weights; use 'attention', "
+        "'cross_attention', 'co_attention', 'gated' or 'late'",
+    ):
+        clf.modality_weights(X)
+    with pytest.raises(ValueError, match="'fusion' parameter .* among .*'max'"):
+        classifier(fusion="min").fit(X, y)
 
 
 def test_cross_attention_differs_from_self_attention():

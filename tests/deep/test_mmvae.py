@@ -1,7 +1,9 @@
 import math
 import pickle
+import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -20,7 +22,6 @@ from mmfuse.deep._vae_module import (
     MultimodalVAEModule,
     NegativeELBO,
     kl_standard_normal,
-    mixture_weights,
     products_of_experts,
 )
 
@@ -84,13 +85,6 @@ def test_products_of_experts_are_finite_for_extreme_experts():
     # the vague expert alone: the prior's precision dominates
     assert joint_mu[1].item() == pytest.approx(0.0, abs=1e-30)
     assert joint_logvar[1].item() == pytest.approx(0.0, abs=1e-6)
-
-
-def test_mixture_weights_are_uniform_over_present_experts():
-    mask = torch.tensor([[1, 0, 0], [1, 1, 0], [1, 1, 0]], dtype=torch.bool)
-    weights = mixture_weights(mask)
-    expected = torch.tensor([[1 / 3, 0.0, 0.0], [1 / 3, 0.5, 0.0], [1 / 3, 0.5, 0.0]])
-    torch.testing.assert_close(weights, expected)
 
 
 def test_kl_matches_torch_distributions():
@@ -284,6 +278,18 @@ def test_impute_fills_missing_and_keeps_observed(fitted, data):
     np.testing.assert_allclose(filled[~observed], generated[~observed])
 
 
+def test_impute_validates_X_once(fitted, data):
+    X, _ = data
+    frame = pd.DataFrame(with_missing(X), columns=[f"c{i}" for i in range(X.shape[1])])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        filled = fitted.impute(frame)
+    assert [str(w.message) for w in caught] == [
+        "X has feature names, but MultimodalVAE was fitted without feature names"
+    ]
+    np.testing.assert_array_equal(filled, fitted.impute(frame.to_numpy()))
+
+
 def test_reconstruct_given_ignores_other_modalities(fitted, data):
     X, _ = data
     only_first = X.copy()
@@ -420,9 +426,17 @@ def test_bernoulli_modality(data):
             {"likelihood": {"c": "laplace"}},
             r"likelihood names unknown modalities \['c'\]",
         ),
-        ({"likelihood": {"a": "poisson"}}, r"likelihood\['a'\]='poisson' is not valid"),
-        ({"scale": {"a": -1.0}}, r"scale\['a'\]=-1.0 is not valid"),
-        ({"scale": {"a": math.inf}}, r"scale\['a'\]=inf is not valid.*finite"),
+        (
+            {"likelihood": {"a": "poisson"}},
+            r"likelihood.*'poisson'.*one of \['bernoulli', 'gaussian', 'laplace'\]",
+        ),
+        ({"scale": {"a": -1.0}}, r"scale.*-1\.0.*one of \['learn'\] or a float"),
+        ({"scale": {"a": math.inf}}, r"scale.*inf.*one of \['learn'\].*finite"),
+        ({"module__encoder": {"a": 5}}, r"module__encoder.*5.*a callable or None"),
+        (
+            {"module__decoder": "mlp"},
+            r"module__decoder='mlp' must be a callable or None",
+        ),
         ({"module__encoder": {"z": MLP}}, r"module__encoder names unknown"),
     ],
 )

@@ -312,7 +312,7 @@ def test_set_lr_on_a_fitted_net_starts_the_next_schedule(data):
     assert [g["initial_lr"] for g in net.optimizer_.param_groups] == [0.5]
     # a rebuilt optimizer (new module) resumes its schedule without error
     net.set_params(module__head_hidden=(4,)).partial_fit(X, y)
-    assert net.module_.heads[-1].weight.shape[1] == 4
+    assert net.module_.fusion.heads[-1].weight.shape[1] == 4
 
 
 # ----------------------------------------------------------------- messages
