@@ -25,7 +25,6 @@ The training loop, callbacks, history, devices and pickling are skorch's.
 import math
 import warnings
 from abc import abstractmethod
-from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 from numbers import Integral, Real
 
@@ -49,7 +48,6 @@ from mmfuse._blocks import (
     modality_mask,
     validate_numeric,
 )
-from mmfuse._blocks import per_modality as _per_modality
 from mmfuse.deep._data import column_statistics, seed_torch, standardize
 from mmfuse.deep._params import ParamsNet
 from mmfuse.utils._compat import (
@@ -61,36 +59,7 @@ from mmfuse.utils._compat import (
 )
 from mmfuse.utils._warnings import warn_user
 
-__all__ = ["BaseMultimodalNet", "check_widths", "per_modality"]
-
-
-def per_modality(name, value, names, *allowed, why="", default):
-    """Resolve a per-modality parameter, a ``{modality: value}`` dict included.
-
-    :func:`mmfuse._blocks.per_modality` with its ``default`` (the value of the
-    modalities a dict does not name): a thin adapter until that function
-    reads such dicts itself (issue #13), when this one goes.
-
-    Raises
-    ------
-    ValueError
-        When a dict names a modality that does not exist, or as
-        :func:`mmfuse._blocks.per_modality` does.
-    """
-    if isinstance(value, Mapping):
-        unknown = sorted(set(value) - set(names), key=str)
-        if unknown:
-            raise ValueError(
-                f"{name} names unknown modalities {unknown}; the modalities "
-                f"are {names}."
-            )
-        return [
-            _per_modality(
-                f"{name}[{m!r}]", value.get(m, default), [m], *allowed, why=why
-            )[0]
-            for m in names
-        ]
-    return _per_modality(name, value, names, *allowed, why=why)
+__all__ = ["BaseMultimodalNet", "check_widths"]
 
 
 def check_widths(name, widths):

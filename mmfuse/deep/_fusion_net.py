@@ -13,8 +13,8 @@ from skorch.callbacks import LRScheduler
 from skorch.dataset import ValidSplit
 from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
-from mmfuse._blocks import numeric_target
-from mmfuse.deep._base import BaseMultimodalNet, check_widths, per_modality
+from mmfuse._blocks import numeric_target, per_modality
+from mmfuse.deep._base import BaseMultimodalNet, check_widths
 from mmfuse.deep._data import column_statistics, standardize, unstandardize
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.utils._compat import Interval, StrOptions

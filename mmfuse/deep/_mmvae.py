@@ -9,8 +9,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 from skorch.callbacks import Callback
 
-from mmfuse._blocks import check_any_modality, modality_position
-from mmfuse.deep._base import BaseMultimodalNet, check_widths, per_modality
+from mmfuse._blocks import check_any_modality, modality_position, per_modality
+from mmfuse.deep._base import BaseMultimodalNet, check_widths
 from mmfuse.deep._data import unstandardize
 from mmfuse.deep._vae_module import LIKELIHOODS, MultimodalVAEModule, NegativeELBO
 from mmfuse.utils._compat import Interval, StrOptions
