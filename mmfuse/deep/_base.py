@@ -526,6 +526,21 @@ class BaseMultimodalNet(ParamsNet):
                 f"{advice}, which fails on these {len(X['X'])} rows: {exc} Pass "
                 f"more rows, or set train_split=None to train on all of them."
             ) from exc
+        except TypeError as exc:
+            if not self.train_split:
+                raise
+            raise TypeError(
+                f"train_split={self.train_split!r} could not split the rows: "
+                f"{exc}. Give a skorch.dataset.ValidSplit (e.g. ValidSplit(5)), "
+                f"a callable (dataset, y) -> (train, valid), or None."
+            ) from exc
+        if not (isinstance(datasets, tuple | list) and len(datasets) == 2):
+            raise TypeError(
+                f"train_split={self.train_split!r} returned {datasets!r}, not a "
+                f"(train, valid) pair of datasets. Give a skorch.dataset."
+                f"ValidSplit (e.g. ValidSplit(5)), a callable (dataset, y) -> "
+                f"(train, valid), or None."
+            )
         for warning in caught:
             warn_user(
                 f"{advice}: {warning.message} Pass more rows, or set "

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from scipy.special import softmax
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
 from skorch.callbacks import LRScheduler
@@ -636,3 +637,31 @@ class MLPFusionRegressor(RegressorMixin, _BaseFusionNet):
             "predictions",
         )
         return y.ravel() if self._y_ndim == 1 else y
+
+    def score(self, X, y, sample_weight=None):
+        """R² of the predictions, on the target's training scale.
+
+        R² does not change when a target column is divided by a constant;
+        dividing by its training scale first keeps targets near float64's
+        limits (``y * 1e200``) from overflowing the sums of squares.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            True targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights.
+
+        Returns
+        -------
+        score : float
+            :func:`~sklearn.metrics.r2_score` (averaged over targets).
+        """
+        y_pred = self.predict(X).reshape(len(X), -1)
+        y = numeric_target(y, "MLPFusionRegressor", "MLPFusionClassifier")
+        scale = self.y_scale_
+        return r2_score(
+            y.reshape(len(y), -1) / scale, y_pred / scale, sample_weight=sample_weight
+        )

@@ -527,3 +527,27 @@ def test_callbacks_that_are_not_callbacks_are_named(kind, callbacks, data):
         r"\(name, Callback\) pair",
     ):
         make(kind, callbacks=callbacks).fit(X, y)
+
+
+def test_regression_score_does_not_overflow_at_huge_targets(data):
+    X, _, latent = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plain = make("regressor").fit(X, latent[:, 0])
+        huge = make("regressor").fit(X, latent[:, 0] * 1e200)
+        assert huge.score(X, latent[:, 0] * 1e200) == pytest.approx(
+            plain.score(X, latent[:, 0]), rel=1e-12
+        )
+
+
+@pytest.mark.parametrize(
+    "split, match",
+    [
+        (dict, r"train_split=<class 'dict'> could not split the rows: "),
+        (lambda dataset, y: 3, r"returned 3, not a \(train, valid\) pair"),
+    ],
+)
+def test_a_train_split_that_does_not_split_is_named(split, match, data):
+    X, y, _ = data
+    with pytest.raises(TypeError, match=match):
+        make("classifier", train_split=split).fit(X, y)
