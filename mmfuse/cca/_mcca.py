@@ -304,7 +304,7 @@ class _MultisetCCA(_BaseCCA):
         )
 
     def _raise_singular(self, view, reason):
-        name = self._view_regularization[view] if False else self.modality_names_[view]
+        name = self.modality_names_[view]
         r = self._view_regularization[view]
         # Constant and overflowing modalities are refused before: a block
         # with variance becomes positive definite once r exceeds about
