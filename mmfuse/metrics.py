@@ -5,7 +5,11 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["canonical_correlation", "canonical_correlation_score"]
+__all__ = [
+    "canonical_correlation",
+    "canonical_correlation_from_covariance",
+    "canonical_correlation_score",
+]
 
 
 def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
@@ -35,6 +39,8 @@ def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
 
     See Also
     --------
+    canonical_correlation_from_covariance : The same from the variates'
+        covariances.
     canonical_correlation_score : Their penalized sum: the ``score`` of
         :class:`~mmfuse.cca.MCCA`, :class:`~mmfuse.cca.GCCA` and
         :class:`~mmfuse.cca.KCCA`.
@@ -65,7 +71,67 @@ def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
             f"canonical_correlation needs at least 2 rows; got {views[0].shape[0]}."
         )
     centred = np.stack([v - v.mean(axis=0) for v in views])
-    return _mean_pairwise_correlation(np.einsum("vnk,wnk->vwk", centred, centred))
+    return canonical_correlation_from_covariance(
+        np.einsum("vnk,wnk->vwk", centred, centred)
+    )
+
+
+def canonical_correlation_from_covariance(cross: ArrayLike) -> NDArray[np.float64]:
+    """Canonical correlation of each component from the variates' covariances.
+
+    The same score as :func:`canonical_correlation` (for more than two views
+    the mean over pairs of views of the Pearson correlation), computed from
+    second moments instead of rows: what a closed-form fit has at hand, and
+    what sums over chunks of rows give. A variate of zero variance
+    correlates 0 with everything.
+
+    Parameters
+    ----------
+    cross : array-like of shape (n_views, n_views, n_components)
+        ``cross[v, w, j]`` is the covariance of the ``j``-th variates of views
+        ``v`` and ``w``, the diagonal ``cross[v, v, j]`` their variances, all
+        on any one scale (sums of centred products do as well as
+        covariances).
+
+    Returns
+    -------
+    correlations : ndarray of shape (n_components,)
+        One value a component, in [-1, 1].
+
+    Raises
+    ------
+    ValueError
+        When ``cross`` is not of shape ``(n_views, n_views, n_components)``
+        with at least two views.
+
+    See Also
+    --------
+    canonical_correlation : The same from the variates themselves.
+
+    Examples
+    --------
+    Two views, one component: variances 4 and 1, covariance 1.
+
+    >>> import numpy as np
+    >>> from mmfuse.metrics import canonical_correlation_from_covariance
+    >>> cross = np.array([[[4.0], [1.0]], [[1.0], [1.0]]])
+    >>> canonical_correlation_from_covariance(cross)
+    array([0.5])
+    """
+    cross = np.asarray(cross, dtype=np.float64)
+    if cross.ndim != 3 or cross.shape[0] != cross.shape[1] or cross.shape[0] < 2:
+        raise ValueError(
+            f"cross must have shape (n_views, n_views, n_components) with at "
+            f"least two views: the covariance of each pair of views' variates, "
+            f"a component at a time; got shape {cross.shape}."
+        )
+    n_views = cross.shape[0]
+    variances = np.einsum("vvk->vk", cross)
+    scale = np.sqrt(variances[:, None, :] * variances[None, :, :])
+    safe = np.where(scale > 0, scale, 1.0)
+    correlation = np.where(scale > 0, cross / safe, 0.0)
+    upper = np.triu_indices(n_views, k=1)
+    return np.clip(correlation[upper].mean(axis=0), -1.0, 1.0)
 
 
 def canonical_correlation_score(variates: Sequence[ArrayLike]) -> float:
@@ -128,18 +194,3 @@ def canonical_correlation_score(variates: Sequence[ArrayLike]) -> float:
     n_views, n_rows = len(variates), np.shape(variates[0])[0]
     pairs = n_views * (n_views - 1) / 2
     return float(np.sum(rho - 2 / np.sqrt(pairs * (n_rows - 1))))
-
-
-def _mean_pairwise_correlation(cross: NDArray) -> NDArray[np.float64]:
-    """Mean over view pairs of the correlation, from the ``(M, M, k)`` covariances.
-
-    ``cross[v, w, j]`` is the (co)variance of the ``j``-th variates of views
-    ``v`` and ``w`` (any common scale); the diagonal holds the variances.
-    """
-    n_views = cross.shape[0]
-    variances = np.einsum("vvk->vk", cross)
-    scale = np.sqrt(variances[:, None, :] * variances[None, :, :])
-    safe = np.where(scale > 0, scale, 1.0)
-    correlation = np.where(scale > 0, cross / safe, 0.0)
-    upper = np.triu_indices(n_views, k=1)
-    return np.clip(correlation[upper].mean(axis=0), -1.0, 1.0)

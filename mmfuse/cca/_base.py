@@ -1,15 +1,34 @@
-"""What every CCA-family transformer shares: variates, transform, score.
+"""The shared core of the CCA family: the solve and all that follows it.
 
-A subclass fits per-view projections and implements one method,
-``_transform_view(X_view, view)``, that maps the columns of one view (rows
-that have it) to ``n_components`` canonical variates. Everything the user
-calls after ``fit`` lives here, with the rules every fit applies: sample
-weights as repetition counts (:meth:`_BaseCCA._weighted_rows`) and the one
-rank rule for ``n_components`` (:meth:`_BaseCCA._check_n_components`).
+MCCA, GCCA and KCCA fit the same kind of problem: a generalized symmetric
+eigenproblem ``A a = λ D a`` over views stacked side by side
+(:func:`stacked_slices`), whose block-diagonal ``D`` holds each view's
+covariance shrunk towards a multiple of the identity
+(:func:`regularized_block`), solved top-k (:func:`solve_top`, with the one
+rule for ``solver="auto"``, :func:`choose_solver`), and whose weights are
+then scaled to unit-variance variates with one sign rule
+(:func:`unit_variance_signs`); the training canonical correlations follow
+from the variates' covariances
+(:func:`mmfuse.metrics.canonical_correlation_from_covariance`). The data
+enter through their sufficient statistics (:mod:`mmfuse.cca._statistics`)
+or, for KCCA, through kernel features.
+
+A subclass of :class:`_BaseCCA` fits per-view projections and implements
+one method, ``_transform_view(X_view, view)``, that maps the columns of one
+view (rows that have it) to ``n_components`` canonical variates.
+Everything the user calls after ``fit`` lives there, with the rules every
+fit applies: sample weights as repetition counts
+(:meth:`_BaseCCA._weighted_rows`), the regularization of each modality
+(:meth:`_BaseCCA._regularization`) and the one rank rule for
+``n_components`` (:meth:`_BaseCCA._check_n_components`).
 """
+
+from collections.abc import Iterable, Sequence
+from numbers import Real
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
@@ -21,12 +40,219 @@ from mmfuse._blocks import (
     SEPARATOR,
     check_any_modality,
     check_complete,
+    per_modality,
     validate_numeric,
 )
+from mmfuse.cca._solvers import column_signs, eigh_top
 from mmfuse.metrics import canonical_correlation_score
-from mmfuse.utils._compat import _check_feature_names_in, _check_sample_weight
+from mmfuse.utils._compat import (
+    Interval,
+    _check_feature_names_in,
+    _check_sample_weight,
+)
 
-__all__ = ["_BaseCCA"]
+__all__ = [
+    "_BaseCCA",
+    "choose_solver",
+    "regularized_block",
+    "solve_top",
+    "stacked_slices",
+    "unit_variance_signs",
+]
+
+# solver="auto" on a formed width x width matrix (MCCA, GCCA) takes Lanczos
+# above this total width (when n_components is at most a tenth of it). At
+# 3 x 1000 columns and 10 components a dense solve was still faster than
+# Lanczos (whose restarts are slow when the trailing components sit in the
+# noise bulk); the dense cost grows as the cube of the width.
+_ITERATIVE_WIDTH = 5000
+
+# solver="auto" on n x width stored features (KCCA) compares rough costs, in
+# compute-bound multiply-adds. Dense: the covariance of the features
+# (n · width² / 2) and a subset eigh (about 4/3 · width³). Iterative: some
+# _LANCZOS_PASSES passes over the features (two a Lanczos product), each
+# bound by memory traffic, about _PASS_COST times slower per value than a
+# multiply-add. So the exact fit at n = 2000 with three full-rank views
+# (width 6000) runs Lanczos, and Nyström at n = 10⁵ with three maps of 500
+# (width 1500) the dense solve.
+_LANCZOS_PASSES = 100
+_PASS_COST = 10
+
+
+def stacked_slices(widths: Iterable[int]) -> list[slice]:
+    """Position of each view when the views are stacked side by side.
+
+    Parameters
+    ----------
+    widths : iterable of int
+        Width of each view, in order.
+
+    Returns
+    -------
+    slices : list of slice
+        ``slices[v]`` selects view ``v`` in the stacked columns.
+
+    Examples
+    --------
+    >>> from mmfuse.cca._base import stacked_slices
+    >>> stacked_slices([2, 3])
+    [slice(0, 2, None), slice(2, 5, None)]
+    """
+    slices, start = [], 0
+    for width in widths:
+        slices.append(slice(start, start + int(width)))
+        start += int(width)
+    return slices
+
+
+def regularized_block(
+    C_vv: NDArray, r: float, *, relative: bool, overwrite: bool = False
+) -> NDArray:
+    """Shrink a view's covariance towards a multiple of the identity.
+
+    ``(1 − r) C_vv + r t I`` with ``t = tr(C_vv) / d_v`` when ``relative``
+    (MCCA and GCCA: scale invariant, ``I`` on standardized columns), else
+    ``t = 1``, the absolute ridge of KCCA's feature spaces.
+
+    Parameters
+    ----------
+    C_vv : ndarray of shape (d_v, d_v)
+        Covariance of the view's columns (or features).
+    r : float
+        Regularization in [0, 1].
+    relative : bool
+        Whether the target is ``tr(C_vv) / d_v · I`` rather than ``I``.
+    overwrite : bool, default=False
+        Write the result over ``C_vv`` (which must then be contiguous and
+        of the result's dtype) rather than into a new array.
+
+    Returns
+    -------
+    D_v : ndarray of shape (d_v, d_v)
+        The regularized block.
+    """
+    width = C_vv.shape[0]
+    ridge = r * np.trace(C_vv) / width if relative else r
+    D_v = np.multiply(C_vv, 1 - r, out=C_vv if overwrite else None)
+    D_v.flat[:: width + 1] += ridge
+    return D_v
+
+
+def choose_solver(
+    solver: str, n_components: int, width: int, *, n_rows: int | None = None
+) -> str:
+    """Resolve ``solver="auto"`` into the eigensolver to run; others as given.
+
+    Lanczos pays only for few components of a wide problem
+    (``n_components`` at most a tenth of ``width``). Beyond that, what it
+    multiplies by decides. On a formed ``width × width`` matrix
+    (``n_rows=None``: MCCA, GCCA) it takes the iterative solver when the
+    width exceeds 5000. On ``n_rows × width`` stored features (KCCA) it
+    takes the solver of fewer operations by a rough count, Lanczos products
+    being bound by memory traffic.
+
+    Parameters
+    ----------
+    solver : {"auto", "dense", "iterative"}
+        The estimator's parameter.
+    n_components : int
+        Number of eigenpairs wanted.
+    width : int
+        Size of the eigenproblem (the views' total width).
+    n_rows : int, default=None
+        Rows of the features that Lanczos multiplies by; None when it
+        multiplies by the formed matrix.
+
+    Returns
+    -------
+    solver : {"dense", "iterative"}
+        The solver to run.
+    """
+    if solver != "auto":
+        return solver
+    if n_components * 10 > width:
+        return "dense"
+    if n_rows is None:
+        return "iterative" if width > _ITERATIVE_WIDTH else "dense"
+    dense = n_rows * width**2 / 2 + 4 / 3 * width**3
+    iterative = _LANCZOS_PASSES * _PASS_COST * n_rows * width
+    return "iterative" if iterative < dense else "dense"
+
+
+def solve_top(
+    A,
+    D: Sequence[NDArray] | Iterable[NDArray],
+    n_components: int,
+    slices: Sequence[slice],
+    *,
+    solver: str,
+    random_state=None,
+    tol: float = 0.0,
+) -> tuple[NDArray, list[NDArray]]:
+    """Top ``n_components`` pairs of ``A a = λ D a``, split into views.
+
+    Parameters
+    ----------
+    A : ndarray of shape (p, p) or LinearOperator
+        Symmetric left-hand side (an operator only for the iterative
+        solver).
+    D : sequence or iterable of ndarray of shape (d_v, d_v)
+        The regularized diagonal blocks, in order (a generator lets the
+        whitening hold one block at a time).
+    n_components : int
+        Number of pairs.
+    slices : sequence of slice
+        Position of each view (:func:`stacked_slices`).
+    solver : {"dense", "iterative"}
+        As :func:`mmfuse.cca._solvers.eigh_top`.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the iterative solver.
+    tol : float, default=0.0
+        Relative accuracy of the iterative solver.
+
+    Returns
+    -------
+    eigenvalues : ndarray of shape (n_components,)
+        Decreasing, float64.
+    weights : list of ndarray of shape (d_v, n_components)
+        Each view's rows of the ``D``-orthonormal eigenvectors.
+
+    Raises
+    ------
+    SingularBlockError
+        When a block of ``D`` is singular.
+    """
+    eigenvalues, vectors = eigh_top(
+        A, n_components, B=D, solver=solver, random_state=random_state, tol=tol
+    )
+    return np.asarray(eigenvalues, dtype=np.float64), [vectors[s] for s in slices]
+
+
+def unit_variance_signs(variances: NDArray, basis: Sequence[NDArray]) -> NDArray:
+    """Scale of each view's component for unit variance, with one sign rule.
+
+    A component of zero variance gets scale 0. The sign of each component
+    is that of the entry of largest magnitude of the views' ``basis``
+    scaled and stacked (:func:`mmfuse.cca._solvers.column_signs`): the
+    weights for MCCA and GCCA, the training variates for KCCA (which,
+    unlike dual coefficients, do not depend on the support rows).
+
+    Parameters
+    ----------
+    variances : ndarray of shape (n_views, n_components)
+        Variance of each view's raw variates.
+    basis : sequence of ndarray of shape (m_v, n_components)
+        What the sign rule reads, one array a view, unscaled.
+
+    Returns
+    -------
+    scale : ndarray of shape (n_views, n_components)
+        Factor of each view's weights (or variates), signs included; the
+        dtype of ``variances``.
+    """
+    scale = np.where(variances > 0, 1 / np.sqrt(np.maximum(variances, 1e-300)), 0)
+    scale *= column_signs(np.vstack([B * s for B, s in zip(basis, scale, strict=True)]))
+    return scale
 
 
 def _has_nan(X):
@@ -47,8 +273,26 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     or sparse, rows complete).
     """
 
+    # Range of each modality's regularization, and why it is that (added to
+    # the message of a value outside it).
+    _regularization_range = Interval(Real, 0, 1, closed="both")
+    _regularization_why = ""
+
     def _transform_view(self, X_view, view):
         raise NotImplementedError
+
+    def _regularization(self):
+        """Return the regularization of each modality, range-checked."""
+        return np.asarray(
+            per_modality(
+                "regularization",
+                self.regularization,
+                self.modality_names_,
+                self._regularization_range,
+                why=self._regularization_why,
+            ),
+            dtype=float,
+        )
 
     def _weighted_rows(self, X, sample_weight):
         """Validate ``sample_weight``; drop the rows of ``X`` it gives weight 0.

@@ -1,12 +1,13 @@
 """Multiset CCA (SUMCOR) and generalized CCA (MAXVAR) in closed form.
 
-Both depend on the data only through the views' means and the stacked
-centred cross-product matrix ``S = Σ_i (x_i − μ)(x_i − μ)ᵀ``, accumulated in
-float64 chunk by chunk, so ``fit`` never copies the whole ``X`` and
-``partial_fit`` equals ``fit``. With ``C = S / (n − 1)`` and the regularized
-within-view covariances ``D_v = (1 − r_v) C_vv + r_v tr(C_vv) / d_v I``, both
-solve a top-k generalized symmetric eigenproblem ``A a = λ D a`` (``D``
-block-diagonal) through :func:`mmfuse.cca._solvers.eigh_top`:
+Both depend on the data only through their sufficient statistics
+(:mod:`mmfuse.cca._statistics`): the views' means and the stacked centred
+cross-product matrix ``S = Σ_i (x_i − μ)(x_i − μ)ᵀ``, accumulated in float64
+chunk by chunk, so ``fit`` never copies the whole ``X`` and ``partial_fit``
+equals ``fit``. With ``C = S / (n − 1)`` and the regularized within-view
+covariances ``D_v = (1 − r_v) C_vv + r_v tr(C_vv) / d_v I``, both solve a
+top-k generalized symmetric eigenproblem ``A a = λ D a`` (``D``
+block-diagonal) with the shared core (:mod:`mmfuse.cca._base`):
 
 - MCCA: ``A`` is ``C`` with its diagonal blocks replaced by ``D_v``
   (Kettenring 1971, SUMCOR; Nielsen 2002).
@@ -18,83 +19,28 @@ block-diagonal) through :func:`mmfuse.cca._solvers.eigh_top`:
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.utils.validation import check_is_fitted
 
 from mmfuse._blocks import (
     BLOCKS_CONSTRAINT,
     check_complete,
     fit_blocks,
-    per_modality,
     validate_numeric,
 )
-from mmfuse.cca._base import _BaseCCA
-from mmfuse.cca._solvers import (
-    SingularBlockError,
-    eigh_top,
-    flip_signs,
-    numerical_rank,
-    sumcor_matrix,
+from mmfuse.cca._base import (
+    _BaseCCA,
+    choose_solver,
+    regularized_block,
+    solve_top,
+    stacked_slices,
+    unit_variance_signs,
 )
-from mmfuse.metrics import _mean_pairwise_correlation
+from mmfuse.cca._solvers import SingularBlockError, numerical_rank, sumcor_matrix
+from mmfuse.cca._statistics import scatter_of
+from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
 
 __all__ = ["GCCA", "MCCA"]
-
-# Rows per chunk of the centred cross-product: about 2**21 values (16 MiB in
-# float64) but at least 1024 rows, so that each BLAS call stays efficient
-# and the memory above the input small.
-_CHUNK_VALUES = 2**21
-
-# Total width above which solver="auto" picks the iterative solver (when
-# n_components is at most a tenth of it). At 3 x 1000 columns and 10
-# components a dense solve was still faster than Lanczos (whose restarts
-# are slow when the trailing components sit in the noise bulk); the dense
-# cost grows as the cube of the width.
-_ITERATIVE_WIDTH = 5000
-
-
-def _centred_statistics(X, columns, dtype, weights=None):
-    """Weight sum, column means and centred cross-products of ``X[:, columns]``.
-
-    With ``weights`` (positive, one a row) the sums are weighted: the
-    statistics of the rows repeated as many times as their weights say.
-    Dense input takes one pass, chunk by chunk, over rows shifted by the
-    first chunk's mean: ``S = Σ w (x − s)(x − s)ᵀ − W (μ − s)(μ − s)ᵀ``
-    (``W = Σ w``), sums in float64 and products in ``dtype``. With ``s``
-    close to ``μ`` the correction is tiny, so this is as accurate as two
-    passes (Chan, Golub and LeVeque 1983, "shifted data"). Sparse input is
-    centred implicitly, ``Xᵀ diag(w) X − W μμᵀ``, so it is never densified.
-    """
-    n = X.shape[0]
-    total = float(n) if weights is None else float(weights.sum())
-    if sp.issparse(X):
-        sub = sp.csc_array(X[:, columns], dtype=np.float64)
-        weighted = sub if weights is None else sp.diags_array(weights) @ sub
-        mean = np.asarray(weighted.sum(axis=0)).ravel() / total
-        scatter = (sub.T @ weighted).toarray()
-        scatter -= total * np.outer(mean, mean)
-        return total, mean, scatter
-    whole = np.array_equal(columns, np.arange(X.shape[1]))
-    step = max(1024, _CHUNK_VALUES // len(columns))
-    shift = None
-    sums = np.zeros(len(columns))
-    scatter = np.zeros((len(columns), len(columns)))
-    for start in range(0, n, step):
-        chunk = X[start : start + step] if whole else X[start : start + step, columns]
-        if shift is None:
-            shift = chunk.mean(axis=0, dtype=np.float64).astype(dtype)
-        shifted = np.subtract(chunk, shift, dtype=dtype)
-        if weights is None:
-            sums += shifted.sum(axis=0, dtype=np.float64)
-            scatter += shifted.T @ shifted
-            continue
-        w = weights[start : start + step]
-        sums += w @ shifted
-        scatter += (shifted * w[:, None].astype(dtype)).T @ shifted
-    offset = sums / total
-    scatter -= total * np.outer(offset, offset)
-    return total, shift + offset, scatter
 
 
 class _MultisetCCA(_BaseCCA):
@@ -149,24 +95,25 @@ class _MultisetCCA(_BaseCCA):
         )
         if reset:
             fit_blocks(self, min_blocks=2)
-            self._check_blocks_params()
+            self._check_width()
+        self._view_regularization = self._regularization()
         return X
 
-    def _statistics(self, X, weights):
+    def _scatter_of(self, X, weights):
         """Centred statistics of the blocks' columns; NaN means a bad row.
 
         Overflow is not warned about here: the solve reports it, naming the
         modality.
         """
         with np.errstate(over="ignore", invalid="ignore"):
-            statistics = _centred_statistics(
-                X, np.concatenate(self.blocks_), X.dtype, weights
+            statistics = scatter_of(
+                X, np.concatenate(self.blocks_), dtype=X.dtype, weights=weights
             )
-        if not np.isfinite(statistics[1]).all():
+        if not np.isfinite(statistics.mean).all():
             check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
         return statistics
 
-    def _check_blocks_params(self):
+    def _check_width(self):
         widths = [len(block) for block in self.blocks_]
         narrowest = int(np.argmin(widths))
         if self.n_components > widths[narrowest]:
@@ -175,25 +122,13 @@ class _MultisetCCA(_BaseCCA):
                 f"{self.modality_names_[narrowest]!r} width {widths[narrowest]}; "
                 f"use n_components <= {widths[narrowest]}."
             )
-        self._regularization()
 
-    def _regularization(self):
-        """Return the regularization of each modality, range-checked."""
-        return np.asarray(
-            per_modality(
-                "regularization",
-                self.regularization,
-                self.modality_names_,
-                Interval(Real, 0, 1, closed="both"),
-            ),
-            dtype=float,
-        )
-
-    def _set_statistics(self, X, n_rows, total, mean, scatter):
-        self._n_rows, self._weight_sum = n_rows, total
-        self._mean, self._scatter = mean, scatter
+    def _set_statistics(self, X, statistics):
+        self._statistics = statistics
         self._dtype = X.dtype.type
-        self.means_ = [mean[view].astype(self._dtype) for view in self._slices()]
+        self.means_ = [
+            statistics.mean[view].astype(self._dtype) for view in self._slices()
+        ]
         self._set_n_features_out()
         self._solution = None
 
@@ -224,7 +159,7 @@ class _MultisetCCA(_BaseCCA):
         """
         X = self._validate(X, reset=True)
         X, weights, _ = self._weighted_rows(X, sample_weight)
-        self._set_statistics(X, X.shape[0], *self._statistics(X, weights))
+        self._set_statistics(X, self._scatter_of(X, weights))
         self._solved()
         return self
 
@@ -255,31 +190,18 @@ class _MultisetCCA(_BaseCCA):
         self : object
             The estimator, statistics updated.
         """
-        first = not hasattr(self, "_weight_sum")
+        first = not hasattr(self, "_statistics")
         X = self._validate(X, reset=first)
         X, weights, _ = self._weighted_rows(X, sample_weight)
-        total_b, mean_b, scatter_b = self._statistics(X, weights)
-        if first:
-            self._set_statistics(X, X.shape[0], total_b, mean_b, scatter_b)
-            return self
-        total_a, mean_a = self._weight_sum, self._mean
-        total = total_a + total_b
-        delta = mean_b - mean_a
-        scatter = self._scatter + scatter_b
-        scatter += np.outer(delta, delta) * (total_a * total_b / total)
-        self._set_statistics(
-            X,
-            self._n_rows + X.shape[0],
-            total,
-            mean_a + delta * (total_b / total),
-            scatter,
-        )
+        statistics = self._scatter_of(X, weights)
+        if not first:
+            statistics = self._statistics.merge(statistics)
+        self._set_statistics(X, statistics)
         return self
 
     def _slices(self):
         """Position of each modality in the stacked statistics."""
-        starts = np.cumsum([0] + [len(block) for block in self.blocks_])
-        return [slice(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)]
+        return stacked_slices(len(block) for block in self.blocks_)
 
     def _solved(self):
         """Weights, eigenvalues and correlations, solving when stale."""
@@ -288,7 +210,7 @@ class _MultisetCCA(_BaseCCA):
             self._solution = self._solve()
         return self._solution
 
-    def _ranks(self, C, regularization):
+    def _ranks(self, C):
         """Numerical rank of each modality's centred columns, where it can bind.
 
         0 for a constant modality: every column's variance within what the
@@ -298,12 +220,13 @@ class _MultisetCCA(_BaseCCA):
         that fails unless it has full rank, its width, which is at least
         ``n_components``.
         """
-        total, eps = self._weight_sum, np.finfo(self._dtype).eps
+        total, eps = self._statistics.weight_sum, np.finfo(self._dtype).eps
+        mean = self._statistics.mean
         ranks = []
-        for view, r in zip(self._slices(), regularization, strict=True):
+        for view, r in zip(self._slices(), self._view_regularization, strict=True):
             C_vv = C[view, view]
             variance = np.diag(C_vv)
-            rounding = total * eps * variance + (total * eps * self._mean[view]) ** 2
+            rounding = total * eps * variance + (total * eps * mean[view]) ** 2
             if np.all(variance <= rounding):
                 ranks.append(0)
             elif r > 0:
@@ -313,36 +236,32 @@ class _MultisetCCA(_BaseCCA):
         return ranks
 
     def _solve(self):
-        n_rows, dtype = self._n_rows, self._dtype
-        self._check_weight_sum(self._weight_sum)
+        statistics, dtype = self._statistics, self._dtype
+        n_rows, regularization = statistics.n_rows, self._view_regularization
+        self._check_weight_sum(statistics.weight_sum)
         widths = [len(block) for block in self.blocks_]
         views = self._slices()
         for v, view in enumerate(views):
-            if not np.isfinite(np.diag(self._scatter)[view]).all():
+            if not np.isfinite(np.diag(statistics.scatter)[view]).all():
                 self._raise_overflow(v)
-        C = (self._scatter / (self._weight_sum - 1)).astype(dtype)
-        regularization = self._regularization()
-        self._check_n_components(n_rows, self._ranks(C, regularization))
-        D = []
-        for view, width, r in zip(views, widths, regularization, strict=True):
-            C_vv = C[view, view]
-            D.append((1 - r) * C_vv + (r * np.trace(C_vv) / width) * np.eye(width))
+        C = statistics.covariance().astype(dtype)
+        self._check_n_components(n_rows, self._ranks(C))
+        D = [
+            regularized_block(C[view, view], r, relative=True)
+            for view, r in zip(views, regularization, strict=True)
+        ]
         for v, (width, r) in enumerate(zip(widths, regularization, strict=True)):
             if r == 0 and width >= n_rows:
                 self._raise_singular(
                     v, f"it has {width} columns but only {n_rows} rows"
                 )
-        solver = self.solver
-        if solver == "auto":
-            total = sum(widths)
-            large = total > _ITERATIVE_WIDTH and self.n_components * 10 <= total
-            solver = "iterative" if large else "dense"
         try:
-            eigenvalues, vectors = eigh_top(
+            eigenvalues, weights = solve_top(
                 self._objective(C, D),
+                D,
                 self.n_components,
-                B=D,
-                solver=solver,
+                views,
+                solver=choose_solver(self.solver, self.n_components, sum(widths)),
                 random_state=self.random_state,
                 tol=self.tol,
             )
@@ -350,15 +269,14 @@ class _MultisetCCA(_BaseCCA):
             self._raise_singular(
                 exc.block, "it is rank-deficient (constant or duplicate columns)"
             )
-        weights = [vectors[view] for view in views]
-        variances = [
-            np.einsum("ik,ij,jk->k", W, C[view, view], W)
-            for W, view in zip(weights, views, strict=True)
-        ]
-        for W, variance in zip(weights, variances, strict=True):
-            W *= np.where(variance > 0, 1 / np.sqrt(np.maximum(variance, 1e-300)), 0)
-        stacked = flip_signs(np.vstack(weights))
-        weights = [stacked[view] for view in views]
+        variances = np.array(
+            [
+                np.einsum("ik,ij,jk->k", W, C[view, view], W)
+                for W, view in zip(weights, views, strict=True)
+            ]
+        )
+        scale = unit_variance_signs(variances, weights)
+        weights = [W * s for W, s in zip(weights, scale, strict=True)]
         cross = np.array(
             [
                 [
@@ -370,8 +288,8 @@ class _MultisetCCA(_BaseCCA):
         )
         return {
             "weights": weights,
-            "eigenvalues": eigenvalues.astype(np.float64),
-            "correlations": _mean_pairwise_correlation(cross.astype(np.float64)),
+            "eigenvalues": eigenvalues,
+            "correlations": canonical_correlation_from_covariance(cross),
         }
 
     def _raise_overflow(self, view):
@@ -387,7 +305,7 @@ class _MultisetCCA(_BaseCCA):
 
     def _raise_singular(self, view, reason):
         name = self.modality_names_[view]
-        r = self._regularization()[view]
+        r = self._view_regularization[view]
         # Constant and overflowing modalities are refused before: a block
         # with variance becomes positive definite once r exceeds about
         # width² · eps, so any r above the one given, up to 1, can work.
@@ -430,7 +348,24 @@ class _MultisetCCA(_BaseCCA):
         return tags
 
 
-_SHARED_PARAMETERS = """
+class MCCA(_MultisetCCA):
+    """Multiset canonical correlation analysis (SUMCOR), in closed form.
+
+    Finds, for each modality ``v``, weights ``a_v`` whose variates
+    ``X_v a_v`` are maximally correlated across modalities: with
+    ``C_vw = X_vᵀX_w / (n − 1)`` on centred columns and ``D`` block-diagonal
+    with the regularized within-modality covariances ``D_v``, it solves the
+    generalized symmetric eigenproblem ``C a = λ D a`` for the top
+    ``n_components`` pairs, where ``C`` has the cross-covariances off the
+    diagonal and ``D_v`` on it, so ``λ − 1`` is the eigenvalue of the
+    cross-covariance part alone. With two modalities and no regularization
+    this is classic CCA: ``λ = 1 + ρ``.
+
+    Fitting depends on the data only through the modalities' means and
+    centred cross-products, accumulated chunk by chunk in float64: ``X`` is
+    never copied whole, sparse ``X`` never densified, and
+    :meth:`partial_fit` streams rows in chunks.
+
     Parameters
     ----------
     n_components : int, default=2
@@ -497,30 +432,7 @@ _SHARED_PARAMETERS = """
         Number of columns seen in ``fit``.
     feature_names_in_ : ndarray of str of shape (n_features_in_,)
         Column names seen in ``fit``, when ``X`` had string column names.
-"""
 
-
-class MCCA(_MultisetCCA):
-    __doc__ = (
-        """Multiset canonical correlation analysis (SUMCOR), in closed form.
-
-    Finds, for each modality ``v``, weights ``a_v`` whose variates
-    ``X_v a_v`` are maximally correlated across modalities: with
-    ``C_vw = X_vᵀX_w / (n − 1)`` on centred columns and ``D`` block-diagonal
-    with the regularized within-modality covariances ``D_v``, it solves the
-    generalized symmetric eigenproblem ``C a = λ D a`` for the top
-    ``n_components`` pairs, where ``C`` has the cross-covariances off the
-    diagonal and ``D_v`` on it, so ``λ − 1`` is the eigenvalue of the
-    cross-covariance part alone. With two modalities and no regularization
-    this is classic CCA: ``λ = 1 + ρ``.
-
-    Fitting depends on the data only through the modalities' means and
-    centred cross-products, accumulated chunk by chunk in float64: ``X`` is
-    never copied whole, sparse ``X`` never densified, and
-    :meth:`partial_fit` streams rows in chunks.
-"""
-        + _SHARED_PARAMETERS
-        + """
     See Also
     --------
     GCCA : Generalized CCA (MAXVAR): one shared representation.
@@ -559,15 +471,13 @@ class MCCA(_MultisetCCA):
     >>> mcca.get_feature_names_out()[:2]
     array(['block0__mcca0', 'block0__mcca1'], dtype=object)
     """
-    )
 
     def _objective(self, C, D):
         return sumcor_matrix(C, D)
 
 
 class GCCA(_MultisetCCA):
-    __doc__ = (
-        """Generalized canonical correlation analysis (MAXVAR), in closed form.
+    """Generalized canonical correlation analysis (MAXVAR), in closed form.
 
     Finds a shared representation ``G`` (``n × k``, ``GᵀG = I``) as the top
     eigenvectors of the sum of the modalities' regularized projection
@@ -581,9 +491,74 @@ class GCCA(_MultisetCCA):
 
     ``transform`` maps each row on its own (training means, no re-centring
     on the batch), so any single row works.
-"""
-        + _SHARED_PARAMETERS
-        + """
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of canonical components; at most the width of the narrowest
+        modality, and at most the numerical rank of every modality's centred
+        columns (so at most ``n_samples − 1``): beyond it a modality has no
+        variate left, and ``fit`` says so rather than return constant
+        components.
+    blocks : "auto", int, list, tuple or dict, default="auto"
+        Which columns form each modality (at least two), in any form
+        :func:`mmfuse.resolve_blocks` accepts.
+    regularization : float or array-like of shape (n_modalities,), default=0.0
+        Shrinkage ``r_v`` in [0, 1] of each within-modality covariance
+        towards a multiple of the identity,
+        ``(1 − r_v) C_vv + r_v tr(C_vv) / d_v I`` (scale invariant; on
+        standardized columns the target is ``I``). One value for all
+        modalities or one a modality (a list, tuple or 1-D array). A
+        modality with more columns than rows, or with constant or duplicate
+        columns, needs ``r_v > 0``; a modality that is constant as a whole
+        is refused, whatever the regularization.
+    output : {"concat", "mean"}, default="concat"
+        What ``transform`` returns: the modalities' variates side by side,
+        or their mean, one shared representation (over the modalities a row
+        has: a row whose block is all NaN lacks that modality).
+    solver : {"auto", "dense", "iterative"}, default="auto"
+        ``"dense"``: one Cholesky whitening and a subset
+        :func:`scipy.linalg.eigh`. ``"iterative"``: Lanczos
+        (:func:`scipy.sparse.linalg.eigsh`) on the whitened operator, cheaper
+        when the total width is large and ``n_components`` small. ``"auto"``
+        takes the iterative solver when the total width exceeds 5000 and
+        ``n_components`` is at most a tenth of it.
+    dtype : {np.float64, np.float32} or None, default=np.float64
+        Precision of the computation, the weights and the output. ``None``
+        keeps float32 input in float32 (end to end) and computes anything
+        else in float64. The statistics are always accumulated in float64.
+    tol : float, default=0.0
+        Relative accuracy of the iterative solver (0: machine precision).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the iterative solver's start vector.
+
+    Attributes
+    ----------
+    weights_ : list of ndarray of shape (d_v, n_components)
+        Canonical weights of each modality, scaled so that each variate has
+        unit variance on the training data (on the centred columns). Signs
+        are fixed by one rule: in each component, the entry of largest
+        magnitude of the modalities' weights stacked is positive (the rule of
+        :func:`sklearn.utils.extmath.svd_flip`), so two fits on the same
+        data, with either solver, give the same weights.
+    canonical_correlations_ : ndarray of shape (n_components,)
+        Training canonical correlation of each component: for two
+        modalities the correlation of their variates, for more the mean
+        over pairs of modalities (see
+        :func:`mmfuse.metrics.canonical_correlation`).
+    eigenvalues_ : ndarray of shape (n_components,)
+        Top eigenvalues of the generalized eigenproblem, decreasing.
+    means_ : list of ndarray of shape (d_v,)
+        Training mean of each modality's columns.
+    blocks_ : list of ndarray of intp
+        Column positions of each modality.
+    modality_names_ : list of str
+        Name of each modality.
+    n_features_in_ : int
+        Number of columns seen in ``fit``.
+    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+        Column names seen in ``fit``, when ``X`` had string column names.
+
     See Also
     --------
     MCCA : Multiset CCA (SUMCOR).
@@ -614,7 +589,6 @@ class GCCA(_MultisetCCA):
     >>> gcca.transform(X[:1]).shape
     (1, 2)
     """
-    )
 
     def _objective(self, C, D):
         # MAXVAR: the Gram matrix of the whitened views.

@@ -1,4 +1,4 @@
-"""Top-k generalized symmetric eigenproblems for the CCA family.
+"""Linear algebra of the CCA family: top-k eigensolves, Cholesky factors.
 
 Every estimator of :mod:`mmfuse.cca` ends in ``A x = λ B x`` with ``A``
 symmetric and ``B`` symmetric positive definite and block-diagonal (one block
@@ -7,14 +7,18 @@ Cholesky whitening of ``B``, block by block, either with a subset
 ``scipy.linalg.eigh`` (``solver="dense"``) or with ARPACK's Lanczos
 iteration on a linear operator (``solver="iterative"``, also for an ``A``
 that is only known through its products). Eigenvector signs follow one
-documented rule, :func:`flip_signs`.
+documented rule, :func:`flip_signs` (:func:`column_signs` says which).
+:func:`numerical_rank` and :func:`pivoted_cholesky` factor positive
+semi-definite matrices by diagonal pivoting, the latter one block of
+columns at a time, for a matrix known only by its columns (a kernel).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import scipy.linalg as sla
 from numpy.typing import NDArray
+from scipy.linalg.lapack import dpstrf
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
@@ -22,11 +26,17 @@ from sklearn.utils.extmath import svd_flip
 __all__ = [
     "SingularBlockError",
     "block_cholesky",
+    "column_signs",
     "eigh_top",
     "flip_signs",
     "numerical_rank",
+    "pivoted_cholesky",
     "sumcor_matrix",
 ]
+
+# Pivots tried per step of the pivoted Cholesky: one evaluation of columns
+# and one matrix product a step keep it in level-3 BLAS.
+_PIVOT_BLOCK = 128
 
 
 class SingularBlockError(np.linalg.LinAlgError):
@@ -129,6 +139,112 @@ def numerical_rank(C: NDArray, scale: float | None = None) -> int:
     return int(rank)
 
 
+def pivoted_cholesky(
+    columns: Callable[[NDArray, NDArray], NDArray],
+    diagonal: NDArray,
+    *,
+    tol: float = 1e-12,
+    block_size: int = _PIVOT_BLOCK,
+    weights: NDArray | None = None,
+) -> tuple[NDArray, NDArray]:
+    """Pivoted Cholesky factor of a PSD matrix known by its columns.
+
+    Greedy in blocks: each step evaluates the columns of the ``block_size``
+    rows with the largest residual diagonal, removes what the factor found
+    so far explains, and keeps the pivots that a pivoted Cholesky of that
+    block accepts. It stops when the trace of the residual
+    ``K − G Gᵀ`` (positive semi-definite, so also a bound on its spectral
+    norm) is at most ``tol · trace(K)``.
+
+    Parameters
+    ----------
+    columns : callable
+        ``columns(rows, idx)`` returns the ``(len(rows), len(idx))`` block
+        ``K[np.ix_(rows, idx)]``: only the rows not pivoted on yet are asked
+        for.
+    diagonal : ndarray of shape (n,)
+        The diagonal of ``K``.
+    tol : float, default=1e-12
+        Relative trace of the residual at which to stop.
+    block_size : int, default=128
+        Pivots tried per step.
+    weights : ndarray of shape (n,), default=None
+        Positive weight of each row, read as a repetition count: the traces
+        that decide when to stop are weighted sums, those of the matrix with
+        each row and column repeated that many times.
+
+    Returns
+    -------
+    factor : ndarray of shape (n, rank)
+        ``G`` with ``G Gᵀ ≈ K``; ``G[pivots]`` is lower triangular.
+    pivots : ndarray of intp of shape (rank,)
+        The rows pivoted on, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca._solvers import pivoted_cholesky
+    >>> X = np.random.RandomState(0).standard_normal((50, 3))
+    >>> K = X @ X.T
+    >>> G, pivots = pivoted_cholesky(lambda rows, idx: K[np.ix_(rows, idx)], np.diag(K))
+    >>> G.shape, bool(np.allclose(G @ G.T, K))
+    ((50, 3), True)
+    """
+    n = diagonal.shape[0]
+    residual = np.array(diagonal, dtype=np.float64)
+
+    def trace(values):
+        return values.sum() if weights is None else values @ weights
+
+    count = n if weights is None else weights.sum()
+    stop = tol * max(float(trace(residual)), 0.0)
+    # A pivot below stop / count cannot matter: count of them add up to stop.
+    floor = stop / count
+    factor = np.empty((n, min(n, 4 * block_size)))
+    # Rows not pivoted yet: the only ones whose residual is still updated
+    # (those of the pivots are zero), which makes the updates cost
+    # (n − rank) · rank per column instead of n · rank.
+    active = np.ones(n, dtype=bool)
+    pivots = []
+    rank = 0
+    while rank < n and trace(residual) > stop:
+        size = min(block_size, n - rank)
+        candidates = np.argpartition(residual, n - size)[n - size :]
+        candidates = candidates[residual[candidates] > floor]
+        if candidates.size == 0:
+            break
+        rows = np.flatnonzero(active)
+        panel = np.array(columns(rows, candidates), dtype=np.float64)
+        if rank:
+            panel -= factor[rows, :rank] @ factor[candidates, :rank].T
+        block = panel[np.searchsorted(rows, candidates)]
+        chol, order, accepted, _ = dpstrf((block + block.T) / 2, tol=floor, lower=1)
+        if accepted == 0:
+            break
+        order = order[:accepted] - 1
+        lower = np.tril(chol[:accepted, :accepted])
+        chosen = candidates[order]
+        if rank + accepted > factor.shape[1]:
+            grown = np.empty((n, min(n, 2 * (rank + accepted))))
+            grown[:, :rank] = factor[:, :rank]
+            factor = grown
+        new = factor[:, rank : rank + accepted]
+        # Exact zeros on the earlier pivots: G[pivots] is lower triangular.
+        new[~active] = 0.0
+        new[rows] = sla.solve_triangular(
+            lower, panel[:, order].T, lower=True, check_finite=False
+        ).T
+        new[chosen] = lower
+        residual[rows] -= np.einsum("ij,ij->i", new[rows], new[rows])
+        residual[chosen] = 0.0
+        np.maximum(residual, 0.0, out=residual)
+        active[chosen] = False
+        pivots.append(chosen)
+        rank += accepted
+    pivots = np.concatenate(pivots) if pivots else np.empty(0, dtype=np.intp)
+    return factor[:, :rank], pivots.astype(np.intp)
+
+
 def _block_solve(factors, Y, *, transpose):
     """``L⁻¹ Y`` (or ``L⁻ᵀ Y``) for block-diagonal lower triangular ``L``."""
     out = np.empty_like(Y)
@@ -198,6 +314,30 @@ def flip_signs(V: NDArray) -> NDArray:
            [ 2. ,  0.1]])
     """
     return svd_flip(V, None, u_based_decision=True)[0]
+
+
+def column_signs(V: NDArray) -> NDArray:
+    """Signs that :func:`flip_signs` gives the columns of ``V``.
+
+    Parameters
+    ----------
+    V : ndarray of shape (n_rows, k)
+        Columns to read; not changed.
+
+    Returns
+    -------
+    signs : ndarray of shape (k,)
+        ``-1`` where the column's entry of largest magnitude is negative,
+        else ``1`` (a zero column too).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mmfuse.cca._solvers import column_signs
+    >>> column_signs(np.array([[0.5, 1.0], [-2.0, 0.1]]))
+    array([-1,  1])
+    """
+    return np.where(np.sum(flip_signs(V.copy()) * V, axis=0) < 0, -1, 1)
 
 
 def eigh_top(

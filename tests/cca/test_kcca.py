@@ -10,8 +10,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from mmfuse.cca import KCCA, MCCA, _kcca
-from mmfuse.cca._kcca import pivoted_cholesky
+from mmfuse.cca import KCCA, MCCA, _kernel_features
+from mmfuse.cca._solvers import pivoted_cholesky
 from mmfuse.datasets import make_multiview
 from mmfuse.metrics import canonical_correlation
 
@@ -413,8 +413,8 @@ def test_nystroem_features_streamed_when_too_large_to_store(nonlinear, monkeypat
     # each pass; the fit must not depend on which way they were obtained.
     params = dict(blocks=[4, 3, 5], approximation="nystroem", n_landmarks=60)
     stored = KCCA(3, random_state=0, **params).fit(nonlinear)
-    monkeypatch.setattr(_kcca, "_STORED_VALUES", 0)
-    monkeypatch.setattr(_kcca, "_CHUNK_VALUES", 60 * 7)
+    monkeypatch.setattr(_kernel_features, "_STORED_VALUES", 0)
+    monkeypatch.setattr(_kernel_features, "_CHUNK_VALUES", 60 * 7)
     streamed = KCCA(3, random_state=0, **params).fit(nonlinear)
     np.testing.assert_allclose(
         streamed.canonical_correlations_, stored.canonical_correlations_, atol=1e-12

@@ -4,7 +4,6 @@ import scipy.linalg as sla
 from scipy.sparse.linalg import aslinearoperator
 
 from mmfuse.cca._solvers import SingularBlockError, block_cholesky, eigh_top
-from mmfuse.metrics import canonical_correlation
 
 
 def _problem(p=12, seed=0):
@@ -77,32 +76,3 @@ def test_eigh_top_argument_errors():
         eigh_top(A, 12, solver="iterative")
     with pytest.raises(ValueError, match="solver='lobster' is not one of"):
         eigh_top(A, 2, solver="lobster")
-
-
-def test_canonical_correlation_known_values():
-    rng = np.random.default_rng(0)
-    a, b, c = (rng.standard_normal((50, 3)) for _ in range(3))
-    b = b + a
-    two = canonical_correlation([a, b])
-    expected = [np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(3)]
-    np.testing.assert_allclose(two, expected, rtol=1e-12)
-    three = canonical_correlation([a, b, c])
-    pairs = [
-        [np.corrcoef(x[:, j], y[:, j])[0, 1] for j in range(3)]
-        for x, y in ((a, b), (a, c), (b, c))
-    ]
-    np.testing.assert_allclose(three, np.mean(pairs, axis=0), rtol=1e-12)
-    constant = np.ones_like(a)
-    np.testing.assert_array_equal(canonical_correlation([a, constant]), 0.0)
-
-
-def test_canonical_correlation_errors():
-    a = np.ones((5, 2))
-    with pytest.raises(ValueError, match="at least two views; got 1"):
-        canonical_correlation([a])
-    with pytest.raises(
-        ValueError, match=r"one shape .* got shapes \[\(5, 2\), \(4, 2\)"
-    ):
-        canonical_correlation([a, a[:4]])
-    with pytest.raises(ValueError, match="at least 2 rows; got 1"):
-        canonical_correlation([a[:1], a[:1]])

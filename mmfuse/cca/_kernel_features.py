@@ -1,0 +1,503 @@
+"""Kernel features of KCCA: kernel evaluation, exact and Nyström maps.
+
+KCCA is linear MCCA on explicit kernel features (DESIGN.md). A factor
+``G_v`` with ``G_v G_vᵀ = K_v`` (before centring) turns each modality's
+kernel into features whose centred columns are those of ``G_v``:
+
+- exact (:func:`exact_features`): ``G_v`` is a pivoted Cholesky factor of
+  the whole kernel that stops only when the trace of the residual falls
+  below ``tol · trace(K_v)``; it evaluates only the kernel columns it
+  pivots on, and keeps the full spectrum (no eigenvalue is dropped) up to
+  that tolerance;
+- Nyström (:func:`nystroem_features`): ``G_v`` is the Nyström map on given
+  landmark rows (``K_v ≈ K_{·L} K_{LL}⁻¹ K_{L·}``); with every row a
+  landmark it is the exact factor.
+
+In both, a factor is ``K(·, X_S) L_S⁻ᵀ`` for a set ``S`` of support rows and
+the lower triangular ``L_S`` (``L_S L_Sᵀ = K_SS``). Both backends give the
+products KCCA's solvers need, ``Φ a``, ``Φᵀ y`` and the Gram matrix
+``Φᵀ diag(w) Φ`` of the centred features ``Φ``, and the covariance of all
+modalities' features together: from stored features
+(:func:`stored_covariance`), streamed by rows into the shared sufficient
+statistics (:func:`streamed_covariance`), or as a linear operator
+(:func:`sumcor_operator`). Sample weights are repetition counts throughout.
+"""
+
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from scipy.linalg.blas import dger, dtrmv
+from scipy.linalg.lapack import dlauum
+from scipy.sparse.linalg import LinearOperator
+from sklearn.metrics.pairwise import (
+    KERNEL_PARAMS,
+    PAIRWISE_KERNEL_FUNCTIONS,
+    pairwise_kernels,
+)
+from threadpoolctl import threadpool_info
+
+from mmfuse.cca._base import regularized_block
+from mmfuse.cca._solvers import pivoted_cholesky
+from mmfuse.cca._statistics import scatter_of_chunks
+
+__all__ = [
+    "KERNELS",
+    "ExactFeatures",
+    "NystroemFeatures",
+    "ViewKernel",
+    "exact_features",
+    "fits_in_memory",
+    "nystroem_features",
+    "stored_covariance",
+    "streamed_covariance",
+    "sumcor_operator",
+]
+
+# Kernel names KCCA accepts, for each modality.
+KERNELS = set(PAIRWISE_KERNEL_FUNCTIONS) | {"precomputed"}
+
+# Values (rows x columns) per chunk when kernel rows are evaluated against
+# the support rows: about 2**22 float64 values, 32 MiB.
+_CHUNK_VALUES = 2**22
+
+# Largest n × width of Nyström features kept in memory (2 GiB), computed
+# once; beyond, each pass over the rows recomputes them chunk by chunk, and
+# the covariance is streamed and solved densely.
+_STORED_VALUES = 2**28
+
+
+def fits_in_memory(n: int, width: int) -> bool:
+    """Whether ``n × width`` features may be stored (else they are streamed)."""
+    return n * width <= _STORED_VALUES
+
+
+def _blas_threads():
+    """Return how many threads BLAS may use (``threadpool_limits`` binds it)."""
+    counts = [
+        info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"
+    ]
+    return max(counts, default=1)
+
+
+# What a kernel of sklearn.metrics.pairwise needs of its modality's columns,
+# said when it refuses them.
+_KERNEL_NEEDS = {
+    name: (
+        f"The {name} kernel compares histograms: it needs non-negative columns "
+        f"(counts, frequencies). Use another kernel for this modality, or map "
+        f"its columns to [0, 1] first (e.g. sklearn.preprocessing.MinMaxScaler)."
+    )
+    for name in ("chi2", "additive_chi2")
+}
+
+
+class ViewKernel:
+    """The kernel of one modality and the rows it is evaluated against."""
+
+    def __init__(self, kernel, params, name):
+        self.kernel = kernel
+        self.params = params
+        self.name = name
+
+    def __call__(self, A, B):
+        """``k(A, B)``; for a precomputed kernel ``A`` holds its columns."""
+        if self.kernel == "precomputed":
+            return np.asarray(A[:, B].toarray() if sp.issparse(A) else A[:, B])
+        # Overflow is reported below, with the modality, not as a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            try:
+                K = pairwise_kernels(
+                    A, B, metric=self.kernel, filter_params=True, **self.params
+                )
+            except ValueError as exc:
+                raise ValueError(
+                    f"the kernel of modality {self.name!r} ({self._describe()}) "
+                    f"failed: {exc} {_KERNEL_NEEDS.get(self.kernel, '')}".rstrip()
+                ) from exc
+            finite = np.isfinite(K.sum())
+        if not finite:
+            self._raise_non_finite()
+        return K
+
+    def _describe(self):
+        """Describe the kernel and the parameters it uses, for messages."""
+        if callable(self.kernel):
+            name = getattr(self.kernel, "__name__", repr(self.kernel))
+            return f"{name}, kernel_params={self.params!r}"
+        used = KERNEL_PARAMS.get(self.kernel, ())
+        return ", ".join(
+            [repr(self.kernel)]
+            + [f"{key}={value!r}" for key, value in self.params.items() if key in used]
+        )
+
+    def _raise_non_finite(self):
+        if callable(self.kernel):
+            fix = (
+                "A callable kernel must return a finite value for every pair of "
+                "rows: fix the function or its kernel_params."
+            )
+        else:
+            fix = (
+                "With valid parameters this means that its values overflow "
+                "float64: rescale the columns, e.g. with "
+                "sklearn.preprocessing.StandardScaler before KCCA, or lower "
+                "gamma or degree."
+            )
+        raise ValueError(
+            f"the kernel of modality {self.name!r} ({self._describe()}) returned "
+            f"NaN or inf. {fix}"
+        )
+
+    def diagonal(self, X):
+        """``k(x_i, x_i)`` for every row, in chunks (any kernel)."""
+        if self.kernel == "precomputed":
+            return np.asarray(X.diagonal()).ravel()
+        step = 256
+        return np.concatenate(
+            [
+                np.diag(self(X[i : i + step], X[i : i + step]))
+                for i in range(0, X.shape[0], step)
+            ]
+        )
+
+    def block(self, X, rows, idx):
+        """``K[np.ix_(rows, idx)]`` on the training rows ``X``."""
+        return self(X[rows], idx if self.kernel == "precomputed" else X[idx])
+
+
+def _weighted(Y, weights):
+    """Rows of ``Y`` times their weights (``Y`` itself without weights)."""
+    return Y if weights is None else Y * weights.reshape(-1, *[1] * (Y.ndim - 1))
+
+
+class ExactFeatures:
+    """Centred features ``Φ = G − 1 ḡᵀ`` of an exactly factored kernel.
+
+    The pivoted Cholesky factor ``G`` (``G Gᵀ ≈ K``) is kept as its support
+    rows ``G[S] = L_S`` (lower triangular) and its other rows ``rest``, so
+    that products with ``Φ`` use the triangle (half the memory traffic of a
+    full matrix) and its Gram matrix costs a ``lauum``. With row weights
+    ``w`` (repetition counts) the mean is weighted and the Gram matrix is
+    ``Φᵀ diag(w) Φ``.
+    """
+
+    def __init__(self, factor, pivots, weights):
+        self.n = factor.shape[0]
+        self.weights = weights
+        self.total = self.n if weights is None else weights.sum()
+        self.support = pivots
+        self.lower = factor[pivots]
+        others = np.ones(self.n, dtype=bool)
+        others[pivots] = False
+        self.rest_rows = np.flatnonzero(others)
+        self.rest = factor[self.rest_rows]
+        self.mean = (
+            self._rows_weighted(self.lower, self.support).sum(axis=0)
+            + self._rows_weighted(self.rest, self.rest_rows).sum(axis=0)
+        ) / self.total
+
+    def _rows_weighted(self, part, rows, power=1.0):
+        """``part``, the factor's rows ``rows``, times their weights**power."""
+        if self.weights is None:
+            return part
+        return _weighted(part, self.weights[rows] ** power)
+
+    def store(self):
+        """Nothing to do: the factor is stored."""
+
+    def raw_rows(self, idx):
+        """Rows ``G[idx]`` (uncentred)."""
+        where = np.empty(self.n, dtype=np.intp)
+        where[self.support] = np.arange(len(self.support))
+        where[self.rest_rows] = len(self.support) + np.arange(len(self.rest_rows))
+        where = where[idx]
+        out = np.empty((len(idx), len(self.support)))
+        on_support = where < len(self.support)
+        out[on_support] = self.lower[where[on_support]]
+        out[~on_support] = self.rest[where[~on_support] - len(self.support)]
+        return out
+
+    def dot(self, a):
+        """``Φ a`` for a vector or a matrix ``a``."""
+        out = np.empty((self.n, *a.shape[1:]))
+        if a.ndim == 1:
+            out[self.support] = dtrmv(self.lower.T, a, lower=0, trans=1)
+        else:
+            out[self.support] = self.lower @ a
+        out[self.rest_rows] = self.rest @ a
+        out -= self.mean @ a
+        return out
+
+    def variates(self, W):
+        """Centred training variates ``Φ W``."""
+        return self.dot(W)
+
+    def tdot(self, y):
+        """``Φᵀ y`` for a vector ``y``."""
+        out = dtrmv(self.lower.T, y[self.support], lower=0, trans=0)
+        out += self.rest.T @ y[self.rest_rows]
+        out -= self.mean * y.sum()
+        return out
+
+    def gram(self):
+        """``ΦᵀΦ``: the triangle by LAPACK's ``lauum``, the rest by ``syrk``."""
+        # lauum writes LᵀL in the upper triangle of a copy of Lᵀ (zero
+        # below); the lower triangle is mirrored in place, block by block,
+        # and the centring is a rank-one update in place: no other
+        # rank × rank array is made. Weights scale the rows by their square
+        # roots, which keeps the triangle triangular.
+        lower = self._rows_weighted(self.lower, self.support, 0.5)
+        gram, _ = dlauum(lower.T, lower=0)
+        step = 512
+        for j in range(0, gram.shape[0], step):
+            block = gram[j : j + step, j : j + step]
+            block[...] = np.triu(block) + np.triu(block, 1).T
+            gram[j + step :, j : j + step] = gram[j : j + step, j + step :].T
+        if len(self.rest_rows):
+            rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
+            gram += rest.T @ rest
+        return dger(-self.total, self.mean, self.mean, a=gram, overwrite_a=1)
+
+
+class NystroemFeatures:
+    """Centred Nyström features ``Φ = K(·, X_S) L_S⁻ᵀ − 1 ḡᵀ``.
+
+    The features of a row are its kernel values against the support rows
+    through a triangular solve (backward stable even when ``L_S`` is
+    ill-conditioned, unlike whitening a Gram matrix of kernel columns). They
+    are computed once and stored when they fit in memory, else chunk by
+    chunk at each pass over the rows.
+    """
+
+    def __init__(self, n, support, lower, kernel_columns, weights):
+        self.n = n
+        self.weights = weights
+        self.total = n if weights is None else weights.sum()
+        self.support = support
+        self.lower = lower
+        self._kernel_columns = kernel_columns
+        self.centred = None
+        self.mean = None
+
+    def raw_rows(self, idx):
+        """Features ``G[idx]`` (uncentred), computed from the kernel."""
+        K = self._kernel_columns(idx)
+        return sla.solve_triangular(self.lower, K.T, lower=True, check_finite=False).T
+
+    def store(self):
+        """Compute and keep the centred features of every row, and their mean."""
+        if self.centred is not None:
+            return
+        step = max(1, _CHUNK_VALUES // len(self.support))
+        kernel = np.empty((self.n, len(self.support)))
+
+        def fill(start):
+            stop = min(self.n, start + step)
+            kernel[start:stop] = self._kernel_columns(np.arange(start, stop))
+
+        # Kernel chunks on threads: their evaluation is mostly single-threaded
+        # NumPy (distances, exp), which releases the GIL. Then one triangular
+        # solve for all rows, in place, which BLAS threads itself.
+        with ThreadPoolExecutor(_blas_threads()) as pool:
+            list(pool.map(fill, range(0, self.n, step)))
+        features = sla.solve_triangular(
+            self.lower, kernel.T, lower=True, overwrite_b=True, check_finite=False
+        ).T
+        self.mean = _weighted(features, self.weights).sum(axis=0) / self.total
+        features -= self.mean
+        self.centred = features
+
+    def dot(self, a):
+        """``Φ a`` for a vector or a matrix ``a``."""
+        return self.centred @ a
+
+    def variates(self, W):
+        """Centred training variates ``Φ W``, streamed when not stored."""
+        if self.centred is not None:
+            return self.dot(W)
+        step = max(1, _CHUNK_VALUES // len(self.support))
+        return np.vstack(
+            [
+                self.raw_rows(np.arange(start, min(self.n, start + step))) @ W
+                for start in range(0, self.n, step)
+            ]
+        ) - (self.mean @ W)
+
+    def tdot(self, y):
+        """``Φᵀ y`` for a vector ``y``."""
+        return self.centred.T @ y
+
+    def gram(self):
+        """``Φᵀ diag(w) Φ``."""
+        return _weighted(self.centred, self.weights).T @ self.centred
+
+
+def exact_features(
+    X_view, kernel: ViewKernel, weights: NDArray | None, *, tol: float
+) -> ExactFeatures:
+    """Exact features of one modality: a pivoted Cholesky factor of its kernel.
+
+    Parameters
+    ----------
+    X_view : ndarray or sparse matrix of shape (n, d_v)
+        The modality's training columns (its kernel columns when
+        precomputed).
+    kernel : ViewKernel
+        The modality's kernel.
+    weights : ndarray of shape (n,) or None
+        Positive row weights, repetition counts.
+    tol : float
+        Relative trace of the residual at which the factorization stops.
+
+    Returns
+    -------
+    features : ExactFeatures
+    """
+    factor, pivots = pivoted_cholesky(
+        lambda rows, idx: kernel.block(X_view, rows, idx),
+        kernel.diagonal(X_view),
+        tol=tol,
+        weights=weights,
+    )
+    return ExactFeatures(factor, pivots, weights)
+
+
+def nystroem_features(
+    X_view,
+    kernel: ViewKernel,
+    weights: NDArray | None,
+    landmarks: NDArray,
+    *,
+    tol: float,
+) -> NystroemFeatures:
+    """Nyström features of one modality on the given landmark rows.
+
+    The landmarks' kernel is factored by a pivoted Cholesky (stopping at
+    ``tol``), and the landmarks it pivots on are the support rows.
+
+    Parameters
+    ----------
+    X_view : ndarray or sparse matrix of shape (n, d_v)
+        The modality's training columns (its kernel columns when
+        precomputed).
+    kernel : ViewKernel
+        The modality's kernel.
+    weights : ndarray of shape (n,) or None
+        Positive row weights, repetition counts.
+    landmarks : ndarray of intp of shape (m,)
+        Landmark rows, sorted.
+    tol : float
+        Relative trace of the residual at which the factorization of the
+        landmarks' kernel stops.
+
+    Returns
+    -------
+    features : NystroemFeatures
+    """
+    K_LL = kernel.block(X_view, landmarks, landmarks)
+    factor, pivots = pivoted_cholesky(
+        lambda rows, idx: K_LL[np.ix_(rows, idx)], np.diag(K_LL).copy(), tol=tol
+    )
+    support = landmarks[pivots]
+    landmark_rows = support if kernel.kernel == "precomputed" else X_view[support]
+    return NystroemFeatures(
+        X_view.shape[0],
+        support,
+        factor[pivots],
+        lambda rows: kernel(X_view[rows], landmark_rows),
+        weights,
+    )
+
+
+def stored_covariance(features: Sequence, slices: Sequence[slice]) -> NDArray:
+    """Covariance of the modalities' stored centred features, block by block.
+
+    With weights, one weighted copy of a modality's features at a time.
+    """
+    width = slices[-1].stop
+    scatter = np.empty((width, width))
+    for v, (f, s) in enumerate(zip(features, slices, strict=True)):
+        weighted = _weighted(f.centred, f.weights)
+        for g, t in zip(features[v:], slices[v:], strict=True):
+            scatter[s, t] = weighted.T @ g.centred
+            scatter[t, s] = scatter[s, t].T
+    return scatter / (features[0].total - 1)
+
+
+def streamed_covariance(features: Sequence, slices: Sequence[slice]) -> NDArray:
+    """Covariance of the modalities' features, streamed by rows.
+
+    The raw features of a chunk of rows, all modalities side by side, feed
+    the shared sufficient statistics
+    (:func:`mmfuse.cca._statistics.scatter_of_chunks`, shifted, which keeps
+    the centring accurate when a feature's mean dwarfs its spread, as for
+    a wide rbf kernel). Sets each modality's feature mean.
+    """
+    n, weights = features[0].n, features[0].weights
+    step = max(1, _CHUNK_VALUES // slices[-1].stop)
+    chunks = (
+        (
+            np.hstack([f.raw_rows(rows) for f in features]),
+            None if weights is None else weights[rows],
+        )
+        for rows in (
+            np.arange(start, min(n, start + step)) for start in range(0, n, step)
+        )
+    )
+    statistics = scatter_of_chunks(chunks)
+    for f, s in zip(features, slices, strict=True):
+        f.mean = statistics.mean[s]
+    return statistics.covariance()
+
+
+def sumcor_operator(
+    features: Sequence, slices: Sequence[slice], regularization: NDArray
+) -> tuple[LinearOperator, Iterator[NDArray]]:
+    """SUMCOR's left-hand side as a linear operator on stored features, and ``D``.
+
+    Parameters
+    ----------
+    features : list of ExactFeatures or NystroemFeatures
+        Each modality's features, stored.
+    slices : list of slice
+        Position of each modality's features.
+    regularization : ndarray of shape (n_modalities,)
+        Ridge of each modality.
+
+    Returns
+    -------
+    A : LinearOperator
+        ``(A a)_v = [Φ_vᵀ W (Σ_w Φ_w a_w − κ_v Φ_v a_v)] / (Σ w − 1) + κ_v a_v``:
+        the cross-covariances, the regularized blocks on the diagonal.
+    D : generator of ndarray
+        The regularized diagonal blocks, made one at a time as they are
+        used, so that only one rank × rank block is alive beside the
+        factors.
+    """
+    row_weights, total = features[0].weights, features[0].total
+    width = slices[-1].stop
+
+    def blocks_of_D():
+        for f, r in zip(features, regularization, strict=True):
+            C_vv = f.gram()
+            C_vv /= total - 1
+            yield regularized_block(C_vv, r, relative=False, overwrite=True)
+
+    def matvec(x):
+        x = np.ravel(x)
+        images = [f.dot(x[s]) for f, s in zip(features, slices, strict=True)]
+        summed = np.sum(images, axis=0)
+        out = np.empty(width)
+        for f, s, image, r in zip(
+            features, slices, images, regularization, strict=True
+        ):
+            image = _weighted(summed - r * image, row_weights)
+            out[s] = f.tdot(image) / (total - 1) + r * x[s]
+        return out
+
+    operator = LinearOperator((width, width), matvec=matvec, dtype=np.float64)
+    return operator, blocks_of_D()
