@@ -43,20 +43,6 @@ ENFORCED = {"GL08", "PR01", "PR02", "PR03", "EX01"}
 ENFORCED_ON_METHODS = ENFORCED - {"EX01"}
 PRIVATE_MODULE = re.compile(r"\b_\w+\.py\b|\bmmfuse(?:\.\w+)*\._\w+")
 
-# Objects in files that the other #13 helpers are rewriting; the lead removes
-# these marks once their branches are merged.
-REWRITTEN = "being rewritten by #13 deep/cca helpers"
-EXPECTED_FAILURES = {
-    "sections": {},
-    "written_out": {
-        name: f"__doc__ assembled from templates; {REWRITTEN}"
-        for name in ("mmfuse.cca.GCCA", "mmfuse.cca.MCCA")
-    },
-    "private_links": {
-        "mmfuse.cca.KCCA": f"links mmfuse.cca._solvers; {REWRITTEN}",
-    },
-}
-
 
 def _public_modules():
     yield mmfuse
@@ -94,21 +80,6 @@ def _methods(cls):
 PUBLIC = _public_objects()
 
 
-def _cases(check):
-    return [
-        pytest.param(
-            path,
-            id=path,
-            marks=(
-                [pytest.mark.xfail(reason=EXPECTED_FAILURES[check][path], strict=True)]
-                if path in EXPECTED_FAILURES[check]
-                else []
-            ),
-        )
-        for path in PUBLIC
-    ]
-
-
 def test_every_public_module_is_walked():
     assert {
         "mmfuse",
@@ -128,7 +99,7 @@ def test_public_all_lists_public_names_only(module):
     assert [name for name in names if not hasattr(module, name)] == []
 
 
-@pytest.mark.parametrize("path", _cases("sections"))
+@pytest.mark.parametrize("path", PUBLIC)
 def test_numpydoc_sections(path):
     obj = PUBLIC[path]
     targets = {path: ENFORCED}
@@ -143,7 +114,7 @@ def test_numpydoc_sections(path):
     assert errors == []
 
 
-@pytest.mark.parametrize("path", _cases("written_out"))
+@pytest.mark.parametrize("path", PUBLIC)
 def test_docstring_is_written_out(path):
     obj = PUBLIC[path]
     node = ast.parse(textwrap.dedent(inspect.getsource(obj))).body[0]
@@ -152,7 +123,7 @@ def test_docstring_is_written_out(path):
     assert literal == inspect.getdoc(obj), f"{path}.__doc__ is changed afterwards"
 
 
-@pytest.mark.parametrize("path", _cases("private_links"))
+@pytest.mark.parametrize("path", PUBLIC)
 def test_docstring_names_no_private_module(path):
     obj = PUBLIC[path]
     documented = [obj]

@@ -106,32 +106,7 @@ def test_blocks_all_lists_what_the_other_modules_import():
     assert sorted(_blocks.__all__) == sorted(imported)
 
 
-# Modules of the other #13 helpers; the lead removes these marks once their
-# branches are merged.
-CROSSING = {
-    "mmfuse.cca._kcca": "imports metrics._mean_pairwise_correlation",
-    "mmfuse.cca._mcca": "imports metrics._mean_pairwise_correlation",
-}
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(
-            module,
-            marks=[
-                pytest.mark.xfail(
-                    reason=f"{CROSSING[module]}; being rewritten by #13 deep/cca "
-                    f"helpers",
-                    strict=True,
-                )
-            ]
-            if module in CROSSING
-            else [],
-        )
-        for module in MODULES
-    ],
-)
+@pytest.mark.parametrize("module", list(MODULES))
 def test_no_private_name_is_imported_across_packages(module):
     crossing = [
         f"{source}.{name}"
