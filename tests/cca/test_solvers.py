@@ -3,6 +3,7 @@ import pytest
 import scipy.linalg as sla
 from scipy.sparse.linalg import aslinearoperator
 
+from mmfuse.cca import _solvers
 from mmfuse.cca._solvers import SingularBlockError, block_cholesky, eigh_top
 
 
@@ -76,3 +77,23 @@ def test_eigh_top_argument_errors():
         eigh_top(A, 12, solver="iterative")
     with pytest.raises(ValueError, match="solver='lobster' is not one of"):
         eigh_top(A, 2, solver="lobster")
+
+
+def test_dense_solve_survives_a_subset_driver_that_returns_nothing(monkeypatch):
+    # Some BLAS builds' syevr return no eigenpair for a subset when the top
+    # eigenvalues are close (scipy issue 13913): the full solve takes over.
+    rng = np.random.RandomState(0)
+    M = rng.standard_normal((6, 6))
+    A, B = M + M.T, np.eye(6) + 0.1 * np.diag(rng.rand(6))
+    expected = eigh_top(A, 2, B=B, solver="dense")
+    eigh = sla.eigh
+
+    def subset_returns_nothing(a, *args, subset_by_index=None, **kwargs):
+        if subset_by_index is not None:
+            return np.empty(0), np.empty((len(a), 0))
+        return eigh(a, *args, **kwargs)
+
+    monkeypatch.setattr(_solvers.sla, "eigh", subset_returns_nothing)
+    values, vectors = eigh_top(A, 2, B=B, solver="dense")
+    np.testing.assert_allclose(values, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(vectors, expected[1], atol=1e-12)
