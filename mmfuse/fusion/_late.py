@@ -473,7 +473,14 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         output is the member's (weighted) mean out-of-fold output.
         """
         cv = check_cv(self.cv, y_fit, classifier=is_classifier(self))
-        splits = list(cv.split(self._X_checked, y_fit))
+        try:
+            splits = list(cv.split(self._X_checked, y_fit))
+        except ValueError as exc:
+            raise ValueError(
+                f"voting='stack' learns from out-of-fold outputs, but cv={cv!r} "
+                f"cannot split these {len(y_fit)} training rows: {exc} Use "
+                f"fewer folds (e.g. cv=2), or more rows."
+            ) from exc
         self._oof_outputs = []
         for i, (estimator, fitted, cols, has, method) in enumerate(
             zip(

@@ -690,3 +690,16 @@ def test_transform_refuses_rows_that_no_member_can_take(small):
         late.transform(X_gap)
     out = late.transform(X_gap[[0, 2, 3]])
     assert np.isnan(out[1, :2]).all() and np.isfinite(out[1, 2:]).all()
+
+
+def test_stacking_on_too_few_rows_for_its_folds_names_cv(small):
+    X, y = small
+    members = [(f"m{i}", LogisticRegression(), i) for i in range(3)]
+    with pytest.raises(
+        ValueError,
+        match=r"voting='stack' learns from out-of-fold outputs, but cv=Stratified"
+        r"KFold\(n_splits=5.*cannot split these 6 training rows: .*Use fewer "
+        r"folds \(e\.g\. cv=2\), or more rows\.",
+    ):
+        few = np.r_[np.flatnonzero(y == 0)[:3], np.flatnonzero(y == 1)[:3]]
+        LateFusionClassifier(members, blocks=BLOCKS, voting="stack").fit(X[few], y[few])
