@@ -132,21 +132,28 @@ _LARGEST = 1e150
 def _check_magnitude(values, what):
     """Refuse entries of ``values`` beyond ``±_LARGEST``, naming the first.
 
-    ``what`` is ``"X"`` (2-D, dense or sparse) or ``"y"``. NaN passes.
+    ``what`` is ``"X"`` (2-D, dense or sparse) or ``"y"``. NaN passes. Two
+    reductions, no copy: a sparse matrix is never densified.
     """
-    dense = values.toarray() if sp.issparse(values) else np.asarray(values)
-    if dense.dtype.kind != "f" or float(np.finfo(dense.dtype).max) <= _LARGEST:
+    coo = sp.coo_array(values) if sp.issparse(values) else None
+    data = np.asarray(values if coo is None else coo.data).ravel()
+    if data.dtype.kind != "f" or float(np.finfo(data.dtype).max) <= _LARGEST:
         return  # float32 (and integers) cannot reach it
+    if data.size == 0 or not (
+        np.fmax.reduce(data) > _LARGEST or np.fmin.reduce(data) < -_LARGEST
+    ):
+        return  # fmax/fmin skip NaN
     with np.errstate(invalid="ignore"):
-        rows, *columns = np.nonzero(np.abs(dense) > _LARGEST)
-    if rows.size == 0:
-        return
-    where = f"{what}[{rows[0]}, {columns[0][0]}]" if columns else f"y[{rows[0]}]"
+        first = int(np.flatnonzero(np.abs(data) > _LARGEST)[0])
+    if coo is not None:
+        index = (int(coo.coords[0][first]), int(coo.coords[1][first]))
+    else:
+        index = np.unravel_index(first, np.shape(values))
+    where = f"{what}[{', '.join(str(int(k)) for k in index)}]"
     raise ValueError(
-        f"{where} = {dense[rows[0], *(c[0] for c in columns)]:g} is beyond "
-        f"±{_LARGEST:g}: members square and sum their inputs, which overflows "
-        f"float64 at this scale. Rescale {what}, e.g. divide it by a power of "
-        f"ten."
+        f"{where} = {data[first]:g} is beyond ±{_LARGEST:g}: members square and "
+        f"sum their inputs, which overflows float64 at this scale. Rescale "
+        f"{what}, e.g. divide it by a power of ten."
     )
 
 

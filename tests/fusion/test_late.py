@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from sklearn import config_context
 from sklearn.base import clone
 from sklearn.impute import SimpleImputer
@@ -671,6 +672,8 @@ def test_values_whose_squares_overflow_are_refused_with_where(small):
     assert fitted.score(X * 1e100, target) > 0.5  # large but safe: fine
     with pytest.raises(ValueError, match=r"X\[3, 7\] = 1e\+300 " + huge):
         fitted.predict(X_huge)
+    with pytest.raises(ValueError, match=r"X\[3, 7\] = 1e\+300 " + huge):
+        fitted.predict(sp.csr_array(X_huge))  # sparse: found without densifying
 
 
 def test_transform_refuses_rows_that_no_member_can_take(small):
