@@ -386,7 +386,8 @@ class BaseMultimodalNet(ParamsNet):
         if not training:
             kwargs.setdefault("generator", torch.Generator())
         iterator = self.iterator_train if training else self.iterator_valid
-        return iterator(dataset, batch_size=None, sampler=batches, **kwargs)
+        iterator = iterator(dataset, batch_size=None, sampler=batches, **kwargs)
+        return self._prepare_iterator(iterator, training=training)
 
     # ---------------------------------------------------------------- module
     @abstractmethod

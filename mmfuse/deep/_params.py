@@ -13,7 +13,12 @@ bridges the two, for :class:`~mmfuse.deep._base.BaseMultimodalNet`:
 - ``_validate_params`` checks scikit-learn's constraints, skorch's prefixes,
   the device and the callbacks, before ``fit``;
 - skorch's ``predict`` and ``predict_proba``, which take the module's
-  inputs rather than ``X``, are hidden.
+  inputs rather than ``X``, are hidden;
+- every net has an ``accelerator`` parameter (None, or an
+  ``accelerate.Accelerator`` to train through it:
+  :mod:`mmfuse.deep._accelerate`) that no subclass's ``__init__`` lists: it
+  is set with ``set_params``, listed by ``get_params`` once set, and shared,
+  not copied, by ``clone``.
 
 skorch internals mmfuse relies on, beyond the documented hooks (all in this
 module; should one change, only it changes): the state skorch's ``__init__``
@@ -41,18 +46,40 @@ from sklearn.utils.metaestimators import available_if
 from skorch import NeuralNet
 from skorch.callbacks import Callback
 
+from mmfuse.deep._accelerate import AccelerateSupport
 from mmfuse.utils._compat import validate_parameter_constraints
 
 __all__ = ["ParamsNet"]
 
 
-class ParamsNet(NeuralNet, metaclass=ABCMeta):
+class ParamsNet(AccelerateSupport, NeuralNet, metaclass=ABCMeta):
     """skorch's :class:`~skorch.NeuralNet` with scikit-learn's parameter rules.
 
     Not for direct use: the base of
     :class:`~mmfuse.deep._base.BaseMultimodalNet`. A subclass's ``__init__``
     lists its explicit parameters and only stores them. Every net has one
     module, one criterion and one optimizer.
+
+    Every net also has the parameter ``accelerator``, which no
+    ``__init__`` lists: set it with ``set_params(accelerator=...)``.
+
+    Parameters
+    ----------
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (skorch's
+        :class:`~skorch.hf.AccelerateMixin`): data-parallel across the
+        processes of ``accelerate launch`` (each process calls ``fit`` on
+        the same data and trains on its share of every epoch's batches, the
+        gradients averaged), with the accelerator's mixed precision and
+        gradient accumulation. ``batch_size`` is each process's batch: a
+        step trains on ``batch_size * num_processes`` rows (the
+        accelerator's ``split_batches=True`` is not supported). ``device``
+        must name the accelerator's device (``"cpu"`` under ``accelerate
+        launch --cpu``, ``"cuda"`` on GPUs). A single process with
+        ``Accelerator(cpu=True)`` trains the same model as None. Validation
+        and prediction run whole on every process. ``clone`` shares the
+        accelerator; pickling drops it (a loaded net has none). Needs
+        ``pip install 'mmfuse[accelerate]'``.
     """
 
     # skorch options that mmfuse fixes: not parameters, but their prefixed
@@ -76,6 +103,10 @@ class ParamsNet(NeuralNet, metaclass=ABCMeta):
     _modules = ["module"]
     _criteria = ["criterion"]
     _optimizers = ["optimizer"]
+
+    # Parameters of every net that no __init__ lists, stored as the
+    # prefixed ones are (listed by get_params once set).
+    _extra_params = ("accelerator",)
 
     @abstractmethod
     def __init__(self):
@@ -101,11 +132,16 @@ class ParamsNet(NeuralNet, metaclass=ABCMeta):
         # skorch checks these names against its prefixes in _validate_params.
         return set(self._prefixed_param_names())
 
+    def _stored_param_names(self):
+        """Names of the parameters set that ``__init__`` does not take."""
+        extra = [name for name in self._extra_params if name in vars(self)]
+        return sorted([*self._prefixed_param_names(), *extra])
+
     def _get_param_names(self):
         # scikit-learn's (the explicit parameters of __init__), not skorch's
-        # (every attribute), and the prefixed ones set.
+        # (every attribute), and the prefixed and extra ones set.
         explicit = super(NeuralNet, type(self))._get_param_names()
-        return sorted([*explicit, *self._prefixed_param_names()])
+        return sorted([*explicit, *self._stored_param_names()])
 
     def set_params(self, **params):
         """Set the parameters of this net, including skorch's prefixed ones.
@@ -122,13 +158,15 @@ class ParamsNet(NeuralNet, metaclass=ABCMeta):
         **params : dict
             Parameter names and values, e.g. ``lr=0.01``,
             ``module__cls_token=False``, ``optimizer__weight_decay=1e-4``,
-            ``callbacks__print_log=None``.
+            ``callbacks__print_log=None``, ``accelerator=Accelerator()``.
 
         Returns
         -------
         self : ParamsNet
             The net.
         """
+        extra = {n: params.pop(n) for n in self._extra_params if n in params}
+        vars(self).update(extra)
         if self.initialized_:
             # skorch would take "optimizer" for one of its prefixes and fail.
             plain = {
@@ -168,6 +206,7 @@ class ParamsNet(NeuralNet, metaclass=ABCMeta):
         NeuralNet._validate_params(self)
         self._check_device_available()
         self._check_callbacks()
+        self._check_accelerator()
 
     def _check_callbacks(self):
         """Check that ``callbacks`` lists skorch callbacks, named or not."""
@@ -232,15 +271,16 @@ class ParamsNet(NeuralNet, metaclass=ABCMeta):
         return {**explicit, **module_params}
 
     def __sklearn_clone__(self):
-        # __init__ takes the explicit parameters; the prefixed ones are
-        # stored as set_params stores them.
+        # __init__ takes the explicit parameters; the prefixed and extra ones
+        # are stored as set_params stores them. An accelerator is this
+        # process's handle on the run: shared, not copied.
         params = {
-            name: clone(value, safe=False)
+            name: value if name in self._extra_params else clone(value, safe=False)
             for name, value in self.get_params(deep=False).items()
         }
-        prefixed = {name: params.pop(name) for name in self._prefixed_param_names()}
+        stored = {name: params.pop(name) for name in self._stored_param_names()}
         new = type(self)(**params)
-        vars(new).update(prefixed)
+        vars(new).update(stored)
         for name in ("_metadata_request", "_sklearn_output_config"):
             if hasattr(self, name):
                 setattr(new, name, clone(getattr(self, name), safe=False))
