@@ -23,7 +23,7 @@ pickles the fitted net to ``--out`` (the pickle holds no accelerator: load
 and predict it anywhere), then fits the same estimator without
 accelerator, in that one process, and prints the largest difference of the
 two models' ``predict_proba``, their label agreement and accuracies, and
-the wall time of each fit.
+the wall time of each fit (after a warm-up fit, on each process).
 
 By default shuffling and dropout are off, so that both fits see the same
 batches and the same masks: the probabilities then agree to float rounding
@@ -91,6 +91,7 @@ def main():
         raise SystemExit(f"--batch-size {args.batch_size} is not a multiple of {n}")
     X, y = make_data()
     settings = dict(shuffle=args.shuffle, dropout=args.dropout, max_epochs=args.epochs)
+    make_estimator(max_epochs=1).fit(X, y)  # warm-up: a first fit pays start-up
     net = make_estimator(batch_size=args.batch_size // n, **settings).set_params(
         accelerator=accelerator, device=accelerator.device.type
     )

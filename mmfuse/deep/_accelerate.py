@@ -134,6 +134,20 @@ class AccelerateSupport(AccelerateMixin):
                 f"device={wanted.type!r} (or device=accelerator.device)."
             )
 
+    def initialize(self):
+        """Initialize the module, criterion, optimizer and callbacks (skorch's).
+
+        With an accelerator, they are then prepared by it; new ones are
+        prepared even when a fit that failed left the old ones prepared.
+
+        Returns
+        -------
+        self : ParamsNet
+            The initialized net.
+        """
+        vars(self).pop("_wrapped_with_accelerator", None)
+        return super().initialize()
+
     def _initialize_accelerator(self):
         # The mixin's, except that a criterion without trainable parameters
         # (e.g. CrossEntropyLoss) is left as it is: DistributedDataParallel
@@ -175,9 +189,7 @@ class AccelerateSupport(AccelerateMixin):
         if (
             self.accelerator is not None
             and self.verbose
-            and not any(
-                name.startswith("callbacks__print_log__sink") for name in vars(self)
-            )
+            and "callbacks__print_log__sink" not in vars(self)
         ):
             for name, callback in self.callbacks_:
                 if name == "print_log":
