@@ -77,9 +77,13 @@ class ParamsNet(AccelerateSupport, NeuralNet, metaclass=ABCMeta):
         must name the accelerator's device (``"cpu"`` under ``accelerate
         launch --cpu``, ``"cuda"`` on GPUs). A single process with
         ``Accelerator(cpu=True)`` trains the same model as None. Validation
-        and prediction run whole on every process. ``clone`` shares the
-        accelerator; pickling drops it (a loaded net has none). Needs
-        ``pip install 'mmfuse[accelerate]'``.
+        and prediction run whole on every process. A module with
+        parameters that the loss leaves unused (e.g. a temperature that a
+        Deep CCA loss ignores) needs ``Accelerator(kwargs_handlers=
+        [DistributedDataParallelKwargs(find_unused_parameters=True)])`` on
+        several processes. ``clone`` shares the accelerator; pickling drops
+        it (a loaded net has none). Needs ``pip install
+        'mmfuse[accelerate]'``.
     """
 
     # skorch options that mmfuse fixes: not parameters, but their prefixed
