@@ -11,6 +11,7 @@ EXTRAS = {
     "plot": ("matplotlib",),
     "pandas": ("pandas",),
     "progress": ("tqdm",),
+    "dask": ("dask", "distributed"),
 }
 
 
