@@ -14,6 +14,10 @@ __all__ = ["is_dask_collection", "on_dask_cluster"]
 
 _INSTALL = "pip install 'mmfuse[dask]'"
 
+# Seconds to wait for a scheduler (a refused connection is retried until
+# then).
+CONNECT_TIMEOUT = 10.0
+
 
 def is_dask_collection(X) -> bool:
     """Whether ``X`` is a Dask collection (array, DataFrame), importing nothing.
@@ -40,7 +44,7 @@ def is_dask_collection(X) -> bool:
 
 
 @contextmanager
-def on_dask_cluster(address: str, *, timeout: float = 10):
+def on_dask_cluster(address: str, *, timeout: float | None = None):
     """Run joblib's parallel loops on the Dask cluster at ``address``.
 
     Connects a ``dask.distributed.Client`` to the scheduler and sets
@@ -51,8 +55,8 @@ def on_dask_cluster(address: str, *, timeout: float = 10):
     ----------
     address : str
         The scheduler's address, e.g. ``"tcp://10.0.0.1:8786"``.
-    timeout : float, default=10
-        Seconds to wait for the scheduler.
+    timeout : float, default=None
+        Seconds to wait for the scheduler; None: ``CONNECT_TIMEOUT`` (10).
 
     Yields
     ------
@@ -75,6 +79,7 @@ def on_dask_cluster(address: str, *, timeout: float = 10):
         ) from exc
     from joblib import parallel_config
 
+    timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
         client = Client(address, timeout=timeout)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:

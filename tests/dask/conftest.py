@@ -6,6 +6,7 @@ processes takes seconds, and every test here reads the same cluster.
 
 import pytest
 from distributed import Client, LocalCluster
+from threadpoolctl import threadpool_limits
 
 
 @pytest.fixture(scope="package")
@@ -21,3 +22,15 @@ def client():
         Client(cluster) as client,
     ):
         yield client
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """Run the in-memory fits on one BLAS thread, as the workers do.
+
+    Dask's nanny starts workers with OMP_NUM_THREADS=1; the local fits of
+    small matrices gain nothing from more threads and stall on a busy
+    machine (see tests/cca/conftest.py).
+    """
+    with threadpool_limits(1):
+        yield
