@@ -47,17 +47,21 @@ __all__ = ["fit_kcca", "fit_multiset", "transform"]
 _SPLIT_EVERY = 8
 
 
-def _head(X):
-    """Return the first two rows of a Dask array or DataFrame, in memory."""
+def _prepared(X):
+    """Return ``X`` as a Dask array chunked by rows, and its first rows in memory.
+
+    The first two rows (a DataFrame's with their column names) are what
+    the estimator validates; the array is cast to their validated dtype.
+    """
     if hasattr(X, "to_dask_array"):
-        return X.head(2, npartitions=-1)
-    return X[:2].compute()
+        return X.head(2, npartitions=-1), X.to_dask_array(lengths=True)
+    if np.isnan(X.shape[0]):  # rows of unknown count, e.g. after a boolean mask
+        X = X.compute_chunk_sizes()
+    return X[:2].compute(), X
 
 
 def _rows(X, dtype):
-    """``X`` as a Dask array of ``dtype``, chunked by rows only."""
-    if hasattr(X, "to_dask_array"):
-        X = X.to_dask_array(lengths=True)
+    """``X`` (a Dask array) of ``dtype``, chunked by rows only."""
     return X.astype(dtype).rechunk({1: -1})
 
 
@@ -155,8 +159,8 @@ def fit_multiset(estimator, X, sample_weight=None):
     estimator : MCCA or GCCA
         Fitted.
     """
-    head = estimator._validate(_head(X), reset=True)
-    X = _rows(X, head.dtype)
+    head, X = _prepared(X)
+    X = _rows(X, estimator._validate(head, reset=True).dtype)
     part = partial(
         _multiset_part,
         columns=np.concatenate(estimator.blocks_),
@@ -287,9 +291,10 @@ def fit_kcca(estimator, X, sample_weight=None):
             f"solver='dense' or 'auto' (the dense solve of the reduced "
             f"covariance)."
         )
+    head, X = _prepared(X)
     validate_numeric(
         estimator,
-        _head(X),
+        head,
         dtype=np.float64,
         ensure_all_finite="allow-nan",
         ensure_min_samples=2,

@@ -59,6 +59,14 @@ def test_dask_fit_is_the_in_memory_fit_and_transform_is_lazy(client, data, estim
     np.testing.assert_allclose(out.compute(), memory.transform(data), atol=1e-10)
 
 
+def test_rows_of_unknown_count(client, data):
+    X = da.from_array(data, chunks=(300, -1))
+    X = X[X[:, 0] > -1]  # a boolean mask: chunk sizes unknown
+    kept = data[data[:, 0] > -1]
+    for estimator in ESTIMATORS:
+        _assert_same_model(clone(estimator).fit(kept), clone(estimator).fit(X))
+
+
 def test_column_chunks_and_float32_statistics(client, data):
     X32 = data.astype(np.float32)
     memory = MCCA(2, blocks=WIDTHS, dtype=None).fit(X32)
