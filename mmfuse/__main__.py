@@ -10,10 +10,12 @@ import json
 import os
 import sys
 import warnings
+from contextlib import nullcontext
 from importlib.util import find_spec
 from pathlib import Path
 
 import mmfuse
+from mmfuse.utils._dask import on_dask_cluster
 from mmfuse.utils._optional import EXTRAS
 
 
@@ -432,20 +434,31 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 f"{args.cv}-fold {kind}cross-validation{grouped}, shuffled "
                 f"(seed {args.seed})"
             )
-            table = compare_fusion(
-                X,
-                y,
-                blocks,
-                strategies=_strategies(args.strategies),
-                cv=args.cv,
-                scoring=args.scoring,
-                n_jobs=args.n_jobs,
-                random_state=args.seed,
-                task=task,
-                groups=groups,
-                progress=not args.quiet,
+            cluster = (
+                nullcontext()
+                if args.scheduler is None
+                else on_dask_cluster(args.scheduler)
             )
-        except (FileNotFoundError, ValueError) as exc:
+            with cluster as client:
+                if client is not None:
+                    workers = len(client.scheduler_info()["workers"])
+                    print(
+                        f"on the Dask cluster at {args.scheduler} ({workers} workers)"
+                    )
+                table = compare_fusion(
+                    X,
+                    y,
+                    blocks,
+                    strategies=_strategies(args.strategies),
+                    cv=args.cv,
+                    scoring=args.scoring,
+                    n_jobs=args.n_jobs,
+                    random_state=args.seed,
+                    task=task,
+                    groups=groups,
+                    progress=not args.quiet,
+                )
+        except (FileNotFoundError, ImportError, ValueError) as exc:
             print(f"mmfuse compare: error: {exc}", file=sys.stderr)
             return 1
         finally:
@@ -547,6 +560,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: inferred from the target",
     )
     compare.add_argument("--json", metavar="FILE", help="write the table as JSON")
+    compare.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run the fits on the Dask cluster whose scheduler is at ADDRESS "
+        "(e.g. tcp://10.0.0.1:8786), through joblib's Dask backend; needs "
+        "pip install 'mmfuse[dask]'",
+    )
     _add_run_options(compare, n_jobs=None, plot=None)
     compare.set_defaults(func=_cmd_compare)
     return parser

@@ -32,12 +32,14 @@ __all__ = [
     "check_complete",
     "check_numeric",
     "fit_blocks",
+    "incomplete_rows",
     "modality_mask",
     "modality_names",
     "modality_position",
     "numeric_target",
     "per_modality",
     "present_modalities",
+    "raise_incomplete",
     "resolve_blocks",
     "resolve_blocks_for",
     "stack_modalities",
@@ -767,28 +769,83 @@ def check_complete(
     ValueError
         Naming the modality, how many rows are at fault, and what to do.
     """
-    present = []
-    for block, name in zip(blocks, names, strict=True):
-        counts = _nan_counts(X, block)
-        missing = counts == len(block)
-        if missing.any() and not allow_missing:
+    missing, partial = incomplete_rows(X, blocks)
+    raise_incomplete(
+        missing, partial, names, estimator_name, allow_missing=allow_missing
+    )
+    return modality_mask(X, blocks)
+
+
+def incomplete_rows(X, blocks: list[NDArray[np.intp]]) -> tuple[NDArray, NDArray]:
+    """Count, for each modality, the rows that lack it and the rows with NaN in part.
+
+    Parameters
+    ----------
+    X : {ndarray, sparse matrix} of shape (n_samples, n_features)
+        Validated data that may contain NaN.
+    blocks : list of ndarray
+        Resolved blocks (``blocks_``).
+
+    Returns
+    -------
+    missing : ndarray of int of shape (n_modalities,)
+        Rows whose block is all NaN.
+    partial : ndarray of int of shape (n_modalities,)
+        Rows whose block is NaN in part.
+    """
+    counts = [_nan_counts(X, block) for block in blocks]
+    missing = [int((c == len(b)).sum()) for c, b in zip(counts, blocks, strict=True)]
+    partial = [
+        int(((c > 0) & (c < len(b))).sum()) for c, b in zip(counts, blocks, strict=True)
+    ]
+    return np.array(missing), np.array(partial)
+
+
+def raise_incomplete(
+    missing: NDArray,
+    partial: NDArray,
+    names: list[str],
+    estimator_name: str,
+    *,
+    allow_missing: bool = False,
+) -> None:
+    """Raise the error of :func:`check_complete` from counts of rows.
+
+    For statistics gathered by parts (the chunks of a Dask array), whose
+    counts are summed before one message is given.
+
+    Parameters
+    ----------
+    missing, partial : ndarray of int of shape (n_modalities,)
+        As :func:`incomplete_rows` returns them.
+    names : list of str
+        Modality names (``modality_names_``).
+    estimator_name : str
+        Used in the message.
+    allow_missing : bool, default=False
+        Accept rows that lack a modality.
+
+    Raises
+    ------
+    ValueError
+        Naming the modality, how many rows are at fault, and what to do.
+    """
+    for n_missing, n_partial, name in zip(missing, partial, names, strict=True):
+        if n_missing and not allow_missing:
             raise ValueError(
-                f"{int(missing.sum())} row(s) lack modality {name!r} (its block "
+                f"{int(n_missing)} row(s) lack modality {name!r} (its block "
                 f"is all NaN there): {estimator_name} needs every modality in "
                 f"every row. Drop or impute those rows (e.g. "
                 f"MultimodalVAE.impute), or use an estimator that handles "
                 f"missing modalities, such as LateFusionClassifier."
             )
-        partial = int(((counts > 0) & ~missing).sum())
-        if partial:
+        if n_partial:
             raise ValueError(
-                f"{partial} row(s) have NaN in part of modality {name!r}: "
+                f"{int(n_partial)} row(s) have NaN in part of modality {name!r}: "
                 f"{estimator_name} takes NaN only as a whole missing modality "
                 f"(its block all NaN). Impute the other missing values (e.g. "
                 f"sklearn.impute.SimpleImputer) first."
             )
-        present.append(~missing)
-    return np.column_stack(present)
 
 
 def check_any_modality(

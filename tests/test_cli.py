@@ -486,3 +486,24 @@ def test_columns_without_prefixes_say_how_to_give_blocks(tmp_path, capsys):
     assert "On the command line: --blocks 3 (three blocks of near-equal" in err
     assert main([*args, "--blocks", "7,6", "--strategies", "single", "--cv", "3"]) == 0
     assert "modalities (columns): block0 (7), block1 (6)" in capsys.readouterr().out
+
+
+def test_scheduler_that_does_not_answer(csv_file, capsys, monkeypatch):
+    monkeypatch.setattr("mmfuse.utils._dask.CONNECT_TIMEOUT", 1.0)
+    args = ["compare", str(csv_file), "--target", "digit", "--quiet"]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "mmfuse compare: error: cannot reach a Dask scheduler at "
+        "'tcp://127.0.0.1:9' within 1 s"
+    )
+    assert "pass the address it prints" in err
+
+
+def test_scheduler_without_dask_installed(csv_file, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
+    args = ["compare", str(csv_file), "--target", "digit", "--quiet"]
+    assert main([*args, "--scheduler", "tcp://127.0.0.1:8786"]) == 1
+    err = capsys.readouterr().err
+    assert "needs dask.distributed, which is not installed" in err
+    assert "pip install 'mmfuse[dask]'" in err

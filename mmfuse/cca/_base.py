@@ -50,6 +50,7 @@ from mmfuse.utils._compat import (
     _check_feature_names_in,
     _check_sample_weight,
 )
+from mmfuse.utils._dask import is_dask_collection
 
 __all__ = [
     "_BaseCCA",
@@ -454,6 +455,10 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             The views' variates side by side (``"concat"``, view by view),
             or their mean (``"mean"``).
         """
+        if is_dask_collection(X):
+            from mmfuse.cca._dask import transform
+
+            return transform(self, X)
         X = self._validate_for_transform(X)
         if self.output == "concat":
             return np.hstack(self._views(X, self._present(X, allow_missing=False)))

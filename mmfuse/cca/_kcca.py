@@ -56,6 +56,7 @@ from mmfuse.cca._kernel_features import (
 from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import Interval, StrOptions, _fit_context
+from mmfuse.utils._dask import is_dask_collection
 
 __all__ = ["KCCA"]
 
@@ -353,6 +354,10 @@ class KCCA(_BaseCCA):
         self : object
             The fitted estimator.
         """
+        if is_dask_collection(X):
+            from mmfuse.cca._dask import fit_kcca
+
+            return fit_kcca(self, X, sample_weight)
         X = validate_numeric(
             self,
             X,

@@ -39,6 +39,7 @@ from mmfuse.cca._solvers import SingularBlockError, numerical_rank, sumcor_matri
 from mmfuse.cca._statistics import scatter_of
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
+from mmfuse.utils._dask import is_dask_collection
 
 __all__ = ["GCCA", "MCCA"]
 
@@ -157,6 +158,10 @@ class _MultisetCCA(_BaseCCA):
         self : object
             The fitted estimator.
         """
+        if is_dask_collection(X):
+            from mmfuse.cca._dask import fit_multiset
+
+            return fit_multiset(self, X, sample_weight)
         X = self._validate(X, reset=True)
         X, weights, _ = self._weighted_rows(X, sample_weight)
         self._set_statistics(X, self._scatter_of(X, weights))

@@ -482,7 +482,10 @@ def compare_fusion(
         for classification and R² for regression when None. The table is
         ranked by the first score.
     n_jobs : int, default=None
-        Parallel jobs over the (strategy, fold) fits.
+        Parallel jobs over the (strategy, fold) fits, through joblib: under
+        ``joblib.parallel_config(backend="dask")`` with a
+        ``dask.distributed.Client`` they run on that Dask cluster, with the
+        same table (``mmfuse compare --scheduler``).
     random_state : int, RandomState instance or None, default=None
         Seed of the folds and of the default strategies that draw random
         numbers; with an int, numpy's global generator is left untouched.

@@ -11,6 +11,8 @@ EXTRAS = {
     "plot": ("matplotlib",),
     "pandas": ("pandas",),
     "progress": ("tqdm",),
+    "dask": ("dask", "distributed"),
+    "accelerate": ("accelerate",),
 }
 
 

@@ -1,0 +1,471 @@
+"""The CCA family on Dask arrays: statistics reduced where the rows lie.
+
+MCCA, GCCA and Nyström KCCA depend on their rows only through sufficient
+statistics (:mod:`mmfuse.cca._statistics`): each chunk of rows gives its
+:class:`~mmfuse.cca._statistics.Scatter` on the worker that holds it, and
+:meth:`~mmfuse.cca._statistics.Scatter.merge`, exact in any order, combines
+them in a tree (:func:`_tree_reduce`, ``_SPLIT_EVERY`` at a time, as
+``dask.array.reduction`` does), so only a ``P × P`` matrix per merge moves
+and the client receives one. The solve then runs on the client as for
+in-memory data, so the model is the same to rounding. ``transform`` maps
+each chunk with the fitted estimator, lazily.
+
+This module imports Dask; it is imported only when a fit or a transform
+receives a Dask collection (:func:`mmfuse.utils._dask.is_dask_collection`).
+"""
+
+from functools import partial, reduce
+
+import dask
+import dask.array as da
+import numpy as np
+import scipy.linalg as sla
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from mmfuse._blocks import (
+    fit_blocks,
+    incomplete_rows,
+    raise_incomplete,
+    validate_numeric,
+)
+from mmfuse.cca._base import (
+    regularized_block,
+    solve_top,
+    stacked_slices,
+    unit_variance_signs,
+)
+from mmfuse.cca._kernel_features import nystroem_features
+from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
+from mmfuse.cca._statistics import scatter_of
+from mmfuse.metrics import canonical_correlation_from_covariance
+from mmfuse.utils._compat import _check_sample_weight
+
+__all__ = ["fit_kcca", "fit_multiset", "transform"]
+
+# Partial results merged by one task of the tree reduction.
+_SPLIT_EVERY = 8
+
+
+def _prepared(X):
+    """Return ``X`` as a Dask array chunked by rows, and its first rows in memory.
+
+    The first two rows (a DataFrame's with their column names) are what
+    the estimator validates; the array is cast to their validated dtype.
+    """
+    if hasattr(X, "to_dask_array"):
+        return X.head(2, npartitions=-1), X.to_dask_array(lengths=True)
+    if np.isnan(X.shape[0]):  # rows of unknown count, e.g. after a boolean mask
+        X = X.compute_chunk_sizes()
+    return X[:2].compute(), X
+
+
+def _rows(X, dtype):
+    """``X`` (a Dask array) of ``dtype``, chunked by rows only."""
+    return X.astype(dtype).rechunk({1: -1})
+
+
+def _weights(sample_weight, X):
+    """Return the weights chunked like the rows of ``X`` (Dask), or None."""
+    if sample_weight is None:
+        return None
+    if not hasattr(sample_weight, "rechunk"):
+        sample_weight = da.from_array(np.asarray(sample_weight), chunks=-1)
+    if sample_weight.shape != (X.shape[0],):
+        raise ValueError(
+            f"sample_weight has shape {sample_weight.shape}, but X has "
+            f"{X.shape[0]} rows; give one weight a row, shape ({X.shape[0]},)."
+        )
+    return sample_weight.astype(np.float64).rechunk((X.chunks[0],))
+
+
+def _chunks(X, weights):
+    """One (rows, weights or None) pair of delayed objects a chunk."""
+    blocks = X.to_delayed().ravel()
+    if weights is None:
+        return [(block, None) for block in blocks]
+    return list(zip(blocks, weights.to_delayed().ravel(), strict=True))
+
+
+def _kept(chunk, weights):
+    """Rows of positive weight of one chunk, and their weights (validated)."""
+    if weights is None:
+        return chunk, None
+    weights = _check_sample_weight(
+        weights, chunk, dtype=np.float64, ensure_non_negative=True
+    )
+    kept = weights > 0
+    return chunk[kept], weights[kept]
+
+
+def _combine(parts):
+    """Merge partial results ``(statistics or None, NaN counts or None)``."""
+    statistics = [s for s, _ in parts if s is not None]
+    counts = [c for _, c in parts if c is not None]
+    return (
+        reduce(lambda a, b: a.merge(b), statistics) if statistics else None,
+        np.sum(counts, axis=0) if counts else None,
+    )
+
+
+def _tree_reduce(parts):
+    """Merge delayed partial results in a tree and compute the one result."""
+    while len(parts) > _SPLIT_EVERY:
+        parts = [
+            dask.delayed(_combine)(parts[i : i + _SPLIT_EVERY])
+            for i in range(0, len(parts), _SPLIT_EVERY)
+        ]
+    return dask.delayed(_combine)(parts).compute()
+
+
+def _nan_counts(chunk, blocks):
+    """Rows lacking each modality, and rows with NaN in part of one."""
+    return np.array(incomplete_rows(chunk, blocks))
+
+
+def _multiset_part(chunk, weights, *, columns, blocks, dtype):
+    """Statistics of one chunk's rows for MCCA and GCCA; NaN counted."""
+    chunk, weights = _kept(chunk, weights)
+    if not len(chunk):
+        return None, None
+    with np.errstate(over="ignore", invalid="ignore"):
+        statistics = scatter_of(chunk, columns, dtype=dtype, weights=weights)
+    if np.isfinite(statistics.mean).all():
+        return statistics, None
+    counts = _nan_counts(chunk, blocks)
+    # No NaN: an overflow, which the solve reports naming the modality.
+    return (statistics, None) if not counts.any() else (None, counts)
+
+
+def _check_counts(estimator, counts):
+    if counts is not None:
+        raise_incomplete(*counts, estimator.modality_names_, type(estimator).__name__)
+
+
+def fit_multiset(estimator, X, sample_weight=None):
+    """Fit MCCA or GCCA on a Dask array or DataFrame chunked by rows.
+
+    Parameters
+    ----------
+    estimator : MCCA or GCCA
+        Its parameters validated.
+    X : dask.array.Array or dask.dataframe.DataFrame of shape (n, n_features)
+        The rows.
+    sample_weight : dask.array.Array or array-like of shape (n,), default=None
+        Row weights, repetition counts.
+
+    Returns
+    -------
+    estimator : MCCA or GCCA
+        Fitted.
+    """
+    head, X = _prepared(X)
+    X = _rows(X, estimator._validate(head, reset=True).dtype)
+    part = partial(
+        _multiset_part,
+        columns=np.concatenate(estimator.blocks_),
+        blocks=estimator.blocks_,
+        dtype=X.dtype,
+    )
+    parts = [
+        dask.delayed(part)(c, w) for c, w in _chunks(X, _weights(sample_weight, X))
+    ]
+    statistics, counts = _tree_reduce(parts)
+    _check_counts(estimator, counts)
+    if statistics is None:
+        estimator._check_weight_sum(0.0)
+    estimator._set_statistics(X, statistics)
+    estimator._solved()
+    return estimator
+
+
+def _positive(chunk, weights):
+    """Count a chunk's rows of positive weight; sum their weights."""
+    _, weights = _kept(chunk, weights)
+    return np.array([len(weights), weights.sum()])
+
+
+def _rows_at(chunk, weights, ranks, start):
+    """Rows of a chunk at ``ranks`` among those of positive weight, and where."""
+    kept = np.arange(len(chunk)) if weights is None else np.flatnonzero(weights > 0)
+    rows = kept[ranks]
+    return chunk[rows], start + rows
+
+
+def _gather(X, weights, positions, counts):
+    """Rows of ``X`` at ``positions`` counted among rows of positive weight.
+
+    Only the chunks that hold one of them are read; only these rows move.
+    """
+    ends = np.cumsum(counts)
+    starts = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]])
+    owner = np.searchsorted(ends, positions, side="right")
+    tasks = [
+        dask.delayed(_rows_at)(
+            chunk, w, positions[owner == c] - (ends[c] - counts[c]), starts[c]
+        )
+        for c, (chunk, w) in enumerate(_chunks(X, weights))
+        if (owner == c).any()
+    ]
+    found = dask.compute(*tasks)
+    return np.vstack([r for r, _ in found]), np.concatenate([i for _, i in found])
+
+
+def _features(chunk, maps):
+    """Raw Nyström features of a chunk's rows, modalities side by side."""
+    return np.hstack(
+        [
+            sla.solve_triangular(
+                lower, kernel(chunk[:, block], landmarks).T, lower=True
+            ).T
+            for block, kernel, landmarks, lower in maps
+        ]
+    )
+
+
+def _kcca_part(chunk, weights, *, maps, blocks):
+    """Statistics of one chunk's Nyström features; NaN counted."""
+    chunk, weights = _kept(chunk, weights)
+    if not len(chunk):
+        return None, None
+    if not np.isfinite(chunk.sum()):
+        return None, _nan_counts(chunk, blocks)
+    features = _features(chunk, maps)
+    return scatter_of(features, np.arange(features.shape[1]), weights=weights), None
+
+
+def _largest(chunk, weights, *, maps, mean, weights_):
+    """Each view's variate entry of largest magnitude (signed), a component."""
+    chunk, _ = _kept(chunk, weights)
+    if not len(chunk):
+        return np.zeros((len(weights_), weights_[0].shape[1]))
+    features = _features(chunk, maps) - mean
+    slices = stacked_slices(W.shape[0] for W in weights_)
+    largest = []
+    for W, s in zip(weights_, slices, strict=True):
+        variates = features[:, s] @ W
+        largest.append(variates[np.abs(variates).argmax(axis=0), range(W.shape[1])])
+    return np.array(largest)
+
+
+def _larger(parts):
+    """Entry-wise, the part of larger magnitude."""
+    parts = np.stack(parts)
+    return np.take_along_axis(parts, np.abs(parts).argmax(axis=0)[None], 0)[0]
+
+
+def fit_kcca(estimator, X, sample_weight=None):
+    """Fit Nyström KCCA on a Dask array or DataFrame chunked by rows.
+
+    Landmarks are drawn as in memory (the same rows for the same
+    ``random_state``) and gathered to the client; each chunk's features
+    against them are reduced to their statistics on the workers, and a
+    second pass reads the largest variates for the sign rule.
+
+    Parameters
+    ----------
+    estimator : KCCA
+        Its parameters validated.
+    X : dask.array.Array or dask.dataframe.DataFrame of shape (n, n_features)
+        The rows.
+    sample_weight : dask.array.Array or array-like of shape (n,), default=None
+        Row weights, repetition counts.
+
+    Returns
+    -------
+    estimator : KCCA
+        Fitted.
+    """
+    name = type(estimator).__name__
+    if estimator.approximation != "nystroem":
+        raise ValueError(
+            f"{name} fits a Dask collection only with approximation='nystroem': "
+            f"the exact fit needs every row's kernel against every other in one "
+            f"process. Set approximation='nystroem' (and n_landmarks), or "
+            f"compute X into memory first."
+        )
+    if estimator.solver == "iterative":
+        raise ValueError(
+            f"{name} with solver='iterative' multiplies by the n-row features "
+            f"at every Lanczos step, which a Dask fit does not keep; use "
+            f"solver='dense' or 'auto' (the dense solve of the reduced "
+            f"covariance)."
+        )
+    head, X = _prepared(X)
+    validate_numeric(
+        estimator,
+        head,
+        dtype=np.float64,
+        ensure_all_finite="allow-nan",
+        ensure_min_samples=2,
+    )
+    fit_blocks(estimator, min_blocks=2)
+    kernels = estimator._view_kernels()
+    if any(kernel.kernel == "precomputed" for kernel in kernels):
+        raise ValueError(
+            f"{name} cannot take a precomputed kernel as a Dask collection (an "
+            f"n x n kernel has no place on a cluster); give the modalities' "
+            f"columns and a kernel name."
+        )
+    regularization = estimator._regularization()
+    X = _rows(X, np.float64)
+    weights = _weights(sample_weight, X)
+    if weights is None:
+        counts, total = np.array(X.chunks[0]), None
+    else:
+        positive = dask.compute(
+            *[dask.delayed(_positive)(c, w) for c, w in _chunks(X, weights)]
+        )
+        counts = np.array([int(p[0]) for p in positive])
+        total = float(sum(p[1] for p in positive))
+        estimator._check_weight_sum(total)
+    n = int(counts.sum())
+    if estimator.n_landmarks > n:
+        raise ValueError(
+            f"n_landmarks={estimator.n_landmarks} exceeds n_samples={n}; use "
+            f"n_landmarks <= {n} (n_landmarks = n_samples is the exact fit)."
+        )
+    estimator._check_n_components(n)
+    rng = check_random_state(estimator.random_state)
+    landmarks = [
+        np.sort(rng.choice(n, size=estimator.n_landmarks, replace=False))
+        for _ in kernels
+    ]
+    union = np.unique(np.concatenate(landmarks))
+    rows, where = _gather(X, weights, union, counts)
+    if not np.isfinite(rows.sum()):
+        parts = [
+            dask.delayed(_kcca_part)(c, w, maps=(), blocks=estimator.blocks_)
+            for c, w in _chunks(X, weights)
+        ]
+        _check_counts(estimator, _tree_reduce(parts)[1])
+    factors, maps = [], []
+    for block, kernel, chosen in zip(
+        estimator.blocks_, kernels, landmarks, strict=True
+    ):
+        view = rows[np.searchsorted(union, chosen)][:, block]
+        f = nystroem_features(
+            view, kernel, None, np.arange(len(chosen)), tol=estimator.cholesky_tol
+        )
+        factors.append((f, view[f.support], where[np.searchsorted(union, chosen)]))
+        maps.append((block, kernel, view[f.support], f.lower))
+    parts = [
+        dask.delayed(_kcca_part)(c, w, maps=maps, blocks=estimator.blocks_)
+        for c, w in _chunks(X, weights)
+    ]
+    statistics, nan_counts = _tree_reduce(parts)
+    _check_counts(estimator, nan_counts)
+    C = statistics.covariance()
+    slices = stacked_slices(len(f.support) for f, _, _ in factors)
+    estimator._check_n_components(n, _ranks(estimator, C, statistics, slices))
+    D = [
+        regularized_block(C[s, s], r, relative=False)
+        for s, r in zip(slices, regularization, strict=True)
+    ]
+    eigenvalues, weights_ = solve_top(
+        sumcor_matrix(C, D),
+        D,
+        estimator.n_components,
+        slices,
+        solver="dense",
+        random_state=rng,
+        tol=estimator.tol,
+    )
+    variances = np.array(
+        [
+            np.einsum("ik,ij,jk->k", W, C[s, s], W)
+            for W, s in zip(weights_, slices, strict=True)
+        ]
+    )
+    largest = dask.compute(
+        *[
+            dask.delayed(_largest)(
+                c, w, maps=maps, mean=statistics.mean, weights_=weights_
+            )
+            for c, w in _chunks(X, weights)
+        ]
+    )
+    largest = _larger(largest)
+    # The sign rule reads the entry of largest magnitude of the stacked
+    # training variates: each view's largest entry stands for its rows.
+    scale = unit_variance_signs(variances, [m[None] for m in largest])
+    weights_ = [W * s for W, s in zip(weights_, scale, strict=True)]
+    cross = np.array(
+        [
+            [
+                np.einsum("ik,ij,jk->k", W_v, C[v, w], W_w)
+                for W_w, w in zip(weights_, slices, strict=True)
+            ]
+            for W_v, v in zip(weights_, slices, strict=True)
+        ]
+    )
+    estimator._kernels = kernels
+    estimator._set_n_features_out()
+    estimator.dual_coef_ = [
+        sla.solve_triangular(f.lower, W, lower=True, trans="T")
+        for (f, _, _), W in zip(factors, weights_, strict=True)
+    ]
+    estimator.kernel_means_ = [
+        f.lower @ statistics.mean[s]
+        for (f, _, _), s in zip(factors, slices, strict=True)
+    ]
+    estimator.support_ = [at[f.support] for f, _, at in factors]
+    estimator.X_fit_ = [support_rows for _, support_rows, _ in factors]
+    estimator.eigenvalues_ = eigenvalues
+    estimator.canonical_correlations_ = canonical_correlation_from_covariance(cross)
+    return estimator
+
+
+def _ranks(estimator, C, statistics, slices):
+    """Rank of each view's centred features, where it can bind (as in memory)."""
+    ranks = []
+    for s in slices:
+        width = s.stop - s.start
+        if width > estimator.n_components or width == 0:
+            ranks.append(width)
+            continue
+        total = statistics.weight_sum
+        gram = C[s, s] * (total - 1) / total
+        second_moment = np.diag(gram) + statistics.mean[s] ** 2
+        ranks.append(numerical_rank(gram, scale=float(second_moment.max())))
+    return ranks
+
+
+def _transform_chunk(chunk, estimator):
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None:
+        import pandas as pd
+
+        chunk = pd.DataFrame(chunk, columns=names)
+    return estimator.transform(chunk)
+
+
+def transform(estimator, X):
+    """Lazy ``transform`` of a Dask array or DataFrame, chunk by chunk.
+
+    Parameters
+    ----------
+    estimator : MCCA, GCCA or KCCA
+        Fitted.
+    X : dask.array.Array or dask.dataframe.DataFrame of shape (n, n_features)
+        The rows.
+
+    Returns
+    -------
+    X_new : dask.array.Array of shape (n, n_features_out)
+        The variates, chunked by rows like ``X``; nothing is computed.
+    """
+    check_is_fitted(estimator)
+    if hasattr(X, "to_dask_array"):
+        X = X.to_dask_array()
+    X = X.rechunk({1: -1})
+    n_out = estimator._n_features_out
+    # One row of zeros tells the output's dtype.
+    dtype = _transform_chunk(np.zeros((1, X.shape[1]), X.dtype), estimator).dtype
+    return X.map_blocks(
+        _transform_chunk,
+        estimator,
+        chunks=(X.chunks[0], (n_out,)),
+        dtype=dtype,
+        meta=np.empty((0, n_out), dtype),
+    )

@@ -1,0 +1,32 @@
+"""Dask stays optional: without a Dask collection nothing imports it."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mmfuse
+
+CODE = """
+import sys
+import numpy as np
+import mmfuse, mmfuse.cca, mmfuse.fusion, mmfuse.__main__
+from mmfuse.cca import GCCA, KCCA, MCCA
+from mmfuse.datasets import make_multiview
+
+X, _ = make_multiview(200, view_dims=[4, 5], random_state=0)
+for est in (MCCA(blocks=[4, 5]), GCCA(blocks=[4, 5]),
+            KCCA(blocks=[4, 5], approximation="nystroem", n_landmarks=20)):
+    est.fit(X).transform(X)
+imported = sorted(m for m in sys.modules if m.split(".")[0] in ("dask", "distributed"))
+print(imported)
+"""
+
+
+def test_nothing_imports_dask_without_a_dask_collection():
+    env = {**os.environ, "PYTHONPATH": str(Path(mmfuse.__file__).parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", CODE], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
