@@ -49,6 +49,7 @@ from mmfuse.cca._kernel_features import (
     exact_features,
     fits_in_memory,
     nystroem_features,
+    products_dtype,
     stored_covariance,
     streamed_covariance,
     sumcor_operator,
@@ -445,16 +446,18 @@ class KCCA(_BaseCCA):
         if self.solver == "auto" and not stored:
             # Lanczos would recompute the features at every product.
             solver = "dense"
-        if solver == "iterative" or stored:
+        if solver == "iterative":
             for features in factors:
                 features.store()
-        if solver == "iterative":
             A, D = sumcor_operator(factors, slices, regularization)
         else:
-            stored_features = self.approximation is not None and stored
-            C = (stored_covariance if stored_features else streamed_covariance)(
-                factors, slices
-            )
+            if self.approximation is None:
+                C = streamed_covariance(factors, slices)
+            else:
+                dtype = products_dtype(n, width, regularization)
+                C = (stored_covariance if stored else streamed_covariance)(
+                    factors, slices, dtype=dtype
+                )
             D = [
                 regularized_block(C[s, s], r, relative=False)
                 for s, r in zip(slices, regularization, strict=True)

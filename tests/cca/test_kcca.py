@@ -424,6 +424,37 @@ def test_nystroem_features_streamed_when_too_large_to_store(nonlinear, monkeypat
     )
 
 
+def test_nystroem_float32_products_match_float64(nonlinear, monkeypatch):
+    # Large Nyström fits store and multiply their features in float32; the
+    # canonical correlations and variates stay within rounding of float64.
+    params = dict(blocks=[4, 3, 5], approximation="nystroem", n_landmarks=60)
+    weights = np.arange(len(nonlinear)) % 3 + 0.5
+    double = KCCA(3, random_state=0, **params).fit(nonlinear, sample_weight=weights)
+    monkeypatch.setattr(_kernel_features, "_FLOAT32_VALUES", 0)
+    assert _kernel_features.products_dtype(150, 180, [0.1, 0.1, 0.1]) == np.float32
+    single = KCCA(3, random_state=0, **params).fit(nonlinear, sample_weight=weights)
+    np.testing.assert_allclose(
+        single.canonical_correlations_, double.canonical_correlations_, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        single.transform(nonlinear), double.transform(nonlinear), atol=1e-4
+    )
+    # A ridge too small to absorb float32 rounding keeps float64.
+    assert _kernel_features.products_dtype(150, 180, [0.1, 1e-4, 0.1]) == np.float64
+
+
+@pytest.mark.parametrize("gamma", [None, 0.3])
+def test_fused_rbf_equals_scikit_learn(nonlinear, gamma):
+    kernel = _kernel_features.ViewKernel(
+        "rbf", {} if gamma is None else {"gamma": gamma}, "block0"
+    )
+    out = np.full((150, 40), np.nan)
+    assert kernel(nonlinear, nonlinear[:40], out) is out
+    np.testing.assert_allclose(
+        out, rbf_kernel(nonlinear, nonlinear[:40], gamma=gamma), rtol=1e-13, atol=1e-15
+    )
+
+
 def test_nystroem_fit_does_not_depend_on_the_thread_count(nonlinear):
     # Kernel chunks are evaluated on as many threads as BLAS may use.
     params = dict(blocks=[4, 3, 5], approximation="nystroem", n_landmarks=60)
