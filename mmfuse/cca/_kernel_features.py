@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.linalg.blas import dger, dtrmv
+from scipy.linalg.blas import dger, dsyrk, dtrmv
 from scipy.linalg.lapack import dlauum
 from scipy.sparse.linalg import LinearOperator
 from sklearn.metrics.pairwise import (
@@ -342,14 +342,15 @@ class ExactFeatures:
         # roots, which keeps the triangle triangular.
         lower = self._rows_weighted(self.lower, self.support, 0.5)
         gram, _ = dlauum(lower.T, lower=0)
+        if len(self.rest_rows):
+            # restᵀ rest added to the upper triangle in place by syrk.
+            rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
+            gram = dsyrk(1.0, rest.T, beta=1.0, c=gram, overwrite_c=1)
         step = 512
         for j in range(0, gram.shape[0], step):
             block = gram[j : j + step, j : j + step]
             block[...] = np.triu(block) + np.triu(block, 1).T
             gram[j + step :, j : j + step] = gram[j : j + step, j + step :].T
-        if len(self.rest_rows):
-            rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
-            gram += rest.T @ rest
         return dger(-self.total, self.mean, self.mean, a=gram, overwrite_a=1)
 
 

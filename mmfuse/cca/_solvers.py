@@ -13,7 +13,7 @@ semi-definite matrices by diagonal pivoting, the latter one block of
 columns at a time, for a matrix known only by its columns (a kernel).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.linalg as sla
@@ -56,7 +56,9 @@ class SingularBlockError(np.linalg.LinAlgError):
         self.block = block
 
 
-def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
+def block_cholesky(
+    blocks: Iterable[NDArray], *, overwrite: bool = False
+) -> list[NDArray]:
     """Lower Cholesky factor of each diagonal block.
 
     A block counts as singular when Cholesky fails, or when a squared pivot
@@ -67,8 +69,12 @@ def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
 
     Parameters
     ----------
-    blocks : sequence of ndarray of shape (d_v, d_v)
+    blocks : iterable of ndarray of shape (d_v, d_v)
         Symmetric positive definite blocks.
+    overwrite : bool, default=False
+        Factor each block in place (in its own memory when it is
+        Fortran-contiguous, as LAPACK needs), so that no second copy of a
+        block is made: for blocks that nobody else holds.
 
     Returns
     -------
@@ -86,7 +92,9 @@ def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
         if not scale > 0:
             raise SingularBlockError(position, f"block {position} is zero.")
         try:
-            factor = sla.cholesky(block, lower=True, check_finite=False)
+            factor = sla.cholesky(
+                block, lower=True, overwrite_a=overwrite, check_finite=False
+            )
         except np.linalg.LinAlgError as exc:
             raise SingularBlockError(
                 position, f"block {position} is not positive definite."
@@ -344,7 +352,7 @@ def eigh_top(
     A,
     n_components: int,
     *,
-    B: NDArray | Sequence[NDArray] | None = None,
+    B: NDArray | Iterable[NDArray] | None = None,
     solver: str = "dense",
     random_state=None,
     tol: float = 0.0,
@@ -364,10 +372,11 @@ def eigh_top(
     n_components : int
         Number of pairs, ``1 <= n_components <= p`` (``< p`` for the
         iterative solver).
-    B : ndarray of shape (p, p), sequence of square ndarray, or None
+    B : ndarray of shape (p, p), sequence or iterator of square ndarray, or None
         Symmetric positive definite right-hand side: one matrix, or the
-        diagonal blocks of a block-diagonal ``B`` in order. ``None`` means
-        the identity.
+        diagonal blocks of a block-diagonal ``B`` in order (blocks from an
+        iterator, such as a generator, are factored in place). ``None``
+        means the identity.
     solver : {"dense", "iterative"}, default="dense"
         ``"dense"``: form the whitened matrix and call
         :func:`scipy.linalg.eigh` with ``subset_by_index``. ``"iterative"``:
@@ -414,7 +423,9 @@ def eigh_top(
     elif isinstance(B, np.ndarray):
         factors = block_cholesky([B])
     else:
-        factors = block_cholesky(B)
+        # Blocks made one at a time by an iterator are held by nobody else:
+        # each is factored in its own memory.
+        factors = block_cholesky(B, overwrite=iter(B) is B)
     if solver == "dense":
         if not isinstance(A, np.ndarray):
             raise TypeError(
