@@ -346,7 +346,8 @@ class ExactFeatures:
             # restᵀ rest added to the upper triangle in place by syrk.
             rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
             gram = dsyrk(1.0, rest.T, beta=1.0, c=gram, overwrite_c=1)
-        step = 512
+        # Small blocks: the mirror's temporaries stay negligible.
+        step = 128
         for j in range(0, gram.shape[0], step):
             block = gram[j : j + step, j : j + step]
             block[...] = np.triu(block) + np.triu(block, 1).T
@@ -636,6 +637,9 @@ def sumcor_operator(
             C_vv = f.gram()
             C_vv /= total - 1
             yield regularized_block(C_vv, r, relative=False, overwrite=True)
+            # The consumer factors the block in place: let it go before the
+            # next one is made.
+            del C_vv
 
     def matvec(x):
         x = np.ravel(x)

@@ -18,12 +18,14 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 import scipy.linalg as sla
 from numpy.typing import NDArray
+from scipy.linalg.blas import dtpsv
 from scipy.linalg.lapack import dpstrf
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
 
 __all__ = [
+    "PackedLower",
     "SingularBlockError",
     "block_cholesky",
     "column_signs",
@@ -56,8 +58,41 @@ class SingularBlockError(np.linalg.LinAlgError):
         self.block = block
 
 
+class PackedLower:
+    """A lower triangular matrix in LAPACK's packed storage: half the memory.
+
+    Kept for the solves of a Lanczos iteration, which are level-2 BLAS
+    (``tpsv``) and read the same ``d (d + 1) / 2`` numbers as a full
+    triangle would.
+
+    Parameters
+    ----------
+    lower : ndarray of shape (d, d)
+        Lower triangular (the upper triangle is not read).
+    """
+
+    def __init__(self, lower: NDArray):
+        d = lower.shape[0]
+        self.shape = lower.shape
+        self.packed = np.empty(d * (d + 1) // 2, dtype=np.float64)
+        offset = 0
+        for j in range(d):
+            # Column-major: column j from the diagonal down.
+            self.packed[offset : offset + d - j] = lower[j:, j]
+            offset += d - j
+
+    def solve(self, Y: NDArray, *, transpose: bool) -> NDArray:
+        """``L⁻¹ Y`` (or ``L⁻ᵀ Y``), column by column."""
+        out = np.empty((Y.shape[0], Y.shape[1]))
+        for c in range(Y.shape[1]):
+            out[:, c] = dtpsv(
+                self.shape[0], self.packed, Y[:, c], lower=1, trans=int(transpose)
+            )
+        return out
+
+
 def block_cholesky(
-    blocks: Iterable[NDArray], *, overwrite: bool = False
+    blocks: Iterable[NDArray], *, overwrite: bool = False, packed: bool = False
 ) -> list[NDArray]:
     """Lower Cholesky factor of each diagonal block.
 
@@ -75,10 +110,13 @@ def block_cholesky(
         Factor each block in place (in its own memory when it is
         Fortran-contiguous, as LAPACK needs), so that no second copy of a
         block is made: for blocks that nobody else holds.
+    packed : bool, default=False
+        Keep each factor as a :class:`PackedLower` (half the memory), for
+        solves with few right-hand sides.
 
     Returns
     -------
-    factors : list of ndarray of shape (d_v, d_v)
+    factors : list of ndarray of shape (d_v, d_v) or of PackedLower
         Lower triangular ``L_v`` with ``L_v L_vᵀ = blocks[v]``.
 
     Raises
@@ -87,7 +125,10 @@ def block_cholesky(
         With the position of the first singular block.
     """
     factors = []
-    for position, block in enumerate(blocks):
+    # Not enumerate: its cached result tuple would keep the previous block
+    # alive while an iterator makes the next one.
+    for block in blocks:
+        position = len(factors)
         scale = float(np.max(np.diag(block), initial=0.0))
         if not scale > 0:
             raise SingularBlockError(position, f"block {position} is zero.")
@@ -104,7 +145,9 @@ def block_cholesky(
             raise SingularBlockError(
                 position, f"block {position} is numerically singular."
             )
-        factors.append(factor)
+        factors.append(PackedLower(factor) if packed else factor)
+        # Let a block factored in place (and packed) go before the next is made.
+        del block, factor
     return factors
 
 
@@ -259,13 +302,16 @@ def _block_solve(factors, Y, *, transpose):
     start = 0
     for factor in factors:
         stop = start + factor.shape[0]
-        out[start:stop] = sla.solve_triangular(
-            factor,
-            Y[start:stop],
-            lower=True,
-            trans="T" if transpose else "N",
-            check_finite=False,
-        )
+        if isinstance(factor, PackedLower):
+            out[start:stop] = factor.solve(Y[start:stop], transpose=transpose)
+        else:
+            out[start:stop] = sla.solve_triangular(
+                factor,
+                Y[start:stop],
+                lower=True,
+                trans="T" if transpose else "N",
+                check_finite=False,
+            )
         start = stop
     return out
 
@@ -424,8 +470,12 @@ def eigh_top(
         factors = block_cholesky([B])
     else:
         # Blocks made one at a time by an iterator are held by nobody else:
-        # each is factored in its own memory.
-        factors = block_cholesky(B, overwrite=iter(B) is B)
+        # each is factored in its own memory, and for Lanczos (solves with
+        # one vector) kept packed.
+        iterator = iter(B) is B
+        factors = block_cholesky(
+            B, overwrite=iterator, packed=iterator and solver == "iterative"
+        )
     if solver == "dense":
         if not isinstance(A, np.ndarray):
             raise TypeError(
