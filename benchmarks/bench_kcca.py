@@ -15,8 +15,8 @@ each centred kernel, whitening, eigh of the (V·n)×(V·n) matrix (beyond,
 marked *, Nyström's difference to mmfuse exact).
 
 Peers run from another interpreter (``--peer-python``, default
-/work/venvs/kcca/bin/python: Python 3.10, numpy 1.26, scikit-learn 1.7,
-cca-zoo 3.3, mvlearn 0.5 installed with --no-deps plus seaborn, pyrcca
+/work/venvs/kcca/bin/python: Python 3.10, numpy 1.26, scikit-learn 1.2,
+cca-zoo 2.6, mvlearn 0.5 installed with --no-deps plus seaborn, pyrcca
 0.2), since mvlearn and pyrcca no longer install on the current stack.
 Their ridges are mapped onto the same objective where one exists
 (mvlearn ``regs`` in diag_mode A and cca-zoo ``c`` equal

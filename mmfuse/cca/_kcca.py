@@ -110,8 +110,9 @@ class KCCA(_BaseCCA):
         all modalities or a list with one a modality. Nyström fits compute
         the features of chunks of rows in as many threads as BLAS may use
         (``threadpoolctl.threadpool_limits`` bounds them; BLAS runs on one
-        thread meanwhile), so a callable may run in several threads at once. Kernel values that are NaN or
-        infinite, on training or new rows, are an error naming the modality.
+        thread meanwhile), so a callable may run in several threads at once.
+        Kernel values that are NaN or infinite, on training or new rows, are
+        an error naming the modality.
     gamma : float, None or list, default=None
         Kernel coefficient of the rbf, laplacian, poly, sigmoid and chi2
         kernels; ``None`` uses ``1 / n_features`` of the modality. One value
