@@ -30,7 +30,7 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.linalg.blas import dger, dtrmv
+from scipy.linalg.blas import dger, dsyrk, dtrmv
 from scipy.linalg.lapack import dlauum
 from scipy.sparse.linalg import LinearOperator
 from sklearn.metrics.pairwise import (
@@ -38,7 +38,7 @@ from sklearn.metrics.pairwise import (
     PAIRWISE_KERNEL_FUNCTIONS,
     pairwise_kernels,
 )
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from mmfuse.cca._base import regularized_block
 from mmfuse.cca._solvers import pivoted_cholesky
@@ -52,6 +52,7 @@ __all__ = [
     "exact_features",
     "fits_in_memory",
     "nystroem_features",
+    "products_dtype",
     "stored_covariance",
     "streamed_covariance",
     "sumcor_operator",
@@ -64,10 +65,38 @@ KERNELS = set(PAIRWISE_KERNEL_FUNCTIONS) | {"precomputed"}
 # the support rows: about 2**22 float64 values, 32 MiB.
 _CHUNK_VALUES = 2**22
 
+# From this many n × width values on, Nyström features are stored and
+# multiplied in float32 (if every ridge is at least _FLOAT32_RIDGE): see
+# products_dtype.
+_FLOAT32_VALUES = 2**24
+_FLOAT32_RIDGE = 1e-3
+
+# Values per block of the fused rbf kernel: 2**15 float64, 256 KiB, so that
+# its passes over the block stay in the core's cache.
+_CACHE_VALUES = 2**15
+
 # Largest n × width of Nyström features kept in memory (2 GiB), computed
 # once; beyond, each pass over the rows recomputes them chunk by chunk, and
 # the covariance is streamed and solved densely.
 _STORED_VALUES = 2**28
+
+
+def products_dtype(n: int, width: int, regularization: NDArray) -> type:
+    """Precision of the Nyström features' products: float32 where it is safe.
+
+    float32 halves the time of the ``n × width²`` scatter, which dominates a
+    large Nyström fit, and the memory of the stored features. It is taken
+    for many values (``n · width >= _FLOAT32_VALUES``, where the scatter
+    dominates; smaller fits stay float64 to the last digit) and only when
+    every ridge ``κ_v >= _FLOAT32_RIDGE``: rounding the features to float32
+    perturbs each covariance block by about ``2⁻²⁴`` of its largest
+    variance, and the ridge bounds how much the whitened problem amplifies
+    that (the features' variances are at most the kernel's diagonal, ``1``
+    for rbf), so canonical correlations move by about 1e-7, far below the
+    Nyström approximation itself.
+    """
+    large = n * width >= _FLOAT32_VALUES
+    return np.float32 if large and min(regularization) >= _FLOAT32_RIDGE else np.float64
 
 
 def fits_in_memory(n: int, width: int) -> bool:
@@ -103,16 +132,30 @@ class ViewKernel:
         self.params = params
         self.name = name
 
-    def __call__(self, A, B):
-        """``k(A, B)``; for a precomputed kernel ``A`` holds its columns."""
+    def __call__(self, A, B, out=None):
+        """``k(A, B)``, written into ``out`` when given.
+
+        For a precomputed kernel ``A`` holds its columns and ``B`` indexes
+        them.
+        """
         if self.kernel == "precomputed":
-            return np.asarray(A[:, B].toarray() if sp.issparse(A) else A[:, B])
+            K = np.asarray(A[:, B].toarray() if sp.issparse(A) else A[:, B])
+            if out is None:
+                return K
+            out[...] = K
+            return out
         # Overflow is reported below, with the modality, not as a warning.
         with np.errstate(over="ignore", invalid="ignore"):
             try:
-                K = pairwise_kernels(
-                    A, B, metric=self.kernel, filter_params=True, **self.params
-                )
+                if self.kernel == "rbf" and not (sp.issparse(A) or sp.issparse(B)):
+                    K = _rbf(A, B, self.params.get("gamma"), out)
+                else:
+                    K = pairwise_kernels(
+                        A, B, metric=self.kernel, filter_params=True, **self.params
+                    )
+                    if out is not None:
+                        out[...] = K
+                        K = out
             except ValueError as exc:
                 raise ValueError(
                     f"the kernel of modality {self.name!r} ({self._describe()}) "
@@ -169,6 +212,53 @@ class ViewKernel:
         return self(X[rows], idx if self.kernel == "precomputed" else X[idx])
 
 
+def _rbf(A, B, gamma, out=None):
+    """``exp(−γ‖a − b‖²)`` as ``exp(2γ a·b − γ‖a‖² − γ‖b‖²)``, in one buffer.
+
+    scikit-learn's ``rbf_kernel`` makes the same expansion, but through
+    several full-size temporaries and passes; here the product is written
+    into ``out`` and everything else is done in place on it, a few rows at
+    a time so that each pass stays in cache.
+    """
+    gamma = 1.0 / A.shape[1] if gamma is None else gamma
+    out = np.empty((A.shape[0], B.shape[0])) if out is None else out
+    scaled = (2 * gamma) * B.T
+    column_terms = gamma * np.einsum("ij,ij->i", B, B)
+    row_terms = gamma * np.einsum("ij,ij->i", A, A)
+    step = max(1, _CACHE_VALUES // max(1, B.shape[0]))
+    for start in range(0, A.shape[0], step):
+        K = out[start : start + step]
+        np.matmul(A[start : start + step], scaled, out=K)
+        K -= row_terms[start : start + step, None]
+        K -= column_terms
+        # A squared distance is never negative, whatever the rounding.
+        np.minimum(K, 0.0, out=K)
+        np.exp(K, out=K)
+    return out
+
+
+def _rows_per_chunk(width):
+    """Rows of a chunk of ``width`` features: about ``_CHUNK_VALUES`` values."""
+    return max(1, _CHUNK_VALUES // max(1, width))
+
+
+def _on_threads(task, starts):
+    """Run ``task(start)`` for every chunk, on as many threads as BLAS may use.
+
+    Computing a chunk of features is mostly single-threaded NumPy (kernel
+    values, exp) and small BLAS calls, which release the GIL: chunks run on
+    threads, each calling BLAS on one thread (the pool has the threads BLAS
+    had), and BLAS gets its threads back after.
+    """
+    threads = _blas_threads()
+    if threads == 1:
+        for start in starts:
+            task(start)
+        return
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+        list(pool.map(task, starts))
+
+
 def _weighted(Y, weights):
     """Rows of ``Y`` times their weights (``Y`` itself without weights)."""
     return Y if weights is None else Y * weights.reshape(-1, *[1] * (Y.ndim - 1))
@@ -209,13 +299,13 @@ class ExactFeatures:
     def store(self):
         """Nothing to do: the factor is stored."""
 
-    def raw_rows(self, idx):
-        """Rows ``G[idx]`` (uncentred)."""
+    def rows(self, start, stop):
+        """Rows ``G[start:stop]`` (uncentred)."""
         where = np.empty(self.n, dtype=np.intp)
         where[self.support] = np.arange(len(self.support))
         where[self.rest_rows] = len(self.support) + np.arange(len(self.rest_rows))
-        where = where[idx]
-        out = np.empty((len(idx), len(self.support)))
+        where = where[start:stop]
+        out = np.empty((stop - start, len(self.support)))
         on_support = where < len(self.support)
         out[on_support] = self.lower[where[on_support]]
         out[~on_support] = self.rest[where[~on_support] - len(self.support)]
@@ -252,14 +342,16 @@ class ExactFeatures:
         # roots, which keeps the triangle triangular.
         lower = self._rows_weighted(self.lower, self.support, 0.5)
         gram, _ = dlauum(lower.T, lower=0)
-        step = 512
+        if len(self.rest_rows):
+            # restᵀ rest added to the upper triangle in place by syrk.
+            rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
+            gram = dsyrk(1.0, rest.T, beta=1.0, c=gram, overwrite_c=1)
+        # Small blocks: the mirror's temporaries stay negligible.
+        step = 128
         for j in range(0, gram.shape[0], step):
             block = gram[j : j + step, j : j + step]
             block[...] = np.triu(block) + np.triu(block, 1).T
             gram[j + step :, j : j + step] = gram[j : j + step, j + step :].T
-        if len(self.rest_rows):
-            rest = self._rows_weighted(self.rest, self.rest_rows, 0.5)
-            gram += rest.T @ rest
         return dger(-self.total, self.mean, self.mean, a=gram, overwrite_a=1)
 
 
@@ -268,45 +360,46 @@ class NystroemFeatures:
 
     The features of a row are its kernel values against the support rows
     through a triangular solve (backward stable even when ``L_S`` is
-    ill-conditioned, unlike whitening a Gram matrix of kernel columns). They
-    are computed once and stored when they fit in memory, else chunk by
-    chunk at each pass over the rows.
+    ill-conditioned, unlike whitening a Gram matrix of kernel columns).
+    :meth:`rows` gives those of a chunk of rows, from which every pass
+    over the data is made: stored once (:meth:`store`, or all modalities
+    side by side by :func:`stored_covariance`) when they fit in memory,
+    else recomputed chunk by chunk at each pass.
     """
 
-    def __init__(self, n, support, lower, kernel_columns, weights):
+    def __init__(self, n, support, lower, kernel_rows, weights):
         self.n = n
         self.weights = weights
         self.total = n if weights is None else weights.sum()
         self.support = support
         self.lower = lower
-        self._kernel_columns = kernel_columns
+        self._kernel_rows = kernel_rows
         self.centred = None
         self.mean = None
 
-    def raw_rows(self, idx):
-        """Features ``G[idx]`` (uncentred), computed from the kernel."""
-        K = self._kernel_columns(idx)
-        return sla.solve_triangular(self.lower, K.T, lower=True, check_finite=False).T
+    def rows(self, start, stop):
+        """Features ``G[start:stop]`` (uncentred, float64), from the kernel.
+
+        The kernel values are written into one buffer and solved in place.
+        """
+        K = self._kernel_rows(start, stop, np.empty((stop - start, len(self.support))))
+        sla.solve_triangular(
+            self.lower, K.T, lower=True, overwrite_b=True, check_finite=False
+        )
+        return K
 
     def store(self):
         """Compute and keep the centred features of every row, and their mean."""
-        if self.centred is not None:
+        if self.centred is not None and self.centred.dtype == np.float64:
             return
-        step = max(1, _CHUNK_VALUES // len(self.support))
-        kernel = np.empty((self.n, len(self.support)))
+        features = np.empty((self.n, len(self.support)))
+        step = _rows_per_chunk(len(self.support))
 
         def fill(start):
             stop = min(self.n, start + step)
-            kernel[start:stop] = self._kernel_columns(np.arange(start, stop))
+            features[start:stop] = self.rows(start, stop)
 
-        # Kernel chunks on threads: their evaluation is mostly single-threaded
-        # NumPy (distances, exp), which releases the GIL. Then one triangular
-        # solve for all rows, in place, which BLAS threads itself.
-        with ThreadPoolExecutor(_blas_threads()) as pool:
-            list(pool.map(fill, range(0, self.n, step)))
-        features = sla.solve_triangular(
-            self.lower, kernel.T, lower=True, overwrite_b=True, check_finite=False
-        ).T
+        _on_threads(fill, range(0, self.n, step))
         self.mean = _weighted(features, self.weights).sum(axis=0) / self.total
         features -= self.mean
         self.centred = features
@@ -316,13 +409,21 @@ class NystroemFeatures:
         return self.centred @ a
 
     def variates(self, W):
-        """Centred training variates ``Φ W``, streamed when not stored."""
+        """Centred training variates ``Φ W`` (float64), by chunks of rows."""
+        step = _rows_per_chunk(len(self.support))
         if self.centred is not None:
-            return self.dot(W)
-        step = max(1, _CHUNK_VALUES // len(self.support))
+            # Products in the precision of the stored features.
+            W = W.astype(self.centred.dtype)
+            return np.vstack(
+                [
+                    self.centred[start : start + step] @ W
+                    for start in range(0, self.n, step)
+                ],
+                dtype=np.float64,
+            )
         return np.vstack(
             [
-                self.raw_rows(np.arange(start, min(self.n, start + step))) @ W
+                self.rows(start, min(self.n, start + step)) @ W
                 for start in range(0, self.n, step)
             ]
         ) - (self.mean @ W)
@@ -408,47 +509,97 @@ def nystroem_features(
         X_view.shape[0],
         support,
         factor[pivots],
-        lambda rows: kernel(X_view[rows], landmark_rows),
+        lambda start, stop, out: kernel(X_view[start:stop], landmark_rows, out),
         weights,
     )
 
 
-def stored_covariance(features: Sequence, slices: Sequence[slice]) -> NDArray:
-    """Covariance of the modalities' stored centred features, block by block.
+def stored_covariance(
+    features: Sequence[NystroemFeatures], slices: Sequence[slice], *, dtype=np.float64
+) -> NDArray:
+    """Covariance of the modalities' Nyström features, computed once and kept.
 
-    With weights, one weighted copy of a modality's features at a time.
+    The features of every modality are computed once, a chunk of rows at a
+    time (:meth:`NystroemFeatures.rows`, chunks on threads), shifted by the
+    first chunk's mean and stored side by side in one ``n × width`` array
+    of ``dtype``; their scatter is then summed chunk by chunk into the
+    shared sufficient statistics
+    (:func:`mmfuse.cca._statistics.scatter_of_chunks`: the products in
+    ``dtype``, the sums in float64), and the stored features are centred.
+    Shifting before storing keeps float32 accurate when a feature's mean
+    dwarfs its spread. Sets each modality's ``centred`` (a view of the
+    array) and ``mean``.
+
+    Parameters
+    ----------
+    features : list of NystroemFeatures
+        Each modality's features.
+    slices : list of slice
+        Position of each modality's features.
+    dtype : {np.float64, np.float32}, default=np.float64
+        Precision of the stored features and of their products.
+
+    Returns
+    -------
+    covariance : ndarray of shape (width, width)
+        Float64.
     """
-    width = slices[-1].stop
-    scatter = np.empty((width, width))
-    for v, (f, s) in enumerate(zip(features, slices, strict=True)):
-        weighted = _weighted(f.centred, f.weights)
-        for g, t in zip(features[v:], slices[v:], strict=True):
-            scatter[s, t] = weighted.T @ g.centred
-            scatter[t, s] = scatter[s, t].T
-    return scatter / (features[0].total - 1)
+    n, weights = features[0].n, features[0].weights
+    stored = np.empty((n, slices[-1].stop), dtype=dtype)
+    step = _rows_per_chunk(slices[-1].stop)
+    first = [f.rows(0, min(n, step)) for f in features]
+    shift = np.concatenate([values.mean(axis=0) for values in first])
+
+    def fill(start, given=None):
+        stop = min(n, start + step)
+        for v, (f, s) in enumerate(zip(features, slices, strict=True)):
+            values = f.rows(start, stop) if given is None else given[v]
+            np.subtract(values, shift[s], out=stored[start:stop, s], casting="unsafe")
+
+    fill(0, first)
+    del first
+    _on_threads(fill, range(step, n, step))
+    starts = range(0, n, step)
+    statistics = scatter_of_chunks(
+        (
+            (
+                stored[start : start + step],
+                None if weights is None else weights[start : start + step],
+            )
+            for start in starts
+        ),
+        dtype=dtype,
+    )
+    for start in starts:
+        stored[start : start + step] -= statistics.mean.astype(dtype)
+    for f, s in zip(features, slices, strict=True):
+        f.centred = stored[:, s]
+        f.mean = shift[s] + statistics.mean[s]
+    return statistics.covariance()
 
 
-def streamed_covariance(features: Sequence, slices: Sequence[slice]) -> NDArray:
+def streamed_covariance(
+    features: Sequence, slices: Sequence[slice], *, dtype=np.float64
+) -> NDArray:
     """Covariance of the modalities' features, streamed by rows.
 
     The raw features of a chunk of rows, all modalities side by side, feed
     the shared sufficient statistics
     (:func:`mmfuse.cca._statistics.scatter_of_chunks`, shifted, which keeps
     the centring accurate when a feature's mean dwarfs its spread, as for
-    a wide rbf kernel). Sets each modality's feature mean.
+    a wide rbf kernel; products in ``dtype``). Sets each modality's feature
+    mean.
     """
     n, weights = features[0].n, features[0].weights
-    step = max(1, _CHUNK_VALUES // slices[-1].stop)
+    step = _rows_per_chunk(slices[-1].stop)
     chunks = (
         (
-            np.hstack([f.raw_rows(rows) for f in features]),
-            None if weights is None else weights[rows],
+            np.hstack([f.rows(start, min(n, start + step)) for f in features]),
+            None if weights is None else weights[start : start + step],
         )
-        for rows in (
-            np.arange(start, min(n, start + step)) for start in range(0, n, step)
-        )
+        for start in range(0, n, step)
     )
-    statistics = scatter_of_chunks(chunks)
+    statistics = scatter_of_chunks(chunks, dtype=dtype)
     for f, s in zip(features, slices, strict=True):
         f.mean = statistics.mean[s]
     return statistics.covariance()
@@ -486,6 +637,9 @@ def sumcor_operator(
             C_vv = f.gram()
             C_vv /= total - 1
             yield regularized_block(C_vv, r, relative=False, overwrite=True)
+            # The consumer factors the block in place: let it go before the
+            # next one is made.
+            del C_vv
 
     def matvec(x):
         x = np.ravel(x)

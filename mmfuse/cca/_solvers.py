@@ -13,17 +13,19 @@ semi-definite matrices by diagonal pivoting, the latter one block of
 columns at a time, for a matrix known only by its columns (a kernel).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.linalg as sla
 from numpy.typing import NDArray
+from scipy.linalg.blas import dtpsv
 from scipy.linalg.lapack import dpstrf
 from scipy.sparse.linalg import LinearOperator, aslinearoperator, eigsh
 from sklearn.utils import check_random_state
 from sklearn.utils.extmath import svd_flip
 
 __all__ = [
+    "PackedLower",
     "SingularBlockError",
     "block_cholesky",
     "column_signs",
@@ -56,7 +58,42 @@ class SingularBlockError(np.linalg.LinAlgError):
         self.block = block
 
 
-def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
+class PackedLower:
+    """A lower triangular matrix in LAPACK's packed storage: half the memory.
+
+    Kept for the solves of a Lanczos iteration, which are level-2 BLAS
+    (``tpsv``) and read the same ``d (d + 1) / 2`` numbers as a full
+    triangle would.
+
+    Parameters
+    ----------
+    lower : ndarray of shape (d, d)
+        Lower triangular (the upper triangle is not read).
+    """
+
+    def __init__(self, lower: NDArray):
+        d = lower.shape[0]
+        self.shape = lower.shape
+        self.packed = np.empty(d * (d + 1) // 2, dtype=np.float64)
+        offset = 0
+        for j in range(d):
+            # Column-major: column j from the diagonal down.
+            self.packed[offset : offset + d - j] = lower[j:, j]
+            offset += d - j
+
+    def solve(self, Y: NDArray, *, transpose: bool) -> NDArray:
+        """``L⁻¹ Y`` (or ``L⁻ᵀ Y``), column by column."""
+        out = np.empty((Y.shape[0], Y.shape[1]))
+        for c in range(Y.shape[1]):
+            out[:, c] = dtpsv(
+                self.shape[0], self.packed, Y[:, c], lower=1, trans=int(transpose)
+            )
+        return out
+
+
+def block_cholesky(
+    blocks: Iterable[NDArray], *, overwrite: bool = False, packed: bool = False
+) -> list[NDArray]:
     """Lower Cholesky factor of each diagonal block.
 
     A block counts as singular when Cholesky fails, or when a squared pivot
@@ -67,12 +104,19 @@ def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
 
     Parameters
     ----------
-    blocks : sequence of ndarray of shape (d_v, d_v)
+    blocks : iterable of ndarray of shape (d_v, d_v)
         Symmetric positive definite blocks.
+    overwrite : bool, default=False
+        Factor each block in place (in its own memory when it is
+        Fortran-contiguous, as LAPACK needs), so that no second copy of a
+        block is made: for blocks that nobody else holds.
+    packed : bool, default=False
+        Keep each factor as a :class:`PackedLower` (half the memory), for
+        solves with few right-hand sides.
 
     Returns
     -------
-    factors : list of ndarray of shape (d_v, d_v)
+    factors : list of ndarray of shape (d_v, d_v) or of PackedLower
         Lower triangular ``L_v`` with ``L_v L_vᵀ = blocks[v]``.
 
     Raises
@@ -81,12 +125,17 @@ def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
         With the position of the first singular block.
     """
     factors = []
-    for position, block in enumerate(blocks):
+    # Not enumerate: its cached result tuple would keep the previous block
+    # alive while an iterator makes the next one.
+    for block in blocks:
+        position = len(factors)
         scale = float(np.max(np.diag(block), initial=0.0))
         if not scale > 0:
             raise SingularBlockError(position, f"block {position} is zero.")
         try:
-            factor = sla.cholesky(block, lower=True, check_finite=False)
+            factor = sla.cholesky(
+                block, lower=True, overwrite_a=overwrite, check_finite=False
+            )
         except np.linalg.LinAlgError as exc:
             raise SingularBlockError(
                 position, f"block {position} is not positive definite."
@@ -96,7 +145,9 @@ def block_cholesky(blocks: Sequence[NDArray]) -> list[NDArray]:
             raise SingularBlockError(
                 position, f"block {position} is numerically singular."
             )
-        factors.append(factor)
+        factors.append(PackedLower(factor) if packed else factor)
+        # Let a block factored in place (and packed) go before the next is made.
+        del block, factor
     return factors
 
 
@@ -251,13 +302,16 @@ def _block_solve(factors, Y, *, transpose):
     start = 0
     for factor in factors:
         stop = start + factor.shape[0]
-        out[start:stop] = sla.solve_triangular(
-            factor,
-            Y[start:stop],
-            lower=True,
-            trans="T" if transpose else "N",
-            check_finite=False,
-        )
+        if isinstance(factor, PackedLower):
+            out[start:stop] = factor.solve(Y[start:stop], transpose=transpose)
+        else:
+            out[start:stop] = sla.solve_triangular(
+                factor,
+                Y[start:stop],
+                lower=True,
+                trans="T" if transpose else "N",
+                check_finite=False,
+            )
         start = stop
     return out
 
@@ -344,7 +398,7 @@ def eigh_top(
     A,
     n_components: int,
     *,
-    B: NDArray | Sequence[NDArray] | None = None,
+    B: NDArray | Iterable[NDArray] | None = None,
     solver: str = "dense",
     random_state=None,
     tol: float = 0.0,
@@ -364,10 +418,11 @@ def eigh_top(
     n_components : int
         Number of pairs, ``1 <= n_components <= p`` (``< p`` for the
         iterative solver).
-    B : ndarray of shape (p, p), sequence of square ndarray, or None
+    B : ndarray of shape (p, p), sequence or iterator of square ndarray, or None
         Symmetric positive definite right-hand side: one matrix, or the
-        diagonal blocks of a block-diagonal ``B`` in order. ``None`` means
-        the identity.
+        diagonal blocks of a block-diagonal ``B`` in order (blocks from an
+        iterator, such as a generator, are factored in place). ``None``
+        means the identity.
     solver : {"dense", "iterative"}, default="dense"
         ``"dense"``: form the whitened matrix and call
         :func:`scipy.linalg.eigh` with ``subset_by_index``. ``"iterative"``:
@@ -414,7 +469,13 @@ def eigh_top(
     elif isinstance(B, np.ndarray):
         factors = block_cholesky([B])
     else:
-        factors = block_cholesky(B)
+        # Blocks made one at a time by an iterator are held by nobody else:
+        # each is factored in its own memory, and for Lanczos (solves with
+        # one vector) kept packed.
+        iterator = iter(B) is B
+        factors = block_cholesky(
+            B, overwrite=iterator, packed=iterator and solver == "iterative"
+        )
     if solver == "dense":
         if not isinstance(A, np.ndarray):
             raise TypeError(

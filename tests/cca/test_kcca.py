@@ -1,3 +1,4 @@
+import tracemalloc
 import warnings
 
 import numpy as np
@@ -87,16 +88,34 @@ def test_exact_matches_full_spectrum_reference(nonlinear, solver):
     views = np.split(X, np.cumsum(blocks)[:-1], axis=1)
     kernels = [rbf_kernel(V, gamma=1 / V.shape[1]) for V in views]
     values, variates, _ = reference_kcca(kernels, [0.1, 0.05, 0.2], 3)
-    # The rbf kernels have full rank: nothing is truncated.
+    # The rbf kernels have full rank: nothing is truncated, and the fit is
+    # exact to rounding (issue 18: 1e-10 in ρ).
     assert [len(s) for s in kcca.support_] == [150] * 3
-    np.testing.assert_allclose(kcca.eigenvalues_, values, atol=1e-6)
+    np.testing.assert_allclose(kcca.eigenvalues_, values, atol=1e-10)
     np.testing.assert_allclose(
-        kcca.canonical_correlations_, canonical_correlation(variates), atol=1e-6
+        kcca.canonical_correlations_, canonical_correlation(variates), atol=1e-10
     )
     ours = kcca.transform_views(X)
     for mine, theirs in zip(ours, variates, strict=True):
         theirs = theirs / theirs.std(axis=0, ddof=1)
         np.testing.assert_allclose(_align(mine, theirs), theirs, atol=1e-5)
+
+
+def test_exact_fit_peak_memory_is_six_n_by_n_arrays_for_three_views():
+    # Full rank: three n × n factors and three n × n whitening factors are
+    # the floor of the exact fit; each whitening block is factored in its
+    # own memory, and nothing else of size n × n is alive at the peak.
+    X, _ = make_multiview(
+        600, view_dims=[10] * 3, n_latent=2, noise=0.5, nonlinear=True, random_state=0
+    )
+    tracemalloc.start()
+    try:
+        kcca = KCCA(3, blocks=3, random_state=0).fit(X)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert [len(s) for s in kcca.support_] == [600] * 3
+    assert peak < 6.5 * 600**2 * 8
 
 
 def test_truncated_factor_stays_within_tolerance_of_full_spectrum():
@@ -421,6 +440,37 @@ def test_nystroem_features_streamed_when_too_large_to_store(nonlinear, monkeypat
     )
     np.testing.assert_allclose(
         streamed.transform(nonlinear), stored.transform(nonlinear), atol=1e-10
+    )
+
+
+def test_nystroem_float32_products_match_float64(nonlinear, monkeypatch):
+    # Large Nyström fits store and multiply their features in float32; the
+    # canonical correlations and variates stay within rounding of float64.
+    params = dict(blocks=[4, 3, 5], approximation="nystroem", n_landmarks=60)
+    weights = np.arange(len(nonlinear)) % 3 + 0.5
+    double = KCCA(3, random_state=0, **params).fit(nonlinear, sample_weight=weights)
+    monkeypatch.setattr(_kernel_features, "_FLOAT32_VALUES", 0)
+    assert _kernel_features.products_dtype(150, 180, [0.1, 0.1, 0.1]) == np.float32
+    single = KCCA(3, random_state=0, **params).fit(nonlinear, sample_weight=weights)
+    np.testing.assert_allclose(
+        single.canonical_correlations_, double.canonical_correlations_, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        single.transform(nonlinear), double.transform(nonlinear), atol=1e-4
+    )
+    # A ridge too small to absorb float32 rounding keeps float64.
+    assert _kernel_features.products_dtype(150, 180, [0.1, 1e-4, 0.1]) == np.float64
+
+
+@pytest.mark.parametrize("gamma", [None, 0.3])
+def test_fused_rbf_equals_scikit_learn(nonlinear, gamma):
+    kernel = _kernel_features.ViewKernel(
+        "rbf", {} if gamma is None else {"gamma": gamma}, "block0"
+    )
+    out = np.full((150, 40), np.nan)
+    assert kernel(nonlinear, nonlinear[:40], out) is out
+    np.testing.assert_allclose(
+        out, rbf_kernel(nonlinear, nonlinear[:40], gamma=gamma), rtol=1e-13, atol=1e-15
     )
 
 

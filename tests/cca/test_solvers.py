@@ -18,6 +18,32 @@ def _problem(p=12, seed=0):
 
 
 @pytest.mark.parametrize("solver", ["dense", "iterative"])
+def test_eigh_top_with_blocks_from_a_generator_factors_them_in_place(solver):
+    # Blocks from an iterator are factored in their own memory (and packed
+    # for Lanczos); the answer is that of the same blocks given as a list.
+    A, blocks, _ = _problem()
+    given = [np.asfortranarray(b) for b in blocks]
+    expected = eigh_top(A, 3, B=blocks, solver=solver, random_state=0)
+    values, vectors = eigh_top(
+        A, 3, B=(b for b in given), solver=solver, random_state=0
+    )
+    np.testing.assert_allclose(values, expected[0], rtol=1e-12)
+    np.testing.assert_allclose(vectors, expected[1], atol=1e-10)
+    # Overwritten by its lower Cholesky factor.
+    np.testing.assert_allclose(np.tril(given[0]), np.linalg.cholesky(blocks[0]))
+
+
+@pytest.mark.parametrize("transpose", [False, True])
+def test_packed_lower_solves_like_the_full_triangle(transpose):
+    rng = np.random.default_rng(1)
+    L = np.tril(rng.standard_normal((7, 7))) + 5 * np.eye(7)
+    Y = rng.standard_normal((7, 3))
+    expected = sla.solve_triangular(L, Y, lower=True, trans="T" if transpose else "N")
+    solved = _solvers.PackedLower(L).solve(Y, transpose=transpose)
+    np.testing.assert_allclose(solved, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["dense", "iterative"])
 def test_eigh_top_matches_full_generalized_eigh(solver):
     A, blocks, B = _problem()
     full_values, full_vectors = sla.eigh(A, B)
