@@ -145,7 +145,7 @@ def test_missing_modality_values_do_not_affect_the_elbo(aggregation):
     X_other[~mask[:, 1], 5:9] = -7.0
     X_other[~mask[:, 2], 9:] = 3.0
     generator = torch.Generator().manual_seed(1)
-    eps = torch.randn(module.n_draws, 6, 2, generator=generator)
+    eps = torch.randn(1, module.n_draws, 6, 2, generator=generator)
     u = torch.rand(6, generator=generator)
     terms = [module.elbo_terms(x, mask, eps=eps, u=u) for x in (X, X_other)]
     for a, b in zip(*terms, strict=True):
