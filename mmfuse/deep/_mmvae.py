@@ -151,6 +151,11 @@ class MultimodalVAE(
         Weight of the KL term (β-VAE); see :class:`KLWarmup` to ramp it up.
         In the importance-weighted bound it weighs ``log q - log p`` of each
         sample.
+    hidden : tuple of int, default=(256,)
+        Hidden widths of the default MLP encoders; decoders use them
+        reversed.
+    dropout : float, default=0.0
+        Dropout in the default MLPs.
     private_dim : int, default=0
         Size of each modality's private latent; 0 for none (one latent space
         shared by all modalities). Each present modality's private posterior
@@ -166,17 +171,15 @@ class MultimodalVAE(
         each component (``log`` of the mean of ``K`` importance weights; plain
         IWAE gradients), which is tighter and trains a more expressive
         posterior at ``K`` times the cost of decoding. Also the default of
-        :meth:`score`.
+        :meth:`score`. Each mixture component is its own proposal (the
+        weights use the density of the component a sample came from, not
+        the mixture's as MMVAE's stratified estimator does): each term, and
+        so their weighted mean, bounds the log evidence.
     output : {"shared", "all"}, default="shared"
         What :meth:`transform` returns: the shared latent, or the shared
         latent then each modality's private one (``latent_dim + n_modalities
         * private_dim`` columns; a missing modality's private part is its
         prior mean, 0).
-    hidden : tuple of int, default=(256,)
-        Hidden widths of the default MLP encoders; decoders use them
-        reversed.
-    dropout : float, default=0.0
-        Dropout in the default MLPs.
     optimizer : callable, default=torch.optim.AdamW
         The torch optimizer class; set its parameters with
         ``set_params(optimizer__weight_decay=...)``. Adam and AdamW use
