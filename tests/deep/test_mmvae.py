@@ -28,6 +28,7 @@ from mmfuse.deep._vae_module import (
 AGGREGATIONS = ["poe", "moe", "mopoe"]
 WIDTHS = [5, 4, 3]
 TINY = {"latent_dim": 2, "hidden": (8,), "max_epochs": 2, "random_state": 0}
+PLUS = {**TINY, "aggregation": "moe", "private_dim": 3}  # MMVAE+
 
 
 @pytest.fixture(scope="module")
@@ -505,9 +506,10 @@ def test_early_stopping_and_checkpoint(data, tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_shapes(data):
+@pytest.mark.parametrize("params", [TINY, {**PLUS, "n_importance_samples": 2}])
+def test_cuda_matches_shapes(data, params):
     X, _ = data
-    vae = MultimodalVAE(blocks=WIDTHS, device="cuda", **TINY).fit(with_missing(X))
+    vae = MultimodalVAE(blocks=WIDTHS, device="cuda", **params).fit(with_missing(X))
     assert np.isfinite(vae.transform(with_missing(X))).all()
     assert np.isfinite(vae.score(X))
 
@@ -549,9 +551,6 @@ def test_adam_is_fused_unless_set_otherwise(optimizer, params, fused, data):
 
 
 # ------------------------------------------- private latents (MMVAE+), IWAE
-PLUS = {**TINY, "aggregation": "moe", "private_dim": 3}
-
-
 @pytest.fixture(scope="module", params=AGGREGATIONS)
 def fitted_private(request, data):
     X, _ = data
