@@ -1,6 +1,7 @@
 """Measure how well classifiers tell the digit from fou alone (bench_mmvae's folds).
 
-Question: is bench_mmvae's fou→pix coherence target (0.85) reachable?
+Question: what ceiling does fou set on bench_mmvae's fou→pix coherence (issue
+7's target 0.85; issue 17's 0.80, 95 % of this ceiling)?
 
 The coherence classifies pix generated from fou alone: ``reader(g(fou))``
 is itself a classifier of fou, so its accuracy cannot exceed the best

@@ -98,6 +98,10 @@ VARIANTS: dict[str, list[dict]] = {
         },
     ],
     "MLPFusionClassifier": [{"fusion": "attention"}],
+    # MMVAE+: private latents a modality, an importance-weighted bound.
+    "MultimodalVAE": [
+        {"aggregation": "moe", "private_dim": 1, "n_importance_samples": 2}
+    ],
 }
 
 # Per-estimator checks expected to fail: {class name: {check name: reason}}.
@@ -123,8 +127,19 @@ def _instances():
             yield cls(**{**params, **variant})
 
 
+_FLOAT32_ROWS = (
+    "computed in float32 by matrix products whose rounding depends on a row's "
+    "position in the batch (BLAS blocking): with private latents (encoder "
+    "outputs 6 wide here) a permuted row's latent mean differs in the last "
+    "float32 bit (2e-7 relative), beyond the check's rtol=1e-7"
+)
+
+
 def _expected_failed(estimator):
-    return EXPECTED_FAILED.get(type(estimator).__name__, {})
+    failed = dict(EXPECTED_FAILED.get(type(estimator).__name__, {}))
+    if getattr(estimator, "private_dim", 0):
+        failed["check_methods_sample_order_invariance"] = _FLOAT32_ROWS
+    return failed
 
 
 @parametrize_with_checks(list(_instances()), expected_failed_checks=_expected_failed)

@@ -4,11 +4,17 @@ import re
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
 
+from mmfuse.datasets import make_multiview
+from mmfuse.deep import MultimodalVAE
 from mmfuse.metrics import (
     canonical_correlation,
     canonical_correlation_from_covariance,
     canonical_correlation_score,
+    coherence,
 )
 
 
@@ -177,3 +183,72 @@ def test_score_errors_as_canonical_correlation():
 def test_one_dimensional_variates_are_refused():
     with pytest.raises(ValueError, match=r"2-D of one shape.*got shapes \[\(5,\)"):
         canonical_correlation([np.ones(5), np.ones(5)])
+
+
+# ------------------------------------------------------------------ coherence
+class _CopyGenerator(BaseEstimator):
+    """Generates every block as a copy of the first given one (known answers)."""
+
+    def __init__(self):
+        self.blocks_ = [np.array([0, 1]), np.array([2, 3])]
+        self.modality_names_ = ["a", "b"]
+
+    def fit(self, X, y=None):
+        return self
+
+    def reconstruct(self, X, given=None):
+        X = np.asarray(X, dtype=float)
+        source = self.blocks_[self.modality_names_.index(given[0])]
+        return np.hstack([X[:, source], X[:, source]])
+
+
+class _SignOfFirstColumn:
+    def predict(self, X):
+        return (np.asarray(X)[:, 0] > 0).astype(int)
+
+
+def test_coherence_known_values():
+    X = np.array([[1.0, 0, -1, 0], [-1, 0, -1, 0], [2, 0, 3, 0], [-2, 0, 1, 0]])
+    y = np.array([1, 1, 1, 0])
+    reader = _SignOfFirstColumn()
+    # b generated from a copies a: labels 1, 0, 1, 0 against 1, 1, 1, 0
+    assert coherence(_CopyGenerator(), X, y, {"b": reader}, given=["a"]) == {"b": 0.75}
+    # from b (the classifier by position): 0, 0, 1, 1 against 1, 1, 1, 0
+    scores = coherence(_CopyGenerator(), X, y, {0: reader, "b": reader}, ["b"])
+    assert scores == {"a": 0.25, "b": 0.25}
+
+
+def test_coherence_of_a_vae_is_what_the_benchmark_computes():
+    X, latent = make_multiview(150, [4, 3], n_latent=1, noise=0.1, random_state=0)
+    y = (latent[:, 0] > 0).astype(int)
+    vae = MultimodalVAE(
+        blocks={"a": 4, "b": 3},
+        latent_dim=1,
+        hidden=(32,),
+        max_epochs=60,
+        batch_size=32,
+        lr=3e-3,
+        random_state=0,
+    ).fit(X)
+    reader = LogisticRegression().fit(X[:, 4:], y)
+    by_hand = np.mean(reader.predict(vae.reconstruct(X, given=["a"])[:, 4:]) == y)
+    scores = coherence(vae, X, y, {"b": reader}, given=["a"])
+    assert scores == {"b": pytest.approx(by_hand)}
+    assert scores["b"] > 0.9  # the shared latent carries the label across
+
+
+def test_coherence_errors():
+    X, y = np.ones((3, 4)), np.array([0, 1, 0])
+    reader = _SignOfFirstColumn()
+    with pytest.raises(TypeError, match="reconstruct.*got LogisticRegression"):
+        coherence(LogisticRegression(), X, y, {"b": reader}, ["a"])
+    with pytest.raises(NotFittedError):
+        coherence(MultimodalVAE(), X, y, {"b": reader}, ["a"])
+    with pytest.raises(TypeError, match=r"classifiers must be a dict .* got list"):
+        coherence(_CopyGenerator(), X, y, [reader], ["a"])
+    with pytest.raises(ValueError, match="classifiers is empty"):
+        coherence(_CopyGenerator(), X, y, {}, ["a"])
+    with pytest.raises(ValueError, match=r"classifiers' key 'c' is not one of"):
+        coherence(_CopyGenerator(), X, y, {"c": reader}, ["a"])
+    with pytest.raises(ValueError, match="y has 2 labels but X has 3 rows"):
+        coherence(_CopyGenerator(), X, y[:2], {"b": reader}, ["a"])

@@ -148,15 +148,25 @@ class MultimodalVAEModule(nn.Module):
 
     Takes the standardized ``X`` (all columns) and a boolean ``mask`` saying
     which modalities each row has; modality ``m`` is ``X[:, blocks[m]]``.
-    ``forward`` returns the per-row reconstruction log-likelihood and KL
-    terms of the training objective; the other methods serve inference.
+    ``forward`` returns the per-row terms of the training objective (see
+    :func:`evidence_bound`); the other methods serve inference.
+
+    With ``private_dim > 0`` each modality also has a private latent ``w_m``
+    beside the shared ``z`` (MMVAE+ [1]_): its encoder gives ``q(z | x_m)``
+    and ``q(w_m | x_m)``, its decoder reads ``(z, w_m)``, and the prior of
+    every latent is ``N(0, I)``. A shared sample drawn from a posterior
+    component decodes the modalities of that component with their own
+    private samples, and the other modalities with private samples from
+    their prior (the auxiliary prior of MMVAE+, here the prior itself, so
+    that the bound stays exact): cross-modal generation must then carry
+    what is shared through ``z``.
 
     Parameters
     ----------
     blocks : list of array-like of int
         Column positions of each modality.
     latent_dim : int, default=20
-        Size of the latent space.
+        Size of the shared latent space.
     hidden : sequence of int, default=(256,)
         Hidden widths of the default MLP encoders (decoders use them
         reversed).
@@ -176,11 +186,26 @@ class MultimodalVAEModule(nn.Module):
     encoders, decoders : list of (callable or None), default=None
         Per modality, a class or factory ``f(in_features, out_features)``
         returning an ``nn.Module``, or None for the default :class:`MLP`.
-        Encoders output ``2 * latent_dim`` values (means, then log
-        variances). With no encoder given, the default encoders are one
-        :class:`GroupedMLP` (the MLP head's), else :class:`ModalityEncoders`.
+        Encoders output ``2 * (latent_dim + private_dim)`` values (means,
+        then log variances, shared before private); decoders take
+        ``latent_dim + private_dim`` inputs. With no encoder given, the
+        default encoders are one :class:`GroupedMLP` (the MLP head's), else
+        :class:`ModalityEncoders`.
     dropout : float, default=0.0
         Dropout of the default MLPs.
+    private_dim : int, default=0
+        Size of each modality's private latent; 0 for none.
+    n_importance_samples : int, default=1
+        Samples a posterior component of the training objective: 1 for the
+        ELBO (with analytic KL terms), more for the importance-weighted
+        bound (IWAE [2]_).
+
+    References
+    ----------
+    .. [1] Palumbo, E., Daunhawer, I. and Vogt, J. "MMVAE+: enhancing the
+       generative quality of multimodal VAEs without compromises", ICLR 2023.
+    .. [2] Burda, Y., Grosse, R. and Salakhutdinov, R. "Importance weighted
+       autoencoders", ICLR 2016.
     """
 
     def __init__(
@@ -194,20 +219,24 @@ class MultimodalVAEModule(nn.Module):
         encoders=None,
         decoders=None,
         dropout=0.0,
+        private_dim=0,
+        n_importance_samples=1,
     ):
         super().__init__()
         n = len(blocks)
         self.widths = [len(block) for block in blocks]
         self.aggregation = aggregation
+        self.latent_dim, self.private_dim = latent_dim, private_dim
+        self.n_importance_samples = n_importance_samples
         hidden = tuple(hidden)
         self.register_buffer(
             "columns", torch.as_tensor([int(c) for block in blocks for c in block])
         )
         self.encoders = modality_encoders(
-            blocks, 2 * latent_dim, encoders, hidden, dropout
+            blocks, 2 * (latent_dim + private_dim), encoders, hidden, dropout
         )
         self.decoders = nn.ModuleList(
-            (f or _default_mlp(hidden[::-1], dropout))(latent_dim, w)
+            (f or _default_mlp(hidden[::-1], dropout))(latent_dim + private_dim, w)
             for w, f in zip(self.widths, decoders or [None] * n, strict=True)
         )
         self.likelihoods = nn.ModuleList(
@@ -219,26 +248,30 @@ class MultimodalVAEModule(nn.Module):
                 strict=True,
             )
         )
-        # Experts of each product: all of them (the joint posterior of "poe"),
-        # then each alone (its single-modality terms), and for "mopoe" every
-        # non-empty subset.
+        # The modalities of each posterior component: for "poe" all of them
+        # (the joint posterior), then each alone (its single-modality
+        # terms); for "moe" each expert; for "mopoe" every non-empty subset.
         eye = torch.eye(n, dtype=torch.bool)
         self.register_buffer("poe_terms", torch.cat([torch.ones(1, n).bool(), eye]))
+        self.register_buffer("experts", eye)
         subsets = [
             [m in subset for m in range(n)]
             for k in range(1, n + 1)
             for subset in combinations(range(n), k)
         ]
         self.register_buffer("subsets", torch.tensor(subsets, dtype=torch.bool))
-        # Posterior samples a row of the ELBO without single-modality terms:
-        # one a present expert for "moe", else one.
+        # Posterior components sampled a row of the ELBO without
+        # single-modality terms: one a present expert for "moe", else one.
         self.n_draws = n if aggregation == "moe" else 1
 
     def _split(self, X):
         return torch.split(X.index_select(-1, self.columns), self.widths, dim=-1)
 
     def _encode(self, X):
-        """Encode each modality: means, log variances ``(modality, batch, latent)``."""
+        """Encode each modality: means, log variances ``(modality, batch, latent)``.
+
+        The last axis holds the shared latent, then the private one.
+        """
         out = self.encoders(X)
         mu, logvar = out.chunk(2, dim=-1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
@@ -249,57 +282,57 @@ class MultimodalVAEModule(nn.Module):
         outside = self.subsets.to(mu.dtype) @ (~mask).T.to(mu.dtype)
         return sub_mu, sub_logvar, equal_shares(outside == 0, dim=0)
 
-    def posterior_mean(self, X, mask):
-        """Mean of the joint posterior from the modalities each row has."""
-        mu, logvar = self._encode(X)
+    def _components(self, mu, logvar, mask, unimodal=False):
+        """Return the shared posterior's components, weights and modalities.
+
+        Returns the means and log variances ``(component, batch, latent_dim)``,
+        the weights ``(component, batch)`` and the modalities of each
+        component ``(component, n_modalities)``.
+        """
+        mu, logvar = mu[..., : self.latent_dim], logvar[..., : self.latent_dim]
         if self.aggregation == "poe":
-            return products_of_experts(mu, logvar, mask, self.poe_terms[:1])[0][0]
+            members = self.poe_terms if unimodal else self.poe_terms[:1]
+            post_mu, post_logvar = products_of_experts(mu, logvar, mask, members)
+            weights = (members.to(mu.dtype) @ mask.T.to(mu.dtype) > 0).to(mu.dtype)
+            return post_mu, post_logvar, weights, members
         if self.aggregation == "moe":
-            weights = equal_shares(mask.T, dim=0)
+            return mu, logvar, equal_shares(mask.T, dim=0), self.experts
+        return (*self._subset_posteriors(mu, logvar, mask), self.subsets)
+
+    def posterior_mean(self, X, mask):
+        """Mean of the joint posterior, then of each modality's private latent.
+
+        Shape ``(batch, latent_dim + n_modalities * private_dim)``; the
+        private mean of a missing modality is its prior's, 0.
+        """
+        mu, logvar = self._encode(X)
+        post_mu, _, weights, _ = self._components(mu, logvar, mask)
+        if self.aggregation == "poe":
+            shared = post_mu[0]
         else:
-            mu, _, weights = self._subset_posteriors(mu, logvar, mask)
-        return (weights.unsqueeze(-1) * mu).sum(0)
+            shared = (weights.unsqueeze(-1) * post_mu).sum(0)
+        private = (mu[..., self.latent_dim :] * mask.T.unsqueeze(-1)).transpose(0, 1)
+        return torch.cat([shared, private.flatten(1)], dim=-1)
+
+    def _decoded(self, m, z, w):
+        """Run decoder ``m`` on shared ``z`` and private ``w`` (..., latent)."""
+        return self.decoders[m](torch.cat([z, w], dim=-1) if self.private_dim else z)
 
     def decode(self, z):
-        """Decode ``z`` into the mean of every modality, blocks side by side."""
+        """Decode full latent points into the mean of every modality, side by side.
+
+        ``z`` is ``(batch, latent_dim + n_modalities * private_dim)``: the
+        shared latent, then each modality's private one.
+        """
+        shared, private = z[:, : self.latent_dim], z[:, self.latent_dim :]
+        private = private.unflatten(-1, (len(self.widths), -1))
         return torch.cat(
             [
-                lik.mean(dec(z))
-                for dec, lik in zip(self.decoders, self.likelihoods, strict=True)
+                lik.mean(self._decoded(m, shared, private[:, m]))
+                for m, lik in enumerate(self.likelihoods)
             ],
             dim=-1,
         )
-
-    def _log_likelihood(self, X, mask, z):
-        """``sum_m mask_m log p(x_m | z)`` for ``z`` of shape (..., batch, latent)."""
-        total = 0.0
-        for xm, present, dec, lik in zip(
-            self._split(X), mask.T, self.decoders, self.likelihoods, strict=True
-        ):
-            total = total + lik.log_prob(xm, dec(z)) * present
-        return total
-
-    def _poe_log_likelihood(self, X, mask, z):
-        """Reconstruction terms of the PoE objective, summed, one value a row.
-
-        ``z[0]``, drawn from the joint posterior, reconstructs every present
-        modality; ``z[1 + m]``, when given, drawn from modality ``m``'s own
-        posterior (its expert times the prior), reconstructs modality ``m``
-        only: its ELBO is that of ``x_m`` alone, as in MVAE.
-        """
-        total = 0.0
-        for m, (xm, present, dec, lik) in enumerate(
-            zip(self._split(X), mask.T, self.decoders, self.likelihoods, strict=True)
-        ):
-            terms = [0, 1 + m] if len(z) > 1 else [0]
-            total = total + (lik.log_prob(xm, dec(z[terms])) * present).sum(0)
-        return total
-
-    @staticmethod
-    def _sample(mu, logvar, eps=None):
-        if eps is None:
-            eps = torch.randn(mu.shape, device=mu.device)
-        return mu + eps * torch.exp(0.5 * logvar)
 
     @staticmethod
     def _pick(weights, u=None):
@@ -316,21 +349,64 @@ class MultimodalVAEModule(nn.Module):
         return below.clamp(max=len(cdf) - 1)
 
     def forward(self, X, mask):
-        """Per-row reconstruction log-likelihood and KL of the training objective."""
-        return self.elbo_terms(X, mask, unimodal=self.aggregation == "poe")
+        """Per-row terms of the training objective (see :func:`evidence_bound`)."""
+        return self.elbo_terms(
+            X,
+            mask,
+            unimodal=self.aggregation == "poe",
+            n_samples=self.n_importance_samples,
+        )
 
-    def elbo(self, X, mask, eps, u):
-        """ELBO of each row (β = 1) with the given noise.
+    def noise_shapes(self, n_samples=1):
+        """Shapes of a row's noise for :meth:`elbo`, by argument name.
 
-        ``eps`` (batch, ``n_draws``, latent) standard normal and ``u`` (batch,)
-        uniform: given per row, so that the ELBO of a row does not depend on
-        the batch it is computed in.
+        ``eps`` (shared), ``eps_own`` (each modality's private latent) and
+        ``eps_prior`` (private latents drawn from the prior), without the
+        batch axis; the private ones only with ``private_dim > 0``.
         """
-        log_likelihood, kl = self.elbo_terms(X, mask, eps=eps.transpose(0, 1), u=u)
-        return log_likelihood - kl
+        k, draws, n = n_samples, self.n_draws, len(self.widths)
+        shapes = {"eps": (k, draws, self.latent_dim)}
+        if self.private_dim:
+            shapes["eps_own"] = (k, n, self.private_dim)
+            shapes["eps_prior"] = (k, draws, n, self.private_dim)
+        return shapes
 
-    def elbo_terms(self, X, mask, unimodal=False, eps=None, u=None):
-        """Reconstruction log-likelihood and KL, one value a row each.
+    def elbo(self, X, mask, eps, u, eps_own=None, eps_prior=None):
+        """Evidence bound of each row (β = 1) with the given noise.
+
+        The noise is given per row, batch axis first, in the shapes of
+        :meth:`noise_shapes` (its first axis, the number of samples, picks
+        the ELBO for 1 and the importance-weighted bound above); ``u``
+        (batch,) is uniform. So the bound of a row does not depend on the
+        batch it is computed in.
+        """
+
+        def batch_second(noise):
+            return None if noise is None else noise.movedim(0, -2)
+
+        terms = self.elbo_terms(
+            X,
+            mask,
+            n_samples=eps.shape[1],
+            eps=batch_second(eps),
+            u=u,
+            eps_own=batch_second(eps_own),
+            eps_prior=batch_second(eps_prior),
+        )
+        return evidence_bound(terms)
+
+    def elbo_terms(
+        self,
+        X,
+        mask,
+        unimodal=False,
+        n_samples=1,
+        eps=None,
+        u=None,
+        eps_own=None,
+        eps_prior=None,
+    ):
+        """Reconstruction log-likelihood and KL terms, one value a row each.
 
         Parameters
         ----------
@@ -343,29 +419,48 @@ class MultimodalVAEModule(nn.Module):
             For ``"poe"``, add each present modality's own ELBO (which
             reconstructs that modality only) to the joint one, so that
             single-modality experts are trained too (MVAE).
-        eps : Tensor of shape (n_terms, batch, latent), default=None
-            Standard normal reparametrization noise, one draw a posterior
-            sampled: ``n_draws`` of them (``1 + n_modalities`` for
-            ``"poe"`` with ``unimodal``); None draws it from torch's
+        n_samples : int, default=1
+            Samples a posterior component: 1 for the ELBO with analytic KL
+            terms, more for the importance-weighted bound.
+        eps : Tensor of shape (n_samples, n_terms, batch, latent_dim), default=None
+            Standard normal noise of the shared latent, one draw a posterior
+            component sampled: ``n_draws`` of them (``1 + n_modalities``
+            for ``"poe"`` with ``unimodal``); None draws it from torch's
             generator.
         u : Tensor of shape (batch,), default=None
             Uniform noise that picks ``"mopoe"``'s mixture component; None
             draws it.
+        eps_own : Tensor, default=None
+            Noise of each modality's private posterior, of shape
+            (n_samples, n_modalities, batch, private_dim); None draws it.
+        eps_prior : Tensor, default=None
+            Private latents drawn from their prior (the standard normal), of
+            shape (n_samples, n_terms, n_modalities, batch, private_dim); None
+            draws them.
 
         Returns
         -------
-        log_likelihood, kl : Tensor of shape (batch,)
+        terms : tuple of Tensor
+            With one sample, the log-likelihood and KL of each row, shape
+            (batch,); with more, the log-likelihood and ``log q - log p``
+            of each sample and component ``(n_samples, n_terms, batch)`` and
+            the components' weights ``(n_terms, batch)``: see
+            :func:`evidence_bound`.
         """
         mu, logvar = self._encode(X)
-        if self.aggregation == "poe":
-            terms = self.poe_terms if unimodal else self.poe_terms[:1]
-            post_mu, post_logvar = products_of_experts(mu, logvar, mask, terms)
-            weights = (terms.to(X.dtype) @ mask.T.to(X.dtype) > 0).to(X.dtype)
-        elif self.aggregation == "moe":
-            post_mu, post_logvar, weights = mu, logvar, equal_shares(mask.T, dim=0)
-        else:
-            post_mu, post_logvar, weights = self._subset_posteriors(mu, logvar, mask)
-        kl = (weights * kl_standard_normal(post_mu, post_logvar)).sum(0)
+        post_mu, post_logvar, weights, members = self._components(
+            mu, logvar, mask, unimodal
+        )
+        # The modalities that decode a component's shared sample with their
+        # own private sample (the others draw theirs from the prior), and
+        # those it reconstructs: every present one, its members for "poe".
+        own = members.unsqueeze(1) & mask  # (component, batch, modality)
+        reconstructed = own if self.aggregation == "poe" else mask.expand_as(own)
+        kl = kl_standard_normal(post_mu, post_logvar)
+        if self.private_dim:
+            w_mu, w_logvar = mu[..., self.latent_dim :], logvar[..., self.latent_dim :]
+            kl = kl + (own * kl_standard_normal(w_mu, w_logvar).T).sum(-1)
+        kl = (weights * kl).sum(0)
         if self.aggregation == "mopoe":
             # One mixture component a row, drawn with the mixture weights.
             pick = self._pick(weights, u)
@@ -374,13 +469,65 @@ class MultimodalVAEModule(nn.Module):
                 post_mu[pick, rows][None],
                 post_logvar[pick, rows][None],
             )
-        z = self._sample(post_mu, post_logvar, eps)
-        if self.aggregation == "poe":
-            return self._poe_log_likelihood(X, mask, z), kl
-        if self.aggregation == "mopoe":
-            return self._log_likelihood(X, mask, z[0]), kl
-        log_likelihood = (weights * self._log_likelihood(X, mask, z)).sum(0)
-        return log_likelihood, kl
+            own, reconstructed = own[pick, rows][None], mask[None]
+            weights = torch.ones_like(weights[:1])
+        if eps is None:
+            eps = torch.randn((n_samples, *post_mu.shape), device=X.device)
+        z = post_mu + eps * torch.exp(0.5 * post_logvar)
+        # log q(z) - log p(z) of each sample, for the importance weights
+        log_ratio = 0.5 * (z.square() - eps.square() - post_logvar).sum(-1)
+        if self.private_dim:
+            if eps_own is None:
+                eps_own = torch.randn((n_samples, *w_mu.shape), device=X.device)
+            if eps_prior is None:
+                shape = (n_samples, len(post_mu), *w_mu.shape)
+                eps_prior = torch.randn(shape, device=X.device)
+            w_own = w_mu + eps_own * torch.exp(0.5 * w_logvar)
+            # (component, modality, batch): whose private sample is its own
+            own = own.transpose(1, 2)
+            ratio = 0.5 * (w_own.square() - eps_own.square() - w_logvar).sum(-1)
+            log_ratio = log_ratio + (own * ratio.unsqueeze(1)).sum(2)
+            # (sample, component, modality, batch, private_dim)
+            w = torch.where(own.unsqueeze(-1), w_own.unsqueeze(1), eps_prior)
+        log_likelihood = 0.0
+        for m, (xm, lik) in enumerate(
+            zip(self._split(X), self.likelihoods, strict=True)
+        ):
+            output = self._decoded(m, z, w[:, :, m] if self.private_dim else None)
+            log_likelihood = (
+                log_likelihood + lik.log_prob(xm, output) * (reconstructed[..., m])
+            )
+        if n_samples > 1:
+            return log_likelihood, log_ratio, weights
+        return (weights * log_likelihood[0]).sum(0), kl
+
+
+def evidence_bound(terms, kl_factor=1.0):
+    """Evidence lower bound of each row from the module's terms.
+
+    Parameters
+    ----------
+    terms : tuple of Tensor
+        ``(log_likelihood, kl)`` of each row: the ELBO
+        ``log_likelihood - kl_factor * kl``; or ``(log_likelihood,
+        log_ratio, weights)`` of each sample, component and row with the
+        components' weights: the importance-weighted bound of each
+        component, ``log mean_k exp(log_likelihood_k - kl_factor *
+        log_ratio_k)``, weighted by ``weights`` and summed.
+    kl_factor : float, default=1.0
+        Weight of the KL term (``beta``; 1 for a bound of the evidence).
+
+    Returns
+    -------
+    bound : Tensor of shape (batch,)
+    """
+    if len(terms) == 2:
+        log_likelihood, kl = terms
+        return log_likelihood - kl_factor * kl
+    log_likelihood, log_ratio, weights = terms
+    log_weights = log_likelihood - kl_factor * log_ratio
+    bound = torch.logsumexp(log_weights, 0) - math.log(len(log_weights))
+    return (weights * bound).sum(0)
 
 
 class NegativeELBO(nn.Module):
@@ -403,9 +550,8 @@ class NegativeELBO(nn.Module):
         self.kl_weight = 1.0
 
     def forward(self, terms):
-        """Loss of each row, from the ``(log_likelihood, kl)`` of the module."""
-        log_likelihood, kl = terms
-        return -(log_likelihood - self.beta * self.kl_weight * kl)
+        """Loss of each row, from the module's terms (see :func:`evidence_bound`)."""
+        return -evidence_bound(terms, self.beta * self.kl_weight)
 
 
 def _default_mlp(hidden, dropout):

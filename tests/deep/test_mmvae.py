@@ -28,6 +28,7 @@ from mmfuse.deep._vae_module import (
 AGGREGATIONS = ["poe", "moe", "mopoe"]
 WIDTHS = [5, 4, 3]
 TINY = {"latent_dim": 2, "hidden": (8,), "max_epochs": 2, "random_state": 0}
+PLUS = {**TINY, "aggregation": "moe", "private_dim": 3}  # MMVAE+
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +146,7 @@ def test_missing_modality_values_do_not_affect_the_elbo(aggregation):
     X_other[~mask[:, 1], 5:9] = -7.0
     X_other[~mask[:, 2], 9:] = 3.0
     generator = torch.Generator().manual_seed(1)
-    eps = torch.randn(module.n_draws, 6, 2, generator=generator)
+    eps = torch.randn(1, module.n_draws, 6, 2, generator=generator)
     u = torch.rand(6, generator=generator)
     terms = [module.elbo_terms(x, mask, eps=eps, u=u) for x in (X, X_other)]
     for a, b in zip(*terms, strict=True):
@@ -505,9 +506,10 @@ def test_early_stopping_and_checkpoint(data, tmp_path):
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_matches_shapes(data):
+@pytest.mark.parametrize("params", [TINY, {**PLUS, "n_importance_samples": 2}])
+def test_cuda_matches_shapes(data, params):
     X, _ = data
-    vae = MultimodalVAE(blocks=WIDTHS, device="cuda", **TINY).fit(with_missing(X))
+    vae = MultimodalVAE(blocks=WIDTHS, device="cuda", **params).fit(with_missing(X))
     assert np.isfinite(vae.transform(with_missing(X))).all()
     assert np.isfinite(vae.score(X))
 
@@ -546,3 +548,176 @@ def test_adam_is_fused_unless_set_otherwise(optimizer, params, fused, data):
     vae = MultimodalVAE(blocks=WIDTHS, optimizer=optimizer, **TINY)
     vae.set_params(**params).fit(X)
     assert vae.optimizer_.defaults.get("fused") is fused
+
+
+# ------------------------------------------- private latents (MMVAE+), IWAE
+@pytest.fixture(scope="module", params=AGGREGATIONS)
+def fitted_private(request, data):
+    X, _ = data
+    params = {**PLUS, "aggregation": request.param, "n_importance_samples": 2}
+    return MultimodalVAE(blocks=WIDTHS, **params).fit(with_missing(X))
+
+
+def test_private_latents_shapes_and_outputs(fitted_private, data):
+    X_missing = with_missing(data[0])
+    module = fitted_private.module_
+    # encoders give the shared and private means and log variances
+    assert module.encoders(torch.zeros(2, 12)).shape == (3, 2, 2 * (2 + 3))
+    assert module.decoders[0](torch.zeros(1, 2 + 3)).shape == (1, 5)
+    Z = fitted_private.transform(X_missing)
+    assert Z.shape == (120, 2)
+    full = pickle.loads(pickle.dumps(fitted_private)).set_params(output="all")
+    Z_all = full.transform(X_missing)
+    assert Z_all.shape == (120, 2 + 3 * 3)
+    np.testing.assert_allclose(Z_all[:, :2], Z)
+    # a missing modality's private part is its prior mean; a present one's not
+    np.testing.assert_array_equal(Z_all[:10, 2:5], 0.0)
+    np.testing.assert_array_equal(Z_all[10:20, 8:], 0.0)
+    assert (Z_all[30:, 2:] != 0).all()
+    assert list(full.get_feature_names_out()) == [
+        f"multimodalvae{i}" for i in range(11)
+    ]
+    for out in (
+        full.inverse_transform(Z_all),
+        fitted_private.inverse_transform(Z),
+        fitted_private.impute(X_missing),
+        fitted_private.reconstruct(X_missing, given=["block1"]),
+        fitted_private.sample(4, random_state=0),
+    ):
+        assert out.shape == (len(out), 12) and np.isfinite(out).all()
+    # with output="shared", inverse_transform decodes private parts at 0
+    padded = np.hstack([Z, np.zeros((120, 9))])
+    np.testing.assert_allclose(
+        fitted_private.inverse_transform(Z), full.inverse_transform(padded)
+    )
+    with pytest.raises(ValueError, match=r"Z has 2 columns but transform gives 11"):
+        full.inverse_transform(Z)
+
+
+def test_reconstruct_uses_given_private_parts_only(fitted_private, data):
+    X = data[0]
+    # generating from block 0: the others' private parts are their prior mean
+    only_first = X.copy()
+    only_first[:, 5:] = np.nan
+    np.testing.assert_allclose(
+        fitted_private.reconstruct(X, given=["block0"]),
+        fitted_private.reconstruct(only_first),
+    )
+
+
+def _private_module(aggregation, seed=0):
+    torch.manual_seed(seed)
+    return MultimodalVAEModule(
+        [[0, 1], [2, 3, 4], [5]],
+        latent_dim=2,
+        hidden=(4,),
+        aggregation=aggregation,
+        private_dim=2,
+    )
+
+
+def test_moe_private_objective_by_hand():
+    """MMVAE+'s ELBO: each expert's z decodes its own x with its own w, the
+    other modalities with w drawn from the prior; KL of z and of its own w."""
+    module = _private_module("moe")
+    X = torch.randn(3, 6)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 0]], dtype=torch.bool)
+    gen = torch.Generator().manual_seed(1)
+    eps = torch.randn(1, 3, 3, 2, generator=gen)
+    eps_own = torch.randn(1, 3, 3, 2, generator=gen)
+    eps_prior = torch.randn(1, 3, 3, 3, 2, generator=gen)
+    ll, kl = module.elbo_terms(X, mask, eps=eps, eps_own=eps_own, eps_prior=eps_prior)
+    blocks = [[0, 1], [2, 3, 4], [5]]
+    with torch.no_grad():
+        mu, logvar = module._encode(X)
+        expected_ll, expected_kl = torch.zeros(3), torch.zeros(3)
+        for row in range(3):
+            present = [m for m in range(3) if mask[row, m]]
+            for e in present:  # expert e, sampled
+                std = torch.exp(0.5 * logvar[e, row])
+                z = mu[e, row, :2] + eps[0, e, row] * std[:2]
+                w_own = mu[e, row, 2:] + eps_own[0, e, row] * std[2:]
+                for m in present:
+                    w = w_own if m == e else eps_prior[0, e, m, row]
+                    out = module.decoders[m](torch.cat([z, w]))
+                    scale = torch.exp(module.likelihoods[m].log_scale.clamp(min=-4.6))
+                    value = D.Normal(out, scale).log_prob(X[row, blocks[m]]).sum()
+                    expected_ll[row] += value / len(present)
+                q = D.Normal(mu[e, row], std)
+                kl_e = D.kl_divergence(q, D.Normal(0.0, 1.0)).sum()
+                expected_kl[row] += kl_e / len(present)
+    torch.testing.assert_close(ll, expected_ll, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(kl, expected_kl)
+
+
+@pytest.mark.parametrize("aggregation", AGGREGATIONS)
+def test_importance_weighted_bound_by_hand(aggregation):
+    """K samples: log mean exp of log p(x, z, w) - log q(z, w), the prior's own
+    draws (cross-modal private latents) cancelling in the ratio."""
+    module = _private_module(aggregation)
+    X = torch.randn(4, 6)
+    mask = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 0], [1, 1, 0]], dtype=torch.bool)
+    gen = torch.Generator().manual_seed(2)
+    shapes = module.noise_shapes(5)
+    noise = {n: torch.randn(4, *s, generator=gen) for n, s in shapes.items()}
+    u = torch.rand(4, generator=gen)
+    bound = module.elbo(X, mask, u=u, **noise)
+    # the same bound from the terms of one sample at a time
+    terms = []
+    for k in range(5):
+        one = {n: v[:, k : k + 1].movedim(0, -2) for n, v in noise.items()}
+        ll, log_ratio, weights = module.elbo_terms(
+            X, mask, n_samples=2, **{n: torch.cat([v, v]) for n, v in one.items()}, u=u
+        )
+        terms.append((ll[0] - log_ratio[0], weights))
+    log_w = torch.stack([t[0] for t in terms])
+    expected = (terms[0][1] * (torch.logsumexp(log_w, 0) - math.log(5))).sum(0)
+    torch.testing.assert_close(bound, expected)
+
+
+def test_importance_weighted_score_tightens_with_k(fitted_private, data):
+    X = data[0]
+    scores = [fitted_private.score(X, n_importance_samples=k) for k in (1, 8, 64)]
+    assert scores[0] < scores[1] < scores[2]
+    assert fitted_private.score(X) == fitted_private.score(X, n_importance_samples=2)
+    assert fitted_private.score(X, n_importance_samples=8) == scores[1]
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match=rf"n_importance_samples={bad!r} must"):
+            fitted_private.score(X, n_importance_samples=bad)
+
+
+def test_private_dim_zero_and_one_sample_is_the_model_of_before(data):
+    X = with_missing(data[0])
+    plain = MultimodalVAE(blocks=WIDTHS, **TINY).fit(X)
+    same = MultimodalVAE(
+        blocks=WIDTHS, private_dim=0, n_importance_samples=1, output="all", **TINY
+    ).fit(X)
+    np.testing.assert_array_equal(plain.transform(X), same.transform(X))
+    assert plain.score(X) == same.score(X)
+
+
+def test_importance_weighted_training(data):
+    X = data[0]
+    vae = MultimodalVAE(
+        blocks=WIDTHS, **{**PLUS, "n_importance_samples": 4, "max_epochs": 30}
+    ).set_params(lr=3e-3, batch_size=32, hidden=(32,))
+    vae.fit(X)
+    losses = vae.history_[:, "train_loss"]
+    assert losses[-1] < losses[0]
+    # trained on the bound with K=4, it scores better on it than on the ELBO
+    assert vae.score(X) > vae.score(X, n_importance_samples=1)
+
+
+def test_private_estimator_conventions(fitted_private, data):
+    X = data[0]
+    restored = pickle.loads(pickle.dumps(fitted_private))
+    np.testing.assert_array_equal(restored.transform(X), fitted_private.transform(X))
+    assert clone(fitted_private).get_params()["private_dim"] == 3
+    search = GridSearchCV(
+        MultimodalVAE(blocks=WIDTHS, **PLUS), {"private_dim": [0, 2]}, cv=2
+    ).fit(X)
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+    with pytest.raises(ValueError, match=r"'private_dim' parameter .* Got -1"):
+        MultimodalVAE(blocks=WIDTHS, private_dim=-1).fit(X)
+    with pytest.raises(ValueError, match=r"'output' parameter .* Got 'private'"):
+        MultimodalVAE(blocks=WIDTHS, output="private").fit(X)
