@@ -19,6 +19,8 @@ block-diagonal) with the shared core (:mod:`mmfuse.cca._base`):
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
+from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_is_fitted
 
 from mmfuse._blocks import (
@@ -65,7 +67,7 @@ class _MultisetCCA(_BaseCCA):
         regularization=0.0,
         output="concat",
         solver="auto",
-        dtype=np.float64,
+        dtype=None,
         tol=0.0,
         random_state=None,
     ):
@@ -89,7 +91,8 @@ class _MultisetCCA(_BaseCCA):
             X,
             accept_sparse=("csr", "csc"),
             dtype=dtype,
-            ensure_all_finite="allow-nan",
+            # Infinity is looked for with the statistics (_statistics_of).
+            ensure_all_finite=False,
             ensure_min_samples=2,
             reset=reset,
         )
@@ -99,19 +102,37 @@ class _MultisetCCA(_BaseCCA):
         self._view_regularization = self._regularization()
         return X
 
-    def _scatter_of(self, X, weights):
-        """Centred statistics of the blocks' columns; NaN means a bad row.
+    def _statistics_of(self, X, sample_weight):
+        """Centred statistics of the blocks' columns of the weighted rows.
 
-        Overflow is not warned about here: the solve reports it, naming the
-        modality.
+        Every value of ``X`` is checked, for infinity (scikit-learn's
+        check and message) and for NaN outside whole missing modalities
+        (:func:`~mmfuse._blocks.check_complete`). When the statistics read
+        every value (dense ``X``, every column in a block, no row of weight
+        0), a bad value shows in them, so the checks run only then: ``fit``
+        reads ``X`` once. Overflow is not warned about here: the solve
+        reports it, naming the modality.
         """
+        rows, weights, kept = self._weighted_rows(X, sample_weight)
+        columns = np.concatenate(self.blocks_)
+        if kept is not None or sp.issparse(X) or columns.size < X.shape[1]:
+            self._check_finite(X)
         with np.errstate(over="ignore", invalid="ignore"):
-            statistics = scatter_of(
-                X, np.concatenate(self.blocks_), dtype=X.dtype, weights=weights
+            statistics = scatter_of(rows, columns, dtype=X.dtype, weights=weights)
+        if not (
+            np.isfinite(statistics.mean).all()
+            and np.isfinite(np.diag(statistics.scatter)).all()
+        ):
+            self._check_finite(X)
+            check_complete(
+                rows, self.blocks_, self.modality_names_, type(self).__name__
             )
-        if not np.isfinite(statistics.mean).all():
-            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
         return statistics
+
+    def _check_finite(self, X):
+        assert_all_finite(
+            X, allow_nan=True, estimator_name=type(self).__name__, input_name="X"
+        )
 
     def _check_width(self):
         widths = [len(block) for block in self.blocks_]
@@ -158,8 +179,7 @@ class _MultisetCCA(_BaseCCA):
             The fitted estimator.
         """
         X = self._validate(X, reset=True)
-        X, weights, _ = self._weighted_rows(X, sample_weight)
-        self._set_statistics(X, self._scatter_of(X, weights))
+        self._set_statistics(X, self._statistics_of(X, sample_weight))
         self._solved()
         return self
 
@@ -192,8 +212,7 @@ class _MultisetCCA(_BaseCCA):
         """
         first = not hasattr(self, "_statistics")
         X = self._validate(X, reset=first)
-        X, weights, _ = self._weighted_rows(X, sample_weight)
-        statistics = self._scatter_of(X, weights)
+        statistics = self._statistics_of(X, sample_weight)
         if not first:
             statistics = self._statistics.merge(statistics)
         self._set_statistics(X, statistics)
@@ -269,23 +288,17 @@ class _MultisetCCA(_BaseCCA):
             self._raise_singular(
                 exc.block, "it is rank-deficient (constant or duplicate columns)"
             )
-        variances = np.array(
-            [
-                np.einsum("ik,ij,jk->k", W, C[view, view], W)
-                for W, view in zip(weights, views, strict=True)
-            ]
-        )
-        scale = unit_variance_signs(variances, weights)
-        weights = [W * s for W, s in zip(weights, scale, strict=True)]
+        # cross[v, w, j]: covariance of the variates j of views v and w.
+        products = [C[:, view] @ W for W, view in zip(weights, views, strict=True)]
         cross = np.array(
             [
-                [
-                    np.einsum("ik,ij,jk->k", W_v, C[v, w], W_w)
-                    for W_w, w in zip(weights, views, strict=True)
-                ]
+                [np.einsum("ik,ik->k", W_v, T[v]) for T in products]
                 for W_v, v in zip(weights, views, strict=True)
             ]
         )
+        scale = unit_variance_signs(np.einsum("vvk->vk", cross), weights)
+        weights = [W * s for W, s in zip(weights, scale, strict=True)]
+        cross *= scale[:, None, :] * scale[None, :, :]
         return {
             "weights": weights,
             "eigenvalues": eigenvalues,
@@ -397,10 +410,15 @@ class MCCA(_MultisetCCA):
         when the total width is large and ``n_components`` small. ``"auto"``
         takes the iterative solver when the total width exceeds 5000 and
         ``n_components`` is at most a tenth of it.
-    dtype : {np.float64, np.float32} or None, default=np.float64
+    dtype : {np.float64, np.float32} or None, default=None
         Precision of the computation, the weights and the output. ``None``
-        keeps float32 input in float32 (end to end) and computes anything
-        else in float64. The statistics are always accumulated in float64.
+        keeps float32 input in float32 end to end (as scikit-learn's
+        :class:`~sklearn.decomposition.PCA` does; about half the time and
+        memory of float64) and computes anything else in float64. Either
+        way the statistics are accumulated safely: each row is shifted by a
+        mean before its cross-products are formed, and float32 products are
+        summed in float32 over a few thousand rows at most, in float64
+        beyond. Pass ``np.float64`` to compute float32 input in float64.
     tol : float, default=0.0
         Relative accuracy of the iterative solver (0: machine precision).
     random_state : int, RandomState instance or None, default=None
@@ -523,10 +541,15 @@ class GCCA(_MultisetCCA):
         when the total width is large and ``n_components`` small. ``"auto"``
         takes the iterative solver when the total width exceeds 5000 and
         ``n_components`` is at most a tenth of it.
-    dtype : {np.float64, np.float32} or None, default=np.float64
+    dtype : {np.float64, np.float32} or None, default=None
         Precision of the computation, the weights and the output. ``None``
-        keeps float32 input in float32 (end to end) and computes anything
-        else in float64. The statistics are always accumulated in float64.
+        keeps float32 input in float32 end to end (as scikit-learn's
+        :class:`~sklearn.decomposition.PCA` does; about half the time and
+        memory of float64) and computes anything else in float64. Either
+        way the statistics are accumulated safely: each row is shifted by a
+        mean before its cross-products are formed, and float32 products are
+        summed in float32 over a few thousand rows at most, in float64
+        beyond. Pass ``np.float64`` to compute float32 input in float64.
     tol : float, default=0.0
         Relative accuracy of the iterative solver (0: machine precision).
     random_state : int, RandomState instance or None, default=None

@@ -50,7 +50,7 @@ def test_chunks_and_merges_equal_one_pass(monkeypatch):
     X, weights = _data(n=3000)
     columns = np.arange(X.shape[1])
     whole = scatter_of(X, columns, weights=weights)
-    monkeypatch.setattr(_statistics, "_CHUNK_VALUES", 1)  # chunks of 1024 rows
+    monkeypatch.setattr(_statistics, "_CACHE_VALUES", 1)  # pieces of 512 rows
     _assert_equal(scatter_of(X, columns, weights=weights), whole)
     parts = [
         scatter_of(X[rows], columns, weights=weights[rows])
