@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from scipy.linalg.blas import get_blas_funcs
+from scipy.linalg.blas import dsyr, get_blas_funcs
 
 __all__ = ["Scatter", "scatter_of", "scatter_of_chunks"]
 
@@ -30,6 +30,8 @@ _CACHE_VALUES = 2**18
 _MIN_ROWS = 512
 # float32 products are summed in float32 over this many rows at most.
 _FLUSH_ROWS = 4096
+# Columns mirrored at a time when the scatter is made symmetric.
+_MIRROR_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -149,11 +151,21 @@ class _ShiftedProducts:
     def statistics(self) -> "Scatter":
         """Return the statistics; the mean is the shift plus a float64 offset."""
         self._flush()
-        scatter = np.triu(self.products)
-        scatter += np.triu(scatter, 1).T
         offset = self.sums / self.total
-        scatter -= self.total * np.outer(offset, offset)
-        return Scatter(self.n_rows, float(self.total), self.shift + offset, scatter)
+        # The correction W (μ − s)(μ − s)ᵀ, on the upper triangle in place;
+        # the lower one is still zero, so adding the transpose fills it.
+        scatter = dsyr(-self.total, offset, a=self.products, overwrite_a=1)
+        # Mirror the upper triangle into the lower one, a block of columns at
+        # a time (cache-friendly, no temporary of the whole matrix).
+        width = scatter.shape[0]
+        for start in range(0, width, _MIRROR_BLOCK):
+            stop = min(start + _MIRROR_BLOCK, width)
+            scatter[start:stop, :start] = scatter[:start, start:stop].T
+            diagonal = scatter[start:stop, start:stop]
+            diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+        # Symmetric and Fortran-ordered: its transpose is the same matrix,
+        # C-ordered.
+        return Scatter(self.n_rows, float(self.total), self.shift + offset, scatter.T)
 
 
 def scatter_of_chunks(
