@@ -509,7 +509,30 @@ class MCCA(_MultisetCCA):
     """
 
     def _eigenpairs(self, C, D, X=None, sample_weight=None):
-        return self._solve_top(sumcor_matrix(C, D), D)
+        width = C.shape[0]
+        if choose_solver(self.solver, self.n_components, width) == "iterative":
+            return self._solve_top(sumcor_matrix(C, D), D)
+        # Dense: whitened, SUMCOR's matrix has identity diagonal blocks and
+        # off-diagonal blocks L_v⁻¹ C_vw L_w⁻ᵀ, so only the blocks above the
+        # diagonal are whitened (a third of the work of whitening all of A).
+        factors = block_cholesky(D)
+        views = self._slices()
+        M = np.zeros_like(C)
+        for v, (view, L) in enumerate(zip(views, factors, strict=True)):
+            M[view, view] = np.eye(L.shape[0], dtype=M.dtype)
+            for other, L_other in zip(views[v + 1 :], factors[v + 1 :], strict=True):
+                half = sla.solve_triangular(L, C[view, other], lower=True)
+                block = sla.solve_triangular(L_other, half.T, lower=True)
+                M[other, view] = block
+                M[view, other] = block.T
+        eigenvalues, U = eigh_top(M, self.n_components)
+        weights = [
+            sla.solve_triangular(
+                L, U[view], lower=True, trans="T", check_finite=False
+            ).astype(C.dtype, copy=False)
+            for view, L in zip(views, factors, strict=True)
+        ]
+        return np.asarray(eigenvalues, dtype=np.float64), weights
 
 
 class GCCA(_MultisetCCA):
