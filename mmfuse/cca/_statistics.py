@@ -18,13 +18,20 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from scipy.linalg.blas import dsyr, get_blas_funcs
 
 __all__ = ["Scatter", "scatter_of", "scatter_of_chunks"]
 
-# Rows per chunk of an array's scatter: about 2**21 values (16 MiB in
-# float64) but at least 1024 rows, so that each BLAS call stays efficient
-# and the memory above the input small.
-_CHUNK_VALUES = 2**21
+# Rows per piece of the shifted products: about 2**18 values (2 MiB in
+# float64), so that a piece shifted into its buffer is still in cache when
+# syrk reads it, but at least 512 rows, so that each syrk call stays
+# efficient. An array's columns are gathered in pieces of the same size.
+_CACHE_VALUES = 2**18
+_MIN_ROWS = 512
+# float32 products are summed in float32 over this many rows at most.
+_FLUSH_ROWS = 4096
+# Columns mirrored at a time when the scatter is made symmetric.
+_MIRROR_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -81,17 +88,98 @@ class Scatter:
         return self.scatter / (self.weight_sum - 1)
 
 
+class _ShiftedProducts:
+    """``Σ w (x − s)(x − s)ᵀ`` and ``Σ w (x − s)`` of rows added piece by piece.
+
+    Each piece of rows is shifted by ``s`` (and scaled by ``√w``) into one
+    buffer small enough to stay in cache, where one BLAS ``syrk`` (upper
+    triangle only) adds its products and one ``gemv`` its sums: one pass
+    over the rows. With ``s = 0`` and no weights the rows themselves are
+    read, no buffer. float64 products go straight into the float64 sums;
+    float32 products into a float32 partial sum, added to the float64 sums
+    every ``_FLUSH_ROWS`` rows (so float32 sums run over few rows, as in a
+    chunked matrix product).
+    """
+
+    def __init__(self, shift: NDArray, dtype):
+        width = shift.shape[0]
+        self.dtype = np.dtype(dtype)
+        self.shift = shift.astype(dtype)
+        self.raw = not self.shift.any()
+        self.step = max(_MIN_ROWS, _CACHE_VALUES // width)
+        self.buffer = np.empty((self.step, width), dtype)
+        self.ones = np.ones(self.step, dtype)
+        self.products = np.zeros((width, width), order="F")
+        self.partial = (
+            self.products
+            if self.dtype == np.float64
+            else np.zeros_like(self.products, dtype=dtype, order="F")
+        )
+        self.syrk = get_blas_funcs("syrk", dtype=self.dtype)
+        self.sums = np.zeros(width)
+        self.n_rows, self.total, self.pending = 0, 0.0, 0
+
+    def add(self, rows: NDArray, weights: NDArray | None) -> None:
+        self.n_rows += rows.shape[0]
+        self.total += rows.shape[0] if weights is None else float(weights.sum())
+        for start in range(0, rows.shape[0], self.step):
+            piece = rows[start : start + self.step]
+            m = piece.shape[0]
+            scale = self.ones[:m]
+            if weights is not None:
+                scale = np.sqrt(weights[start : start + m]).astype(self.dtype)
+            if not (self.raw and weights is None and piece.flags.c_contiguous):
+                piece = np.subtract(piece, self.shift, out=self.buffer[:m])
+                if weights is not None:
+                    piece *= scale[:, None]
+            # piece.T is Fortran-ordered: syrk reads it without a copy and
+            # adds its products to the Fortran-ordered partial sum in place.
+            self.partial = self.syrk(
+                1.0, piece.T, beta=1.0, c=self.partial, overwrite_c=1
+            )
+            self.sums += scale @ piece
+            self.pending += m
+            if self.pending >= _FLUSH_ROWS:
+                self._flush()
+
+    def _flush(self) -> None:
+        if self.partial is not self.products:
+            self.products += self.partial
+            self.partial[...] = 0
+        self.pending = 0
+
+    def statistics(self) -> "Scatter":
+        """Return the statistics; the mean is the shift plus a float64 offset."""
+        self._flush()
+        offset = self.sums / self.total
+        # The correction W (μ − s)(μ − s)ᵀ, on the upper triangle in place;
+        # the lower one is still zero, so adding the transpose fills it.
+        scatter = dsyr(-self.total, offset, a=self.products, overwrite_a=1)
+        # Mirror the upper triangle into the lower one, a block of columns at
+        # a time (cache-friendly, no temporary of the whole matrix).
+        width = scatter.shape[0]
+        for start in range(0, width, _MIRROR_BLOCK):
+            stop = min(start + _MIRROR_BLOCK, width)
+            scatter[start:stop, :start] = scatter[:start, start:stop].T
+            diagonal = scatter[start:stop, start:stop]
+            diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
+        # Symmetric and Fortran-ordered: its transpose is the same matrix,
+        # C-ordered.
+        return Scatter(self.n_rows, float(self.total), self.shift + offset, scatter.T)
+
+
 def scatter_of_chunks(
     chunks: Iterable[tuple[NDArray, NDArray | None]], *, dtype=np.float64
 ) -> Scatter:
     """Statistics of dense rows given chunk by chunk, in one pass.
 
-    Each chunk is shifted by the first chunk's mean ``s`` before its
+    Each row is shifted by the mean ``s`` of the first rows before its
     cross-products are summed:
     ``S = Σ w (x − s)(x − s)ᵀ − W (μ − s)(μ − s)ᵀ``. With ``s`` close to
     ``μ`` the correction is tiny, so this is as accurate as two passes
     (Chan, Golub and LeVeque 1983, "shifted data"), even when a column's
-    mean dwarfs its spread.
+    mean dwarfs its spread. The rows are read once: each piece of them is
+    shifted into a buffer that stays in cache and summed there by BLAS.
 
     Parameters
     ----------
@@ -99,33 +187,45 @@ def scatter_of_chunks(
         Rows, and their positive weights (None: every row weighs 1; give
         weights for all chunks or for none), at least one chunk.
     dtype : {np.float64, np.float32}, default=np.float64
-        Precision of the products; sums are accumulated in float64.
+        Precision of the products; sums over more than a few thousand rows
+        are accumulated in float64.
 
     Returns
     -------
     statistics : Scatter
         The mean is float64 (the shift in ``dtype`` plus a float64 offset).
     """
-    shift = None
+    products = None
     for chunk, weights in chunks:
-        if shift is None:
-            shift = chunk.mean(axis=0, dtype=np.float64).astype(dtype)
-            n_rows, total = 0, 0.0
-            sums = np.zeros(chunk.shape[1])
-            scatter = np.zeros((chunk.shape[1], chunk.shape[1]))
-        shifted = np.subtract(chunk, shift, dtype=dtype)
-        n_rows += chunk.shape[0]
-        if weights is None:
-            total += chunk.shape[0]
-            sums += shifted.sum(axis=0, dtype=np.float64)
-            scatter += shifted.T @ shifted
-            continue
-        total += weights.sum()
-        sums += weights @ shifted
-        scatter += (shifted * weights[:, None].astype(dtype)).T @ shifted
-    offset = sums / total
-    scatter -= total * np.outer(offset, offset)
-    return Scatter(n_rows, float(total), shift + offset, scatter)
+        if products is None:
+            shift = chunk[:_MIN_ROWS].mean(axis=0, dtype=np.float64)
+            products = _ShiftedProducts(shift, dtype)
+        products.add(chunk, weights)
+    return products.statistics()
+
+
+def _unshifted(X: NDArray, dtype, weights: NDArray | None) -> Scatter | None:
+    """Statistics of all of ``X`` without a shift, when that is accurate.
+
+    Columns whose mean is within their spread (standardized data) need no
+    shift: the cancellation in ``XᵀX − W μμᵀ`` then costs at most a factor
+    ``1 + μ²/σ² ≤ 2`` in relative accuracy, and the products read the rows
+    of ``X`` in place, with no pass that writes shifted copies. Tried when
+    the first rows' means are within half their spread; None (the shifted
+    pass is needed) when the first rows or all rows say otherwise.
+    """
+    if weights is not None or not X.flags.c_contiguous:
+        return None
+    first = X[:_MIN_ROWS]
+    mean = first.mean(axis=0, dtype=np.float64)
+    if np.any(4 * mean**2 > first.var(axis=0, dtype=np.float64)):
+        return None
+    products = _ShiftedProducts(np.zeros(X.shape[1]), dtype)
+    products.add(X, None)
+    statistics = products.statistics()
+    if np.any(statistics.weight_sum * statistics.mean**2 > np.diag(statistics.scatter)):
+        return None
+    return statistics
 
 
 def scatter_of(X, columns: NDArray, *, dtype=np.float64, weights=None) -> Scatter:
@@ -160,11 +260,15 @@ def scatter_of(X, columns: NDArray, *, dtype=np.float64, weights=None) -> Scatte
         scatter = (sub.T @ weighted).toarray()
         scatter -= total * np.outer(mean, mean)
         return Scatter(n, total, mean, scatter)
-    whole = np.array_equal(columns, np.arange(X.shape[1]))
-    step = max(1024, _CHUNK_VALUES // len(columns))
+    if np.array_equal(columns, np.arange(X.shape[1])):
+        statistics = _unshifted(X, dtype, weights)
+        if statistics is None:
+            statistics = scatter_of_chunks([(X, weights)], dtype=dtype)
+        return statistics
+    step = max(_MIN_ROWS, _CACHE_VALUES // len(columns))
     chunks = (
         (
-            X[start : start + step] if whole else X[start : start + step, columns],
+            X[start : start + step, columns],
             None if weights is None else weights[start : start + step],
         )
         for start in range(0, n, step)

@@ -474,3 +474,89 @@ def test_sample_weight_errors():
         MCCA(2, blocks=dims).fit(X, sample_weight=np.r_[-1.0, np.ones(49)])
     with pytest.raises(ValueError, match=r"sample_weight.shape == \(49,\), expected"):
         GCCA(2, blocks=dims).fit(X, sample_weight=np.ones(49))
+
+
+@pytest.mark.parametrize("where", ["in a block", "outside the blocks", "weight 0"])
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_infinity_is_refused_wherever_it_is(Estimator, where):
+    # fit looks for infinity in the statistics when they read every value,
+    # and checks X first when they do not: the message is scikit-learn's.
+    X, dims = _data(n=50)
+    weights = np.ones(len(X))
+    blocks = dims
+    if where == "outside the blocks":
+        X = np.hstack([X, np.zeros((len(X), 1))])
+        X[3, -1] = np.inf
+    else:
+        X[3, 7] = -np.inf
+    if where == "weight 0":
+        weights[3] = 0
+    with pytest.raises(ValueError, match=r"Input X contains infinity"):
+        Estimator(2, blocks=blocks).fit(X, sample_weight=weights)
+    with pytest.raises(ValueError, match=r"Input X contains infinity"):
+        Estimator(2, blocks=blocks).partial_fit(X, sample_weight=weights)
+
+
+def _count_dual(monkeypatch):
+    calls = []
+    solve_dual = GCCA._solve_dual
+
+    def counted(self, *args):
+        calls.append(args[0].shape[0])
+        return solve_dual(self, *args)
+
+    monkeypatch.setattr(GCCA, "_solve_dual", counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fmt", ["dense", "csr"])
+@pytest.mark.parametrize(
+    "regularization, weighted",
+    [(0.1, False), ([0.3, 0.05, 1.0], True), ([0.2, 0.0, 0.5], True)],
+)
+def test_gcca_dual_equals_primal(monkeypatch, regularization, weighted, fmt, dtype):
+    """With fewer rows than columns, fit solves the n x n dual: same model."""
+    X, dims = _data(n=40, dims=(30, 12, 25))
+    X = (X + 3.0).astype(dtype)
+    weights = None
+    if weighted:
+        weights = np.random.RandomState(1).randint(0, 4, len(X)).astype(float)
+    data = sp.csr_array(X) if fmt == "csr" else X
+    calls = _count_dual(monkeypatch)
+    params = dict(blocks=dims, regularization=regularization)
+    dual = GCCA(4, **params).fit(data, sample_weight=weights)
+    primal = GCCA(4, **params).partial_fit(data, sample_weight=weights)
+    primal_weights = primal.weights_  # solved now, from the statistics
+    # The dual ran once, in fit, on the rows of positive weight.
+    kept = len(X) if weights is None else int(np.count_nonzero(weights))
+    assert calls == [kept]
+    rtol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(dual.eigenvalues_, primal.eigenvalues_, rtol=rtol)
+    np.testing.assert_allclose(
+        dual.canonical_correlations_, primal.canonical_correlations_, rtol=rtol
+    )
+    for a, b in zip(dual.weights_, primal_weights, strict=True):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=rtol, atol=rtol * np.abs(b).max())
+    Y_dual, Y_primal = dual.transform(X), primal.transform(X)
+    np.testing.assert_allclose(Y_dual, Y_primal, atol=rtol * np.abs(Y_primal).max())
+
+
+def test_gcca_dual_is_maxvar(monkeypatch):
+    """The dual's eigenvalues are those of Σ_v X_v D_v⁻¹ X_vᵀ / (n − 1)."""
+    X, dims = _data(n=30, dims=(20, 25, 15))
+    r = [0.3, 0.1, 0.6]
+    calls = _count_dual(monkeypatch)
+    gcca = GCCA(3, blocks=dims, regularization=r).fit(X)
+    assert calls == [30]
+    projections = np.zeros((30, 30))
+    start = 0
+    for d, r_v in zip(dims, r, strict=True):
+        Xv = X[:, start : start + d] - X[:, start : start + d].mean(axis=0)
+        C_vv = Xv.T @ Xv / 29
+        D_v = (1 - r_v) * C_vv + r_v * np.trace(C_vv) / d * np.eye(d)
+        projections += Xv @ np.linalg.solve(D_v, Xv.T) / 29
+        start += d
+    expected = np.linalg.eigvalsh(projections)[::-1][:3]
+    np.testing.assert_allclose(gcca.eigenvalues_, expected, rtol=1e-10)

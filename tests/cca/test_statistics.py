@@ -50,7 +50,7 @@ def test_chunks_and_merges_equal_one_pass(monkeypatch):
     X, weights = _data(n=3000)
     columns = np.arange(X.shape[1])
     whole = scatter_of(X, columns, weights=weights)
-    monkeypatch.setattr(_statistics, "_CHUNK_VALUES", 1)  # chunks of 1024 rows
+    monkeypatch.setattr(_statistics, "_CACHE_VALUES", 1)  # pieces of 512 rows
     _assert_equal(scatter_of(X, columns, weights=weights), whole)
     parts = [
         scatter_of(X[rows], columns, weights=weights[rows])
@@ -101,3 +101,38 @@ def test_merge_is_exact_for_two_single_rows():
     np.testing.assert_allclose(merged.mean, [1.0])
     np.testing.assert_allclose(merged.scatter, [[6.0]])
     np.testing.assert_allclose(merged.covariance(), [[3.0]])
+
+
+def test_centred_columns_are_read_in_place_and_others_shifted():
+    rng = np.random.default_rng(2)
+    centred = rng.standard_normal((3000, 4))
+    columns = np.arange(4)
+    # Standardized columns: no shift, the rows are read in place.
+    assert _statistics._unshifted(centred, np.float64, None) is not None
+    # A mean that dwarfs the spread, from the first rows on or only later
+    # (the first rows looked centred): the shifted pass, accurate either way.
+    late = centred.copy()
+    late[1000:] += 1e6
+    for X in (centred + 1e6, late):
+        assert _statistics._unshifted(X, np.float64, None) is None
+        statistics = scatter_of(X, columns)
+        np.testing.assert_allclose(statistics.mean, X.mean(axis=0), rtol=1e-14)
+        np.testing.assert_allclose(statistics.covariance(), np.cov(X.T), rtol=1e-9)
+    # Weights always take the shifted pass.
+    assert _statistics._unshifted(centred, np.float64, np.ones(3000)) is None
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_sums_over_many_rows_stay_accurate(monkeypatch, weighted):
+    # float32 products are summed in float32 over at most _FLUSH_ROWS rows,
+    # then in float64: 40 flushes here, as accurate as a float64 sum of the
+    # float32 products.
+    monkeypatch.setattr(_statistics, "_FLUSH_ROWS", 1000)
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((40_000, 6)) + [0, 0, 0, 5, 50, 500]).astype(np.float32)
+    weights = rng.integers(1, 4, len(X)).astype(float) if weighted else None
+    single = scatter_of(X, np.arange(6), dtype=np.float32, weights=weights)
+    double = scatter_of(X.astype(np.float64), np.arange(6), weights=weights)
+    # Within float32 rounding of the unit spread and of the means.
+    np.testing.assert_allclose(single.mean, double.mean, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(single.scatter, double.scatter, rtol=1e-5, atol=1e-3)

@@ -183,3 +183,32 @@ def test_score_is_bounded_by_the_threshold(data, Estimator):
     threshold = 2 / np.sqrt(pairs * (len(X) - 1))
     score = est.score(X)
     assert -k * (1 + threshold) - 1e-9 <= score <= k * (1 - threshold) + 1e-9
+
+
+@SETTINGS
+@given(
+    n_views=st.integers(2, 4),
+    width=st.integers(4, 12),
+    rows=st.integers(6, 30),
+    ridge=st.floats(0.01, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_gcca_dual_and_primal_agree(n_views, width, rows, ridge, seed):
+    # Fewer rows than columns: fit solves the n x n dual, partial_fit the
+    # P x P primal; eigenvalues, correlations and weights agree.
+    dims = [width] * n_views
+    assume(rows < sum(dims))
+    X, _ = make_multiview(rows, dims, n_latent=2, noise=1.0, random_state=seed)
+    k = min(2, rows - 1)
+    dual = GCCA(k, blocks=dims, regularization=ridge).fit(X)
+    primal = GCCA(k, blocks=dims, regularization=ridge).partial_fit(X)
+    scale = max(1.0, float(dual.eigenvalues_[0]))
+    np.testing.assert_allclose(
+        dual.eigenvalues_, primal.eigenvalues_, rtol=1e-9, atol=1e-9 * scale
+    )
+    # Weights are defined up to a rotation within a repeated eigenvalue.
+    gaps = np.diff(np.concatenate([primal.eigenvalues_, [0.0]]))
+    assume(np.all(np.abs(gaps) > 1e-6 * scale))
+    np.testing.assert_allclose(
+        dual.transform(X), primal.transform(X), rtol=1e-6, atol=1e-6
+    )
