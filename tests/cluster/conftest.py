@@ -1,4 +1,4 @@
-"""A real Dask cluster for the tests of tests/dask: two worker processes.
+"""A real Dask cluster for the tests of tests/cluster: two worker processes.
 
 One cluster for the whole folder (package scope): starting worker
 processes takes seconds, and every test here reads the same cluster.
