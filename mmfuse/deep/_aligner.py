@@ -77,7 +77,8 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
         Deep CCA.
     adversarial : float, default=0.0
         Weight of the modality discriminator's reversed gradient into the
-        towers; 0 trains no discriminator.
+        towers, ramped up from 0 over the epochs as in DANN [4]_; 0 trains
+        no discriminator.
     output : {"concat", "mean"}, default="concat"
         What :meth:`transform` returns: each modality's embedding side by
         side, or their mean over the modalities a row has.
