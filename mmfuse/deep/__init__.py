@@ -18,7 +18,14 @@ except ImportError as exc:
         "'PyTorch: CUDA or CPU build')."
     ) from exc
 
+from mmfuse.deep._aligner import ContrastiveAligner
 from mmfuse.deep._fusion_net import MLPFusionClassifier, MLPFusionRegressor
 from mmfuse.deep._mmvae import KLWarmup, MultimodalVAE
 
-__all__ = ["KLWarmup", "MLPFusionClassifier", "MLPFusionRegressor", "MultimodalVAE"]
+__all__ = [
+    "ContrastiveAligner",
+    "KLWarmup",
+    "MLPFusionClassifier",
+    "MLPFusionRegressor",
+    "MultimodalVAE",
+]
