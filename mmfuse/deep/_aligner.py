@@ -12,7 +12,9 @@ from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
 )
+from skorch.callbacks import LRScheduler
 from skorch.utils import to_tensor
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse._blocks import SEPARATOR, per_modality
 from mmfuse.deep._aligner_module import (
@@ -61,13 +63,14 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
         accepts.
     loss : {"infonce", "dcca"}, default="infonce"
         The alignment objective.
-    embedding_dim : int, default=64
+    embedding_dim : int, default=32
         Width of the shared space. Deep CCA needs batches of more rows than
         this.
     hidden : tuple of int, default=(256,)
         Hidden widths of the default MLP towers.
-    dropout : float, default=0.1
-        Dropout in the default towers.
+    dropout : float, default=0.5
+        Dropout in the default towers: on a few thousand rows, towers
+        overfit the pairs they see without it.
     temperature : float, default=0.1
         Initial temperature of the contrastive logits (learned; the logit
         scale ``1 / temperature`` is capped at 100, as CLIP's). Unused by
@@ -84,8 +87,10 @@ class ContrastiveAligner(TransformerMixin, BaseMultimodalNet):
         torch's fused implementation unless ``optimizer__fused`` or
         ``optimizer__foreach`` is set.
     lr : float, default=1e-3
-        Learning rate.
-    max_epochs : int, default=100
+        Initial learning rate, annealed towards 0 on a cosine over the
+        ``max_epochs`` epochs of each ``fit`` or ``partial_fit`` call (the
+        default callback ``"lr_scheduler"``).
+    max_epochs : int, default=200
         Training epochs.
     batch_size : int, default=256
         Mini-batch size; -1 for the whole data set. The contrastive
@@ -214,15 +219,15 @@ embedding_dim)
         blocks="auto",
         *,
         loss="infonce",
-        embedding_dim=64,
+        embedding_dim=32,
         hidden=(256,),
-        dropout=0.1,
+        dropout=0.5,
         temperature=0.1,
         adversarial=0.0,
         output="concat",
         optimizer=torch.optim.AdamW,
         lr=1e-3,
-        max_epochs=100,
+        max_epochs=200,
         batch_size=256,
         train_split=None,
         callbacks=None,
@@ -251,6 +256,19 @@ embedding_dim)
         self.output = output
 
     # ------------------------------------------------------------- training
+    def get_default_callbacks(self):
+        """Return the default callbacks: skorch's, and a cosine ``"lr_scheduler"``.
+
+        The learning rate falls from ``lr`` towards 0 on a cosine over the
+        ``max_epochs`` epochs of ``fit`` (and again over those of each
+        ``partial_fit`` call). Besides annealing the alignment, this lets the
+        adversarial game settle: at a constant rate the towers and the
+        discriminator keep circling each other.
+        ``set_params(callbacks__lr_scheduler=None)`` keeps the rate constant.
+        """
+        schedule = LRScheduler(CosineAnnealingWarmRestarts, T_0=self.max_epochs)
+        return [*super().get_default_callbacks(), ("lr_scheduler", schedule)]
+
     def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
         # Checked against X in _validate_training_data.
         return y
@@ -374,6 +392,29 @@ embedding_dim)
         labels = X.get("labels")
         labels = None if labels is None else to_tensor(labels, device=self.device)
         return self.criterion_(y_pred, labels, weight)
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Ramp the reversed gradient's weight up over training (skorch hook).
+
+        As DANN: in the epoch that starts a fraction ``p`` into ``fit``,
+        the towers receive the discriminator's gradient reversed and times
+        ``adversarial * (2 / (1 + exp(-10 p)) - 1)``, so that the
+        discriminator learns before the towers fight it.
+
+        Parameters
+        ----------
+        net : ContrastiveAligner
+            This net.
+        dataset_train, dataset_valid : Dataset
+            The epoch's data (unused).
+        **kwargs : dict
+            Unused.
+        """
+        super().on_epoch_begin(net, dataset_train, dataset_valid, **kwargs)
+        progress = (len(self.history) - 1) / self.max_epochs
+        self.module_.adversarial = self.adversarial * (
+            2 / (1 + np.exp(-10 * progress)) - 1
+        )
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Check the weights; for Deep CCA, fit the canonical directions (skorch hook).

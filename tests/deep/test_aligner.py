@@ -20,7 +20,9 @@ from mmfuse.deep._aligner_module import (
 )
 from mmfuse.metrics import mean_average_precision_score, mean_reciprocal_rank_score
 
+# Toy data: little dropout (the default suits a few thousand rows).
 TINY = {"embedding_dim": 4, "hidden": (16,), "max_epochs": 3, "random_state": 0}
+TOY = {"embedding_dim": 4, "dropout": 0.1}
 
 
 def recall_at_1(Za, Zb):
@@ -169,7 +171,7 @@ def shared_latent():
 def test_aligns_modalities_that_share_a_latent(shared_latent, loss):
     train, test = shared_latent
     aligner = ContrastiveAligner(
-        blocks=[6, 5], loss=loss, embedding_dim=4, max_epochs=30, random_state=0
+        blocks=[6, 5], loss=loss, max_epochs=30, random_state=0, **TOY
     ).fit(train)
     Za, Zb = aligner.transform_views(test)
     assert recall_at_1(Za, Zb) > 0.3  # chance: 0.01
@@ -181,7 +183,7 @@ def test_does_not_align_independent_modalities(shared_latent):
     # The second modality of other rows: no shared item any more.
     shuffle = lambda X: np.c_[X[:, :6], X[rng.permutation(len(X)), 6:]]  # noqa: E731
     aligner = ContrastiveAligner(
-        blocks=[6, 5], embedding_dim=4, max_epochs=30, random_state=0
+        blocks=[6, 5], max_epochs=30, random_state=0, **TOY
     ).fit(shuffle(train))
     Za, Zb = aligner.transform_views(shuffle(test))
     assert recall_at_1(Za, Zb) < 0.05
@@ -190,7 +192,7 @@ def test_does_not_align_independent_modalities(shared_latent):
 def test_labels_make_same_class_rows_neighbours():
     X, latent = make_multiview(400, [6, 5], n_latent=3, noise=0.3, random_state=1)
     y = (latent[:, 0] > 0) * 2 + (latent[:, 1] > 0)  # four classes
-    kwargs = {"blocks": [6, 5], "embedding_dim": 4, "max_epochs": 20}
+    kwargs = {"blocks": [6, 5], "max_epochs": 40, **TOY}
 
     def class_map(labels):
         aligner = ContrastiveAligner(**kwargs, random_state=0).fit(X[:300], labels)
@@ -204,17 +206,14 @@ def test_adversarial_hides_the_modality(shared_latent):
 
     def probe(adversarial):
         aligner = ContrastiveAligner(
-            blocks=[6, 5],
-            embedding_dim=4,
-            max_epochs=30,
-            adversarial=adversarial,
-            random_state=0,
+            blocks=[6, 5], max_epochs=5, adversarial=adversarial, random_state=0, **TOY
         ).fit(train)
         Za, Zb = aligner.transform_views(test)
         Z, modality = np.r_[Za, Zb], np.repeat([0, 1], len(test))
         return cross_val_score(LogisticRegression(), Z, modality, cv=5).mean()
 
-    assert probe(1.0) < probe(0.0)
+    # Five epochs leave a modality gap that the discriminator closes.
+    assert probe(1.0) < probe(0.0) - 0.03
 
 
 def test_transform_with_missing_modalities():
@@ -227,7 +226,8 @@ def test_transform_with_missing_modalities():
     assert Z.shape == (120, 12)
     missing = np.isnan(Z).reshape(120, 3, 4)
     assert missing[:10, 0].all() and missing[10:20, 2].all()
-    assert not missing[20:, :].any() and not missing[:10, 1:].any()
+    assert missing[20, [0, 2]].all() and not missing[20, 1].any()
+    assert not missing[21:].any() and not missing[:10, 1:].any()
     mean = aligner.set_params(output="mean").transform(X)
     assert mean.shape == (120, 4) and np.isfinite(mean).all()
     np.testing.assert_allclose(mean[20], Z[20, 4:8])
@@ -278,7 +278,7 @@ def test_continuous_y_is_an_error():
 
 def test_score_is_held_out_retrieval_for_grid_search(shared_latent):
     train, test = shared_latent
-    aligner = ContrastiveAligner(blocks=[6, 5], embedding_dim=4, max_epochs=10)
+    aligner = ContrastiveAligner(blocks=[6, 5], max_epochs=10, **TOY)
     aligner.set_params(random_state=0).fit(train)
     Za, Zb = aligner.transform_views(test)
     expected = (
