@@ -375,6 +375,11 @@ def mean_average_precision_score(
 
 def _check_labels(labels, n_rows, name, rows_name):
     """``labels`` as a 1-D array of one entry a row."""
+    if labels is None:
+        raise ValueError(
+            f"{name} is None: class-level retrieval needs one class label a "
+            f"row of the {rows_name}."
+        )
     labels = column_or_1d(labels)
     if labels.shape[0] != n_rows:
         raise ValueError(

@@ -505,3 +505,9 @@ def test_coherence_errors():
         coherence(_CopyGenerator(), X, y, {"c": reader}, ["a"])
     with pytest.raises(ValueError, match="y has 2 labels but X has 3 rows"):
         coherence(_CopyGenerator(), X, y[:2], {"b": reader}, ["a"])
+
+
+def test_mean_average_precision_needs_labels():
+    queries, items = _pair(n=5)
+    with pytest.raises(ValueError, match="labels is None: class-level retrieval"):
+        mean_average_precision_score(queries, items, None)

@@ -202,6 +202,9 @@ embedding_dim)
     True
     """
 
+    # One modality has no pair to align.
+    _min_blocks = 2
+
     criterion = AlignmentLoss
 
     _parameter_constraints: dict = {

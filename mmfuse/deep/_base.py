@@ -144,6 +144,9 @@ class BaseMultimodalNet(ParamsNet):
         ``fit``. None draws from torch's global generator.
     """
 
+    # Fewest modalities the model accepts (an aligner needs two).
+    _min_blocks = 1
+
     _parameter_constraints: dict = {
         "blocks": BLOCKS_CONSTRAINT,
         "optimizer": [callable],
@@ -236,7 +239,7 @@ class BaseMultimodalNet(ParamsNet):
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
         if reset:
-            fit_blocks(self)
+            fit_blocks(self, min_blocks=self._min_blocks)
             self.mean_, self.scale_ = column_statistics(X, sample_weight)
         y = self._encode_target(
             y, reset=reset, classes=classes, sample_weight=sample_weight

@@ -324,3 +324,9 @@ def test_canonical_directions_give_the_canonical_variates():
     correlations = [np.corrcoef(va[:, j], vb[:, j])[0, 1] for j in range(3)]
     np.testing.assert_allclose(correlations, _canonical_correlations(ha, hb), rtol=1e-5)
     np.testing.assert_allclose(np.corrcoef(va.T), np.eye(3), atol=1e-6)
+
+
+def test_one_modality_has_nothing_to_align():
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    with pytest.raises(ValueError, match="needs at least 2 modality blocks"):
+        ContrastiveAligner(blocks=1, max_epochs=1).fit(X)
