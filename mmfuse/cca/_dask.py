@@ -230,6 +230,8 @@ def _kcca_part(chunk, weights, *, maps, blocks):
         return None, None
     if not np.isfinite(chunk.sum()):
         return None, _nan_counts(chunk, blocks)
+    if not maps:  # NaN counted only (a landmark row had NaN)
+        return None, None
     features = _features(chunk, maps)
     return scatter_of(features, np.arange(features.shape[1]), weights=weights), None
 

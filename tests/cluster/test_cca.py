@@ -150,3 +150,16 @@ def test_kcca_refuses_what_a_cluster_cannot_do(data, estimator, message):
 def test_sample_weight_of_the_wrong_length(data):
     with pytest.raises(ValueError, match=r"sample_weight has shape \(10,\), but X"):
         MCCA(blocks=WIDTHS).fit(da.from_array(data), sample_weight=np.ones(10))
+
+
+def test_missing_modality_in_landmark_rows_as_in_memory(client, data):
+    # Half the rows lack block0: landmark rows do too, and the NaN count
+    # runs before any feature map exists.
+    estimator = ESTIMATORS[2]
+    X = data.copy()
+    X[: len(X) // 2, :5] = np.nan
+    with pytest.raises(ValueError) as in_memory:
+        clone(estimator).fit(X)
+    with pytest.raises(ValueError, match="row\\(s\\) lack modality 'block0'") as on:
+        clone(estimator).fit(da.from_array(X, chunks=(200, -1)))
+    assert str(on.value) == str(in_memory.value)
