@@ -660,13 +660,12 @@ def coherence(
         )
     names = generator.modality_names_
     targets = {modality_position(t, names, "classifiers' key"): t for t in classifiers}
-    X_generated = generator.reconstruct(X, given=given)
     y = column_or_1d(y)
-    if len(y) != len(X_generated):
+    if len(y) != len(X):
         raise ValueError(
-            f"y has {len(y)} labels but X has {len(X_generated)} rows; give one "
-            f"label a row."
+            f"y has {len(y)} labels but X has {len(X)} rows; give one label a row."
         )
+    X_generated = generator.reconstruct(X, given=given)
     return {
         names[m]: float(
             np.mean(classifiers[key].predict(X_generated[:, generator.blocks_[m]]) == y)
