@@ -12,9 +12,7 @@ from sklearn.utils.validation import (
     check_consistent_length,
     check_is_fitted,
 )
-from skorch.callbacks import LRScheduler
 from skorch.utils import to_tensor
-from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse._blocks import SEPARATOR, per_modality
 from mmfuse.deep._aligner_module import (
@@ -22,7 +20,7 @@ from mmfuse.deep._aligner_module import (
     AlignmentLoss,
     canonical_directions,
 )
-from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._base import BaseMultimodalNet, check_widths, cosine_schedule
 from mmfuse.metrics import mean_reciprocal_rank_score
 from mmfuse.utils._compat import Interval, StrOptions, _check_feature_names_in
 
@@ -270,8 +268,7 @@ embedding_dim)
         discriminator keep circling each other.
         ``set_params(callbacks__lr_scheduler=None)`` keeps the rate constant.
         """
-        schedule = LRScheduler(CosineAnnealingWarmRestarts, T_0=self.max_epochs)
-        return [*super().get_default_callbacks(), ("lr_scheduler", schedule)]
+        return [*super().get_default_callbacks(), cosine_schedule(self.max_epochs)]
 
     def _encode_target(self, y, *, reset, classes=None, sample_weight=None):
         # Checked against X in _validate_training_data.

@@ -32,8 +32,10 @@ import numpy as np
 import torch
 from sklearn.utils import get_tags
 from sklearn.utils.validation import check_is_fitted
+from skorch.callbacks import LRScheduler
 from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.utils import to_numpy, to_tensor
+from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 from torch.utils.data import (
     BatchSampler,
     DataLoader,
@@ -59,7 +61,16 @@ from mmfuse.utils._compat import (
 )
 from mmfuse.utils._warnings import warn_user
 
-__all__ = ["BaseMultimodalNet", "check_widths"]
+__all__ = ["BaseMultimodalNet", "check_widths", "cosine_schedule"]
+
+
+def cosine_schedule(max_epochs):
+    """Return the ``"lr_scheduler"`` callback: a cosine from ``lr`` towards 0.
+
+    Over the ``max_epochs`` epochs of ``fit``, and again over those of each
+    ``partial_fit`` call (a warm restart).
+    """
+    return "lr_scheduler", LRScheduler(CosineAnnealingWarmRestarts, T_0=max_epochs)
 
 
 def check_widths(name, widths):

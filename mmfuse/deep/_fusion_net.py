@@ -10,12 +10,10 @@ from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.metrics import r2_score
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import check_classification_targets
-from skorch.callbacks import LRScheduler
 from skorch.dataset import ValidSplit
-from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts
 
 from mmfuse._blocks import numeric_target, per_modality
-from mmfuse.deep._base import BaseMultimodalNet, check_widths
+from mmfuse.deep._base import BaseMultimodalNet, check_widths, cosine_schedule
 from mmfuse.deep._data import column_statistics, standardize, unstandardize
 from mmfuse.deep._fusion_module import FUSIONS, FusionNet
 from mmfuse.utils._compat import Interval, StrOptions
@@ -49,8 +47,7 @@ class _BaseFusionNet(BaseMultimodalNet):
         ``partial_fit`` call (a warm restart);
         ``set_params(callbacks__lr_scheduler=None)`` keeps it constant.
         """
-        schedule = LRScheduler(CosineAnnealingWarmRestarts, T_0=self.max_epochs)
-        return [*super().get_default_callbacks(), ("lr_scheduler", schedule)]
+        return [*super().get_default_callbacks(), cosine_schedule(self.max_epochs)]
 
     @abstractmethod
     def _n_outputs(self):
