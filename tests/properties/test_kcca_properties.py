@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from mmfuse.cca import KCCA
 from mmfuse.datasets import make_multiview
 
-SETTINGS = settings(max_examples=10, deadline=None)
+# Derandomized (as tests/test_contract.py): CI draws the same cases every run.
+SETTINGS = settings(max_examples=10, deadline=None, derandomize=True, database=None)
 
 
 @st.composite

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 from mmfuse.cca import GCCA, MCCA
 from mmfuse.datasets import make_multiview
 
-SETTINGS = settings(max_examples=20, deadline=None)
+# Derandomized (as tests/test_contract.py): CI draws the same cases every run.
+SETTINGS = settings(max_examples=20, deadline=None, derandomize=True, database=None)
 
 
 @st.composite
