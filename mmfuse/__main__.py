@@ -274,11 +274,15 @@ def _parse_blocks(text: str | None):
     """Parse ``--blocks`` into what ``blocks`` takes in Python.
 
     ``3`` is three blocks of near-equal width, ``64,32`` widths, ``img=64,
-    txt=32`` named widths and ``img,txt`` column-name prefixes.
+    txt=32`` named widths, ``img,txt`` column-name prefixes and
+    ``clinical=age+bmi,text=note`` named lists of columns.
     """
     if text is None:
         return "auto"
-    examples = "e.g. 3 (three blocks), 64,32 (widths), img=64,txt=32 or img,txt"
+    examples = (
+        "e.g. 3 (three blocks), 64,32 (widths), img=64,txt=32, img,txt "
+        "(prefixes) or clinical=age+bmi,text=note (columns)"
+    )
     items = [item.strip() for item in text.split(",")]
     if not all(items):
         raise ValueError(
@@ -302,16 +306,27 @@ def _parse_blocks(text: str | None):
         )
     if not all(named):
         return items
-    widths = {}
+    specs = {}
     for item, name in zip(items, names, strict=True):
-        width = item.partition("=")[2].strip()
-        if not name or not width.isdigit():
+        specs[name] = item.partition("=")[2].strip()
+        if not name or not specs[name]:
             raise ValueError(
-                f"--blocks item {item!r} must be NAME=WIDTH with an integer "
-                f"width, e.g. image=64."
+                f"--blocks item {item!r} must be NAME=WIDTH (e.g. image=64) or "
+                f"NAME=COLUMN+COLUMN (e.g. clinical=age+bmi)."
             )
-        widths[name] = int(width)
-    return widths
+    widths = [spec.isdigit() for spec in specs.values()]
+    if all(widths):
+        return {name: int(spec) for name, spec in specs.items()}
+    if any(widths):
+        raise ValueError(
+            f"--blocks {text!r} mixes widths and column names; give every "
+            f"modality a width (img=64,txt=32) or its columns "
+            f"(clinical=age+bmi,text=note)."
+        )
+    return {
+        name: [column.strip() for column in spec.split("+")]
+        for name, spec in specs.items()
+    }
 
 
 def _read_frame(path: Path):
@@ -541,8 +556,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--blocks",
         metavar="SPEC",
         help="modalities, as blocks= in Python: a number of blocks '3', "
-        "widths '64,32', named widths 'img=64,txt=32' or name prefixes "
-        "'img,txt' (default: from '<modality>__' column prefixes); columns "
+        "widths '64,32', named widths 'img=64,txt=32', name prefixes "
+        "'img,txt' or named columns 'clinical=age+bmi,text=note' (default: "
+        "from '<modality>__' column prefixes); columns "
         "outside every block are ignored, and listed",
     )
     compare.add_argument(

@@ -397,7 +397,7 @@ def _require_names(feature_names, name, what):
 def _block_from_names(values, name, feature_names):
     _require_names(feature_names, name, "column names")
     position = {str(f): i for i, f in enumerate(feature_names)}
-    unknown = [v for v in values if v not in position]
+    unknown = [str(v) for v in values if v not in position]
     if unknown:
         raise ValueError(
             f"block {name!r} names unknown column(s) {unknown[:5]}; X's "

@@ -288,6 +288,10 @@ def test_compare_reports_failures_under_the_table(data_dir, capsys):
         ("4,4", "ignored 2 column(s) outside every modality: serum__s5, serum__s6"),
         ("demo=4,serum=6", "modalities (columns): demo (4), serum (6)"),
         ("serum,demo", "modalities (columns): serum (6), demo (4)"),
+        (
+            "body=demo__bmi+demo__bp,blood=serum__s1 + serum__s2",
+            "modalities (columns): body (2), blood (2)",
+        ),
     ],
 )
 def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
@@ -322,7 +326,15 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
             ["{csv}", "--target", "digit", "--blocks", "kar,pix"],
             "no column name starts with the prefix 'pix'",
         ),
-        (["{csv}", "--target", "digit", "--blocks", "kar=x"], "must be NAME=WIDTH"),
+        (["{csv}", "--target", "digit", "--blocks", "kar="], "must be NAME=WIDTH"),
+        (
+            ["{csv}", "--target", "digit", "--blocks", "kar=x"],
+            "block 'kar' names unknown column(s) ['x']; X's columns are",
+        ),
+        (
+            ["{csv}", "--target", "digit", "--blocks", "kar=2,pix=pix__0"],
+            "mixes widths and column names",
+        ),
         (
             ["{csv}", "--target", "digit", "--strategies", "nope"],
             "unknown strategy 'nope'",
