@@ -23,12 +23,18 @@ What mmfuse changes from the mixin, and why:
   prediction inputs on ``device``;
 - the per-epoch log prints on the main process only, and pickling drops
   the accelerator (it holds this run's processes and everything it
-  prepared).
+  prepared);
+- the accelerator keeps a reference to every object it prepares, so that
+  ``clone`` sharing one accelerator over a grid search kept every fitted
+  model alive: after training, the net takes back from the accelerator what
+  it prepared (:meth:`AccelerateSupport._release_prepared`).
 
 skorch internals relied on, beyond the mixin's documented use: its hooks
 ``_initialize_accelerator``, ``_unwrap_accelerator`` and the flag
-``_wrapped_with_accelerator``. accelerate is imported only when a net is
-given an accelerator.
+``_wrapped_with_accelerator``; accelerate's registries ``_models``,
+``_optimizers`` and ``_dataloaders`` (its ``free_memory`` would also drop
+what the user prepared with the same accelerator). accelerate is imported
+only when a net is given an accelerator.
 """
 
 import torch
@@ -146,7 +152,30 @@ class AccelerateSupport(AccelerateMixin):
             The initialized net.
         """
         vars(self).pop("_wrapped_with_accelerator", None)
+        self._release_prepared()  # what a failed fit left prepared
         return super().initialize()
+
+    def _prepare(self, value):
+        """Prepare ``value`` with the accelerator, remembering it for release."""
+        prepared = self.accelerator.prepare(value)
+        vars(self).setdefault("_prepared", []).append(prepared)
+        return prepared
+
+    def _release_prepared(self):
+        """Take back from the accelerator every object this net had it prepare.
+
+        accelerate lists each prepared module, optimizer and data loader
+        until ``free_memory``, which would also forget what the user prepared
+        with the same accelerator; this drops this net's own only.
+        """
+        prepared = vars(self).pop("_prepared", [])
+        if self.accelerator is None or not prepared:
+            return
+        ours = {id(value) for value in prepared}
+        for registry in ("_models", "_optimizers", "_dataloaders"):
+            kept = getattr(self.accelerator, registry, None)
+            if kept is not None:
+                kept[:] = [value for value in kept if id(value) not in ours]
 
     def _initialize_accelerator(self):
         # The mixin's, except that a criterion without trainable parameters
@@ -164,7 +193,7 @@ class AccelerateSupport(AccelerateMixin):
                 for name in names:
                     value = getattr(self, name + "_")
                     if _needs_preparing(value):
-                        setattr(self, name + "_", self.accelerator.prepare(value))
+                        setattr(self, name + "_", self._prepare(value))
         self._wrapped_with_accelerator = True
         return self
 
@@ -172,6 +201,7 @@ class AccelerateSupport(AccelerateMixin):
         if not self._wrapped_with_accelerator:
             return
         super()._unwrap_accelerator()
+        self._release_prepared()
         for name in self._optimizers:
             wrapper = getattr(self, name + "_")
             optimizer = getattr(wrapper, "optimizer", wrapper)
@@ -222,7 +252,7 @@ class AccelerateSupport(AccelerateMixin):
             return iterator
         if self.accelerator.num_processes == 1:
             return iterator
-        return self.accelerator.prepare(iterator)
+        return self._prepare(iterator)
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Prepare the module and optimizer again for a ``partial_fit`` (skorch hook).
@@ -348,4 +378,5 @@ class AccelerateSupport(AccelerateMixin):
         state = super().__getstate__()
         state.pop("accelerator", None)
         state.pop("_wrapped_with_accelerator", None)
+        state.pop("_prepared", None)
         return state

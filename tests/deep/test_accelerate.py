@@ -121,6 +121,21 @@ def test_pickle_keeps_the_model_and_drops_the_accelerator(data, accelerator):
     assert net.accelerator is accelerator  # the pickled net keeps its own
 
 
+def test_fitted_nets_are_released_by_the_shared_accelerator(data):
+    # clone shares the accelerator, which lists every object it prepares: a
+    # grid search kept every fitted model alive through it.
+    X, y = data
+    accelerator = accelerate.Accelerator(cpu=True)
+    users_own = accelerator.prepare(torch.nn.Linear(2, 1))
+    net = classifier().set_params(accelerator=accelerator)
+    for _ in range(3):
+        clone(net).fit(X, y)
+    assert accelerator._models == [users_own]
+    assert accelerator._optimizers == []
+    net.fit(X, y).partial_fit(X, y)  # prepared again, then released again
+    assert accelerator._models == [users_own]
+
+
 def test_accelerator_that_is_not_one(data):
     X, y = data
     net = classifier().set_params(accelerator="cuda")
