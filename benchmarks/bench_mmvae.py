@@ -25,8 +25,9 @@ PoE, MoE, MoPoE, and ``mmvae+`` (``aggregation="moe"``, ``private_dim``
 - ``fou>pix SVC``: fou>pix coherence read by an RBF SVC trained on real pix
   instead (the reader matters: LogisticRegression tends to read blurry
   generated digits as 8 or 3); ``fou>pix own``: read by a LogisticRegression
-  fitted to the pix generated from fou of the training rows (how much of
-  the digit generated pix hold, whatever they look like);
+  fitted to the pix generated from fou of the training rows, standardized
+  as real pix (how much of the digit generated pix hold, whatever they look
+  like);
 - seconds per epoch (median over epochs, from the skorch history).
 
 Baselines in the same run: LogisticRegression on the concatenated views
@@ -466,13 +467,14 @@ def main():
             probe = LogisticRegression(max_iter=3000).fit(Z_train, y[train])
             values["fou latent"] = probe.score(Z_test, y[test])
             imputed = vae.impute(X_missing)[:, cols["pix"]]
-            generated = vae.reconstruct(X[test], given=["fou"])[:, cols["pix"]]
-            fou_pix = (generated - mean[cols["pix"]]) / scale[cols["pix"]]
+            fou_pix = vae.reconstruct(X[test], given=["fou"])[:, cols["pix"]]
+            fou_pix = (fou_pix - mean[cols["pix"]]) / scale[cols["pix"]]
             # A reader fitted to generated pix (of the training rows) instead
             # of real pix: how much of the digit the generated pix still hold.
             own = vae.reconstruct(X[train], given=["fou"])[:, cols["pix"]]
+            own = (own - mean[cols["pix"]]) / scale[cols["pix"]]
             own = LogisticRegression(max_iter=3000).fit(own, y[train])
-            values["fou>pix own"] = own.score(generated, y[test])
+            values["fou>pix own"] = own.score(fou_pix, y[test])
             record(
                 name,
                 **values,
