@@ -11,7 +11,11 @@ PoE, MoE, MoPoE, and ``mmvae+`` (``aggregation="moe"``, ``private_dim``
 
 - ``probe``: accuracy of LogisticRegression trained on the latent means of the
   training rows, applied to those of the held-out rows (``probe all``: on the
-  shared and private latents, ``output="all"``);
+  shared and private latents, ``output="all"``); PCA to 20 components and to
+  the width of ``output="all"`` (50) beside them;
+- ``fou latent``: the same probe on the shared latent of fou alone (the
+  other modalities missing), what the latent that ``fou>pix`` decodes tells
+  a linear reader;
 - cross-modal coherence (:func:`mmfuse.metrics.coherence`): pix generated
   from fou alone (``fou>pix``), from zer alone, from fou + zer, and fou
   generated from pix, classified by a LogisticRegression trained on the real
@@ -20,7 +24,10 @@ PoE, MoE, MoPoE, and ``mmvae+`` (``aggregation="moe"``, ``private_dim``
   real pix (standardized units) and coherence of the imputed pix;
 - ``fou>pix SVC``: fou>pix coherence read by an RBF SVC trained on real pix
   instead (the reader matters: LogisticRegression tends to read blurry
-  generated digits as 8 or 3);
+  generated digits as 8 or 3); ``fou>pix own``: read by a LogisticRegression
+  fitted to the pix generated from fou of the training rows, standardized
+  as real pix (how much of the digit generated pix hold, whatever they look
+  like);
 - seconds per epoch (median over epochs, from the skorch history).
 
 Baselines in the same run: LogisticRegression on the concatenated views
@@ -59,6 +66,7 @@ Usage::
     python benchmarks/bench_mmvae.py              # 5 folds, 100 epochs
     python benchmarks/bench_mmvae.py --multivae /work/venvs/multivae/bin/python
     python benchmarks/bench_mmvae.py --models mopoe mmvae+ --seed 1  # other seeds
+    python benchmarks/bench_mmvae.py --folds 0 --models mmvae+  # speed only
 """
 
 import argparse
@@ -251,6 +259,39 @@ def decoder_floor(vae, n_rows, n_draws, k, batch_size=64, repeats=3):
     return min(times)
 
 
+COLUMNS = [
+    "probe",
+    "probe all",
+    "fou latent",
+    "fou>pix",
+    "fou>pix own",
+    "zer>pix",
+    "fou+zer>pix",
+    "pix>fou",
+    "impute MSE",
+    "impute acc",
+    "fou>pix SVC",
+    "s/epoch",
+]
+
+
+def print_table(rows, models):
+    """Print the mean of each column over the folds, then each model's share."""
+    header = f"{'model':<20}" + "".join(f"{c:>12}" for c in COLUMNS)
+    print(header)
+    print("-" * len(header))
+    for name, values in rows.items():
+        cells = [
+            f"{np.mean(values[c]):12.4f}" if c in values else f"{'':>12}"
+            for c in COLUMNS
+        ]
+        print(f"{name:<20}" + "".join(cells))
+    ceiling = np.mean(rows["fou alone (LR, SVC)"]["fou>pix SVC"])
+    for name in models:
+        share = np.mean(rows[name]["fou>pix"]) / ceiling
+        print(f"{name}: fou>pix is {share:.1%} of fou alone (SVC, {ceiling:.4f})")
+
+
 def model_params(name, args):
     """MultimodalVAE's parameters for a model of the table."""
     if name == "mmvae+":
@@ -305,6 +346,7 @@ def main():
 
     import torch
     from sklearn.base import clone
+    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.model_selection import StratifiedKFold
     from sklearn.pipeline import make_pipeline
@@ -320,7 +362,7 @@ def main():
 
     torch.set_num_threads(1)
     threadpool_limits(1)
-    n_folds = args.folds or (2 if args.quick else 5)
+    n_folds = args.folds if args.folds is not None else (2 if args.quick else 5)
     epochs = args.epochs or (30 if args.quick else 100)
     peer_epochs = args.peer_epochs or epochs
 
@@ -340,6 +382,7 @@ def main():
     )
 
     rows = {}
+    latent_all = 20 + len(cols) * args.private_dim
 
     def record(name, **values):
         for key, value in values.items():
@@ -360,6 +403,13 @@ def main():
         svc = SVC().fit(Xs[train][:, cols["pix"]], y[train])
         concat = LogisticRegression(max_iter=3000).fit(Xs[train], y[train])
         record("concat views (LR)", probe=concat.score(Xs[test], y[test]))
+        # Linear baselines of the latent's size: 20 (shared), and 50 (shared
+        # + private of MMVAE+, output="all").
+        for n_components in (20, latent_all):
+            pca = make_pipeline(
+                PCA(n_components), LogisticRegression(max_iter=3000)
+            ).fit(Xs[train], y[train])
+            record(f"PCA-{n_components} (LR)", probe=pca.score(Xs[test], y[test]))
         # fou>pix reads the digit from fou alone: so do these two classifiers.
         fou_train, fou_test = Xs[train][:, cols["fou"]], Xs[test][:, cols["fou"]]
         record(
@@ -410,9 +460,21 @@ def main():
                 probe = LogisticRegression(max_iter=3000).fit(Z_train, y[train])
                 values["probe all"] = probe.score(Z_test, y[test])
                 vae.set_params(output="shared")
+            # What the shared latent of fou alone tells a linear reader.
+            only_fou = np.isin(np.arange(X.shape[1]), cols["fou"])
+            Z_train = vae.transform(np.where(only_fou, X[train], np.nan))
+            Z_test = vae.transform(np.where(only_fou, X[test], np.nan))
+            probe = LogisticRegression(max_iter=3000).fit(Z_train, y[train])
+            values["fou latent"] = probe.score(Z_test, y[test])
             imputed = vae.impute(X_missing)[:, cols["pix"]]
             fou_pix = vae.reconstruct(X[test], given=["fou"])[:, cols["pix"]]
             fou_pix = (fou_pix - mean[cols["pix"]]) / scale[cols["pix"]]
+            # A reader fitted to generated pix (of the training rows) instead
+            # of real pix: how much of the digit the generated pix still hold.
+            own = vae.reconstruct(X[train], given=["fou"])[:, cols["pix"]]
+            own = (own - mean[cols["pix"]]) / scale[cols["pix"]]
+            own = LogisticRegression(max_iter=3000).fit(own, y[train])
+            values["fou>pix own"] = own.score(fou_pix, y[test])
             record(
                 name,
                 **values,
@@ -496,31 +558,8 @@ def main():
     if torch.cuda.is_available():
         on_gpu = clone(same).set_params(device="cuda").fit(X[train0])
         cuda_seconds = float(np.median(on_gpu.history_[:, "dur"]))
-    columns = [
-        "probe",
-        "probe all",
-        "fou>pix",
-        "zer>pix",
-        "fou+zer>pix",
-        "pix>fou",
-        "impute MSE",
-        "impute acc",
-        "fou>pix SVC",
-        "s/epoch",
-    ]
-    header = f"{'model':<20}" + "".join(f"{c:>12}" for c in columns)
-    print(header)
-    print("-" * len(header))
-    for name, values in rows.items():
-        cells = [
-            f"{np.mean(values[c]):12.4f}" if c in values else f"{'':>12}"
-            for c in columns
-        ]
-        print(f"{name:<20}" + "".join(cells))
-    ceiling = np.mean(rows["fou alone (LR, SVC)"]["fou>pix SVC"])
-    for name in args.models:
-        share = np.mean(rows[name]["fou>pix"]) / ceiling
-        print(f"{name}: fou>pix is {share:.1%} of fou alone (SVC, {ceiling:.4f})")
+    if rows:
+        print_table(rows, args.models)
     print(
         f"\nseconds per epoch of {described} with the same architecture in both "
         f"(median over epochs, better of {SPEED_REPEATS} runs in turn with "

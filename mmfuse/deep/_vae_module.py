@@ -85,8 +85,10 @@ class GaussianLikelihood(nn.Module):
     def log_prob(self, x, output):
         """Log-likelihood of ``x`` summed over features, one value a row."""
         log_scale = self._log_scale()
-        z = (x - output) * torch.exp(-log_scale)
-        return (-0.5 * z.square() - log_scale - 0.5 * math.log(2 * math.pi)).sum(-1)
+        z = (output - x) * torch.exp(-log_scale)
+        # The terms without z are summed over the features once, not a row.
+        constant = log_scale.sum() + 0.5 * math.log(2 * math.pi) * len(log_scale)
+        return -0.5 * torch.linalg.vecdot(z, z) - constant
 
     def mean(self, output):
         """Return the mean of ``p(x | z)``."""
@@ -108,8 +110,8 @@ class LaplaceLikelihood(GaussianLikelihood):
     def log_prob(self, x, output):
         """Log-likelihood of ``x`` summed over features, one value a row."""
         log_scale = self._log_scale()
-        z = (x - output).abs() * torch.exp(-log_scale)
-        return (-z - log_scale - math.log(2)).sum(-1)
+        constant = log_scale.sum() + math.log(2) * len(log_scale)
+        return -((output - x).abs() @ torch.exp(-log_scale)) - constant
 
 
 class BernoulliLikelihood(nn.Module):
@@ -456,11 +458,13 @@ class MultimodalVAEModule(nn.Module):
         # those it reconstructs: every present one, its members for "poe".
         own = members.unsqueeze(1) & mask  # (component, batch, modality)
         reconstructed = own if self.aggregation == "poe" else mask.expand_as(own)
-        kl = kl_standard_normal(post_mu, post_logvar)
         if self.private_dim:
             w_mu, w_logvar = mu[..., self.latent_dim :], logvar[..., self.latent_dim :]
-            kl = kl + (own * kl_standard_normal(w_mu, w_logvar).T).sum(-1)
-        kl = (weights * kl).sum(0)
+        if n_samples == 1:  # the importance-weighted bound has no analytic KL
+            kl = kl_standard_normal(post_mu, post_logvar)
+            if self.private_dim:
+                kl = kl + (own * kl_standard_normal(w_mu, w_logvar).T).sum(-1)
+            kl = (weights * kl).sum(0)
         if self.aggregation == "mopoe":
             # One mixture component a row, drawn with the mixture weights.
             pick = self._pick(weights, u)

@@ -1,6 +1,7 @@
 import math
 import pickle
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -109,11 +110,17 @@ def test_kl_matches_torch_distributions():
         ),
     ],
 )
-def test_likelihoods_match_torch_distributions(kind, scale, reference):
+@pytest.mark.parametrize("samples", [(), (3, 2)])
+def test_likelihoods_match_torch_distributions(kind, scale, reference, samples):
+    # Outputs of several samples a row (leading axes) are read against one x.
     gen = torch.Generator().manual_seed(0)
-    output = torch.randn(5, 4, generator=gen)
+    output = torch.randn(*samples, 5, 4, generator=gen)
     x = torch.rand(5, 4, generator=gen)
     likelihood = LIKELIHOODS[kind](4, scale)
+    if scale == "learn":
+        with torch.no_grad():
+            likelihood.log_scale.copy_(torch.tensor([-1.0, 0.0, 0.5, 1.0]))
+        reference = partial(D.Normal, scale=likelihood.log_scale.exp())
     expected = reference(output).log_prob(x).sum(-1)
     torch.testing.assert_close(likelihood.log_prob(x, output), expected)
 
