@@ -37,7 +37,13 @@ from mmfuse.cca._base import (
 )
 from mmfuse.cca._kernel_features import nystroem_features
 from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
-from mmfuse.cca._statistics import scatter_of
+from mmfuse.cca._statistics import (
+    FIRST_ROWS,
+    needs_shift,
+    scatter_of,
+    shifted_sums,
+    unshifted_is_accurate,
+)
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import _check_sample_weight
 
@@ -50,14 +56,15 @@ _SPLIT_EVERY = 8
 def _prepared(X):
     """Return ``X`` as a Dask array chunked by rows, and its first rows in memory.
 
-    The first two rows (a DataFrame's with their column names) are what
-    the estimator validates; the array is cast to their validated dtype.
+    The first ``FIRST_ROWS`` rows (a DataFrame's with their column names)
+    are what the estimator validates, and what chooses the shift of the
+    products (:func:`_shift`); the array is cast to their validated dtype.
     """
     if hasattr(X, "to_dask_array"):
-        return X.head(2, npartitions=-1), X.to_dask_array(lengths=True)
+        return X.head(FIRST_ROWS, npartitions=-1), X.to_dask_array(lengths=True)
     if np.isnan(X.shape[0]):  # rows of unknown count, e.g. after a boolean mask
         X = X.compute_chunk_sizes()
-    return X[:2].compute(), X
+    return X[:FIRST_ROWS].compute(), X
 
 
 def _rows(X, dtype):
@@ -91,6 +98,8 @@ def _kept(chunk, weights):
     """Rows of positive weight of one chunk, and their weights (validated)."""
     if weights is None:
         return chunk, None
+    if not weights.any():  # sklearn refuses all-zero weights, fine in a chunk
+        return chunk[:0], weights[:0]
     weights = _check_sample_weight(
         weights, chunk, dtype=np.float64, ensure_non_negative=True
     )
@@ -99,11 +108,11 @@ def _kept(chunk, weights):
 
 
 def _combine(parts):
-    """Merge partial results ``(statistics or None, NaN counts or None)``."""
-    statistics = [s for s, _ in parts if s is not None]
+    """Merge partial results ``(sums or None, NaN counts or None)``."""
+    sums = [s for s, _ in parts if s is not None]
     counts = [c for _, c in parts if c is not None]
     return (
-        reduce(lambda a, b: a.merge(b), statistics) if statistics else None,
+        reduce(lambda a, b: a.merge(b), sums) if sums else None,
         np.sum(counts, axis=0) if counts else None,
     )
 
@@ -123,23 +132,48 @@ def _nan_counts(chunk, blocks):
     return np.array(incomplete_rows(chunk, blocks))
 
 
-def _multiset_part(chunk, weights, *, columns, blocks, dtype):
-    """Statistics of one chunk's rows for MCCA and GCCA; NaN counted."""
+def _shift(first, dtype):
+    """Return the one shift of every chunk's products, chosen on the first rows.
+
+    As in memory (:func:`~mmfuse.cca._statistics.needs_shift`): zero, so
+    that the products read the rows in place, when the first rows' means
+    are within their spread, else their mean. Rows with NaN are left out.
+    """
+    first = first[np.isfinite(first).all(axis=1)]
+    if not len(first) or not needs_shift(first):
+        return np.zeros(first.shape[1], dtype)
+    return first.mean(axis=0, dtype=np.float64).astype(dtype)
+
+
+def _multiset_part(chunk, weights, *, columns, blocks, shift):
+    """Unfinished statistics of one chunk's rows for MCCA and GCCA; NaN counted."""
     chunk, weights = _kept(chunk, weights)
     if not len(chunk):
         return None, None
     with np.errstate(over="ignore", invalid="ignore"):
-        statistics = scatter_of(chunk, columns, dtype=dtype, weights=weights)
-    if np.isfinite(statistics.mean).all():
-        return statistics, None
+        sums = shifted_sums(chunk, columns, shift, weights=weights)
+    if np.isfinite(sums.sums).all():
+        return sums, None
     counts = _nan_counts(chunk, blocks)
     # No NaN: an overflow, which the solve reports naming the modality.
-    return (statistics, None) if not counts.any() else (None, counts)
+    return (sums, None) if not counts.any() else (None, counts)
 
 
 def _check_counts(estimator, counts):
     if counts is not None:
         raise_incomplete(*counts, estimator.modality_names_, type(estimator).__name__)
+
+
+def _multiset_statistics(estimator, chunks, columns, shift):
+    """Statistics of the chunks' rows: unfinished on the workers, finished here."""
+    part = partial(
+        _multiset_part, columns=columns, blocks=estimator.blocks_, shift=shift
+    )
+    sums, counts = _tree_reduce([dask.delayed(part)(c, w) for c, w in chunks])
+    _check_counts(estimator, counts)
+    if sums is None:
+        estimator._check_weight_sum(0.0)
+    return sums.statistics()
 
 
 def fit_multiset(estimator, X, sample_weight=None):
@@ -160,20 +194,17 @@ def fit_multiset(estimator, X, sample_weight=None):
         Fitted.
     """
     head, X = _prepared(X)
-    X = _rows(X, estimator._validate(head, reset=True).dtype)
-    part = partial(
-        _multiset_part,
-        columns=np.concatenate(estimator.blocks_),
-        blocks=estimator.blocks_,
-        dtype=X.dtype,
-    )
-    parts = [
-        dask.delayed(part)(c, w) for c, w in _chunks(X, _weights(sample_weight, X))
-    ]
-    statistics, counts = _tree_reduce(parts)
-    _check_counts(estimator, counts)
-    if statistics is None:
-        estimator._check_weight_sum(0.0)
+    head = estimator._validate(head, reset=True)
+    X = _rows(X, head.dtype)
+    columns = np.concatenate(estimator.blocks_)
+    chunks = _chunks(X, _weights(sample_weight, X))
+    shift = _shift(head[:, columns], X.dtype)
+    statistics = _multiset_statistics(estimator, chunks, columns, shift)
+    if not (shift.any() or unshifted_is_accurate(statistics)):
+        # Means beyond the spread that the first rows did not show (as in
+        # memory): a second pass, shifted by the mean of all rows.
+        shift = statistics.mean.astype(X.dtype)
+        statistics = _multiset_statistics(estimator, chunks, columns, shift)
     estimator._set_statistics(X, statistics)
     estimator._solved()
     return estimator

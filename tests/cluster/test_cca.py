@@ -98,6 +98,7 @@ def test_dask_dataframe_with_blocks_auto(client, data):
 )
 def test_sample_weight_as_a_dask_array(client, data, estimator):
     weights = np.random.default_rng(0).integers(0, 3, len(data)).astype(float)
+    weights[:200] = 0  # a whole chunk of weight 0
     X = data.copy()
     X[np.flatnonzero(weights == 0)[:3]] = np.nan  # weight 0: the row is dropped
     memory = clone(estimator).fit(X, sample_weight=weights)
@@ -163,3 +164,19 @@ def test_missing_modality_in_landmark_rows_as_in_memory(client, data):
     with pytest.raises(ValueError, match="row\\(s\\) lack modality 'block0'") as on:
         clone(estimator).fit(da.from_array(X, chunks=(200, -1)))
     assert str(on.value) == str(in_memory.value)
+
+
+@pytest.mark.parametrize("weighted_from", [0, 600], ids=["shifted", "second-pass"])
+def test_means_beyond_the_spread_as_in_memory(client, data, weighted_from):
+    # Means 1e4 times the spread: the chunks' products are shifted, by the
+    # first rows' mean (weighted_from=0), or, when the first rows (here of
+    # weight 0) do not show it, by the mean of all rows in a second pass.
+    X = data + 1e4
+    X[:weighted_from] = data[:weighted_from]
+    weights = np.ones(len(X))
+    weights[:weighted_from] = 0
+    memory = MCCA(2, blocks=WIDTHS).fit(X, sample_weight=weights)
+    distributed = MCCA(2, blocks=WIDTHS).fit(
+        da.from_array(X, chunks=(150, -1)), sample_weight=weights
+    )
+    _assert_same_model(memory, distributed)
