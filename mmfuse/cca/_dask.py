@@ -35,12 +35,11 @@ from mmfuse.cca._base import (
     stacked_slices,
     unit_variance_signs,
 )
-from mmfuse.cca._kernel_features import nystroem_features
+from mmfuse.cca._kernel_features import nystroem_features, nystroem_rows
 from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
 from mmfuse.cca._statistics import (
     FIRST_ROWS,
     needs_shift,
-    scatter_of,
     shifted_sums,
     unshifted_is_accurate,
 )
@@ -246,16 +245,14 @@ def _features(chunk, maps):
     """Raw Nyström features of a chunk's rows, modalities side by side."""
     return np.hstack(
         [
-            sla.solve_triangular(
-                lower, kernel(chunk[:, block], landmarks).T, lower=True
-            ).T
-            for block, kernel, landmarks, lower in maps
+            nystroem_rows(chunk[:, block], kernel, support_rows, lower)
+            for block, kernel, support_rows, lower in maps
         ]
     )
 
 
-def _kcca_part(chunk, weights, *, maps, blocks):
-    """Statistics of one chunk's Nyström features; NaN counted."""
+def _kcca_part(chunk, weights, *, maps, blocks, shift):
+    """Unfinished statistics of one chunk's Nyström features; NaN counted."""
     chunk, weights = _kept(chunk, weights)
     if not len(chunk):
         return None, None
@@ -264,7 +261,7 @@ def _kcca_part(chunk, weights, *, maps, blocks):
     if not maps:  # NaN counted only (a landmark row had NaN)
         return None, None
     features = _features(chunk, maps)
-    return scatter_of(features, np.arange(features.shape[1]), weights=weights), None
+    return shifted_sums(features, np.arange(len(shift)), shift, weights=weights), None
 
 
 def _largest(chunk, weights, *, maps, mean, weights_):
@@ -341,7 +338,10 @@ def fit_kcca(estimator, X, sample_weight=None):
             f"columns and a kernel name."
         )
     regularization = estimator._regularization()
-    X = _rows(X, np.float64)
+    # The landmark rows are read in the stored dtype (from a memory-mapped
+    # chunk only their pages are read), the features made in float64.
+    stored = _rows(X, X.dtype)
+    X = stored.astype(np.float64)
     weights = _weights(sample_weight, X)
     if weights is None:
         counts, total = np.array(X.chunks[0]), None
@@ -365,10 +365,13 @@ def fit_kcca(estimator, X, sample_weight=None):
         for _ in kernels
     ]
     union = np.unique(np.concatenate(landmarks))
-    rows, where = _gather(X, weights, union, counts)
+    rows, where = _gather(stored, weights, union, counts)
+    rows = rows.astype(np.float64)
     if not np.isfinite(rows.sum()):
         parts = [
-            dask.delayed(_kcca_part)(c, w, maps=(), blocks=estimator.blocks_)
+            dask.delayed(_kcca_part)(
+                c, w, maps=(), blocks=estimator.blocks_, shift=None
+            )
             for c, w in _chunks(X, weights)
         ]
         _check_counts(estimator, _tree_reduce(parts)[1])
@@ -380,16 +383,20 @@ def fit_kcca(estimator, X, sample_weight=None):
         f = nystroem_features(
             view, kernel, None, np.arange(len(chosen)), tol=estimator.cholesky_tol
         )
-        factors.append((f, view[f.support], where[np.searchsorted(union, chosen)]))
-        maps.append((block, kernel, view[f.support], f.lower))
+        factors.append((f, where[np.searchsorted(union, chosen)]))
+        maps.append((block, kernel, f.support_rows, f.lower))
+    # Every chunk's features are shifted by the landmarks' mean feature.
+    shift = _features(rows, maps).mean(axis=0)
+    maps = dask.delayed(maps)  # one key that every task reads
     parts = [
-        dask.delayed(_kcca_part)(c, w, maps=maps, blocks=estimator.blocks_)
+        dask.delayed(_kcca_part)(c, w, maps=maps, blocks=estimator.blocks_, shift=shift)
         for c, w in _chunks(X, weights)
     ]
-    statistics, nan_counts = _tree_reduce(parts)
+    sums, nan_counts = _tree_reduce(parts)
     _check_counts(estimator, nan_counts)
+    statistics = sums.statistics()
     C = statistics.covariance()
-    slices = stacked_slices(len(f.support) for f, _, _ in factors)
+    slices = stacked_slices(len(f.support) for f, _ in factors)
     estimator._check_n_components(n, _ranks(estimator, C, statistics, slices))
     D = [
         regularized_block(C[s, s], r, relative=False)
@@ -436,14 +443,13 @@ def fit_kcca(estimator, X, sample_weight=None):
     estimator._set_n_features_out()
     estimator.dual_coef_ = [
         sla.solve_triangular(f.lower, W, lower=True, trans="T")
-        for (f, _, _), W in zip(factors, weights_, strict=True)
+        for (f, _), W in zip(factors, weights_, strict=True)
     ]
     estimator.kernel_means_ = [
-        f.lower @ statistics.mean[s]
-        for (f, _, _), s in zip(factors, slices, strict=True)
+        f.lower @ statistics.mean[s] for (f, _), s in zip(factors, slices, strict=True)
     ]
-    estimator.support_ = [at[f.support] for f, _, at in factors]
-    estimator.X_fit_ = [support_rows for _, support_rows, _ in factors]
+    estimator.support_ = [at[f.support] for f, at in factors]
+    estimator.X_fit_ = [f.support_rows for f, _ in factors]
     estimator.eigenvalues_ = eigenvalues
     estimator.canonical_correlations_ = canonical_correlation_from_covariance(cross)
     return estimator
