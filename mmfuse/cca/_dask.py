@@ -243,6 +243,7 @@ def _gather(X, weights, positions, counts):
 
 def _features(chunk, maps):
     """Raw Nyström features of a chunk's rows, modalities side by side."""
+    chunk = chunk.astype(np.float64, copy=False)
     return np.hstack(
         [
             nystroem_rows(chunk[:, block], kernel, support_rows, lower)
@@ -256,7 +257,7 @@ def _kcca_part(chunk, weights, *, maps, blocks, shift):
     chunk, weights = _kept(chunk, weights)
     if not len(chunk):
         return None, None
-    if not np.isfinite(chunk.sum()):
+    if not np.isfinite(chunk.sum(dtype=np.float64)):
         return None, _nan_counts(chunk, blocks)
     if not maps:  # NaN counted only (a landmark row had NaN)
         return None, None
@@ -264,17 +265,23 @@ def _kcca_part(chunk, weights, *, maps, blocks, shift):
     return shifted_sums(features, np.arange(len(shift)), shift, weights=weights), None
 
 
-def _largest(chunk, weights, *, maps, mean, weights_):
-    """Each view's variate entry of largest magnitude (signed), a component."""
+def _largest(chunk, weights, *, maps, duals, offsets):
+    """Each view's variate entry of largest magnitude (signed), a component.
+
+    A view's centred variates ``(Φ − 1μᵀ) W`` are ``K(rows, X_S) α − μᵀW``
+    with ``α = L_S⁻ᵀ W``: the kernel against the support rows times dual
+    coefficients, with no triangular solve of the features.
+    """
     chunk, _ = _kept(chunk, weights)
     if not len(chunk):
-        return np.zeros((len(weights_), weights_[0].shape[1]))
-    features = _features(chunk, maps) - mean
-    slices = stacked_slices(W.shape[0] for W in weights_)
+        return np.zeros((len(duals), duals[0].shape[1]))
     largest = []
-    for W, s in zip(weights_, slices, strict=True):
-        variates = features[:, s] @ W
-        largest.append(variates[np.abs(variates).argmax(axis=0), range(W.shape[1])])
+    for (block, kernel, support_rows, _), alpha, offset in zip(
+        maps, duals, offsets, strict=True
+    ):
+        rows = chunk[:, block].astype(np.float64, copy=False)
+        variates = kernel(rows, support_rows) @ alpha - offset
+        largest.append(variates[np.abs(variates).argmax(axis=0), range(alpha.shape[1])])
     return np.array(largest)
 
 
@@ -338,10 +345,10 @@ def fit_kcca(estimator, X, sample_weight=None):
             f"columns and a kernel name."
         )
     regularization = estimator._regularization()
-    # The landmark rows are read in the stored dtype (from a memory-mapped
-    # chunk only their pages are read), the features made in float64.
-    stored = _rows(X, X.dtype)
-    X = stored.astype(np.float64)
+    # Chunks stay in their dtype until a task makes their features (in
+    # float64): no float64 copy of a chunk waits in a worker's memory, and
+    # from a memory-mapped chunk the landmark rows read only their pages.
+    X = _rows(X, X.dtype)
     weights = _weights(sample_weight, X)
     if weights is None:
         counts, total = np.array(X.chunks[0]), None
@@ -365,7 +372,7 @@ def fit_kcca(estimator, X, sample_weight=None):
         for _ in kernels
     ]
     union = np.unique(np.concatenate(landmarks))
-    rows, where = _gather(stored, weights, union, counts)
+    rows, where = _gather(X, weights, union, counts)
     rows = rows.astype(np.float64)
     if not np.isfinite(rows.sum()):
         parts = [
@@ -417,11 +424,14 @@ def fit_kcca(estimator, X, sample_weight=None):
             for W, s in zip(weights_, slices, strict=True)
         ]
     )
+    duals = [
+        sla.solve_triangular(f.lower, W, lower=True, trans="T")
+        for (f, _), W in zip(factors, weights_, strict=True)
+    ]
+    offsets = [statistics.mean[s] @ W for W, s in zip(weights_, slices, strict=True)]
     largest = dask.compute(
         *[
-            dask.delayed(_largest)(
-                c, w, maps=maps, mean=statistics.mean, weights_=weights_
-            )
+            dask.delayed(_largest)(c, w, maps=maps, duals=duals, offsets=offsets)
             for c, w in _chunks(X, weights)
         ]
     )

@@ -180,3 +180,12 @@ def test_means_beyond_the_spread_as_in_memory(client, data, weighted_from):
         da.from_array(X, chunks=(150, -1)), sample_weight=weights
     )
     _assert_same_model(memory, distributed)
+
+
+def test_kcca_of_float32_chunks_is_the_in_memory_fit(client, data):
+    # The chunks stay float32 until a task makes their features in float64.
+    X32 = data.astype(np.float32)
+    estimator = ESTIMATORS[2]
+    memory = clone(estimator).fit(X32)
+    distributed = clone(estimator).fit(da.from_array(X32, chunks=(150, -1)))
+    _assert_same_model(memory, distributed)
