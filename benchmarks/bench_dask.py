@@ -46,6 +46,7 @@ Run (12 GB on disk, about 10-20 minutes on 2 cores)::
 
 import argparse
 import os
+import pickle
 import resource
 import shutil
 import tempfile
@@ -65,6 +66,7 @@ from distributed import Client, LocalCluster, get_task_stream  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
 from mmfuse.cca import KCCA, MCCA  # noqa: E402
+from mmfuse.cca._statistics import shifted_sums  # noqa: E402
 
 N_COMPONENTS = 5
 
@@ -135,9 +137,14 @@ def _estimators(args):
 
 
 def _cpu_seconds(client):
-    """CPU seconds used so far by the workers, the scheduler and this process."""
-    workers = sum(client.run(time.process_time).values())
-    return workers + client.run_on_scheduler(time.process_time) + time.process_time()
+    """CPU seconds used so far by the workers, the scheduler and this client."""
+    return np.array(
+        [
+            sum(client.run(time.process_time).values()),
+            client.run_on_scheduler(time.process_time),
+            time.process_time(),
+        ]
+    )
 
 
 # Task names (key prefixes) of each kind of work on the workers.
@@ -185,7 +192,10 @@ def fit_on_cluster(client, make, X):
     cpu = _cpu_seconds(client) - cpu
     peak = max(client.run(_peak).values())
     workers = len(client.scheduler_info()["workers"])
-    return estimator, seconds, peak, cpu, _breakdown(tasks.data, workers, seconds)
+    spent = _breakdown(tasks.data, workers, seconds)
+    names = ["cpu: workers", "cpu: scheduler", "cpu: client"]
+    spent.update(zip(names, cpu, strict=True))
+    return estimator, seconds, peak, cpu.sum(), spent
 
 
 def fit_in_memory(make, X):
@@ -226,6 +236,43 @@ def _fit_at(path, args, start_at):
     return min(seconds)
 
 
+def per_chunk_costs(path, args, repeats=5):
+    """Milliseconds a chunk of MCCA's pass, in this process on one thread.
+
+    The median over the first chunks and ``repeats`` runs of: reading a
+    chunk into memory (``np.load``), its unfinished statistics from memory
+    and from a memory map (which pays the reading in page faults), merging
+    two chunks' statistics, and their serialization to and from bytes (what
+    a transfer between processes costs besides the network).
+    """
+    files = [
+        os.path.join(path, f"{i}.npy") for i in range(min(4, args.rows // args.chunk))
+    ]
+    columns = np.arange(args.views * args.width)
+    times = defaultdict(list)
+
+    def timed(what, task, *task_args):
+        start = time.perf_counter()
+        result = task(*task_args)
+        times[what].append(1e3 * (time.perf_counter() - start))
+        return result
+
+    def round_trip(sums):
+        return pickle.loads(pickle.dumps(sums))
+
+    with threadpool_limits(1):
+        shift = np.zeros(len(columns), np.float32)
+        for _ in range(repeats):
+            for file in files:
+                chunk = timed("read", np.load, file)
+                sums = timed("statistics", shifted_sums, chunk, columns, shift)
+                mapped = np.load(file, mmap_mode="r")
+                timed("statistics, memory-mapped", shifted_sums, mapped, columns, shift)
+                timed("merge", sums.merge, sums)
+                timed("serialize", round_trip, sums)
+    return {what: float(np.median(ms)) for what, ms in times.items()}
+
+
 def fit_in_parallel_processes(path, args):
     """Median over processes of their fastest in-memory MCCA fit, all at once."""
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
@@ -257,6 +304,9 @@ def main():
     parser.add_argument("--in-memory", type=int, default=2_000_000)
     parser.add_argument("--landmarks", type=int, default=100)
     parser.add_argument("--dir", default=None, help="where to write the chunks")
+    parser.add_argument(
+        "--estimators", nargs="+", choices=["mcca", "kcca"], default=["mcca", "kcca"]
+    )
     parser.add_argument(
         "--repeats", type=int, default=3, help="runs of each fit (the fastest kept)"
     )
@@ -304,6 +354,8 @@ def main():
         )
         table, notes = [header, "-" * len(header)], []
         for name, make in _estimators(args).items():
+            if name.split()[-1].lower() not in args.estimators:
+                continue
             memory, t_memory, cpu_memory = best_of(
                 args.repeats, fit_in_memory, make, X_small
             )
@@ -338,7 +390,7 @@ def main():
                 runs.append((run, args.rows, t_big, peak_big, args.workers, cpu_big))
                 alone = args.rows / spent.get("statistics", np.nan)
                 notes.append(
-                    f"{name}, {run}: workers' seconds: "
+                    f"{name}, {run}: seconds (workers' wall by task, CPU by process): "
                     + ", ".join(f"{k} {v:.1f}" for k, v in sorted(spent.items()))
                     + f"; the statistics tasks alone: {alone:,.0f} rows/s per core "
                     f"(per-row {alone * t_memory / args.in_memory:.2f})"
@@ -374,6 +426,11 @@ def main():
             "process"
         )
         print("\n".join(notes))
+        costs = per_chunk_costs(path, args)
+        print(
+            f"MCCA, a chunk of {args.chunk:,} rows in this process, one thread (ms): "
+            + ", ".join(f"{what} {ms:.1f}" for what, ms in costs.items())
+        )
     finally:
         client.close()
         cluster.close()

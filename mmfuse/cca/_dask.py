@@ -1,14 +1,17 @@
 """The CCA family on Dask arrays: statistics reduced where the rows lie.
 
 MCCA, GCCA and Nyström KCCA depend on their rows only through sufficient
-statistics (:mod:`mmfuse.cca._statistics`): each chunk of rows gives its
-:class:`~mmfuse.cca._statistics.Scatter` on the worker that holds it, and
-:meth:`~mmfuse.cca._statistics.Scatter.merge`, exact in any order, combines
-them in a tree (:func:`_tree_reduce`, ``_SPLIT_EVERY`` at a time, as
+statistics (:mod:`mmfuse.cca._statistics`). Each chunk of rows gives, on
+the worker that holds it, its unfinished sums
+(:class:`~mmfuse.cca._statistics.ShiftedSums`: the upper triangle of its
+cross-products and its column sums, shifted by one vector chosen on the
+client, as in memory, from the first rows); they merge by addition in a
+tree (:func:`_tree_reduce`, ``_SPLIT_EVERY`` at a time, as
 ``dask.array.reduction`` does), so only a ``P × P`` matrix per merge moves
-and the client receives one. The solve then runs on the client as for
-in-memory data, so the model is the same to rounding. ``transform`` maps
-each chunk with the fitted estimator, lazily.
+and the client receives one, which it finishes once (centring, mirroring).
+The solve then runs on the client as for in-memory data, so the model is
+the same to rounding. ``transform`` maps each chunk with the fitted
+estimator, lazily.
 
 This module imports Dask; it is imported only when a fit or a transform
 receives a Dask collection (:func:`mmfuse.utils._dask.is_dask_collection`).
@@ -295,9 +298,14 @@ def fit_kcca(estimator, X, sample_weight=None):
     """Fit Nyström KCCA on a Dask array or DataFrame chunked by rows.
 
     Landmarks are drawn as in memory (the same rows for the same
-    ``random_state``) and gathered to the client; each chunk's features
-    against them are reduced to their statistics on the workers, and a
-    second pass reads the largest variates for the sign rule.
+    ``random_state``) and gathered to the client (reading the chunks that
+    hold them); each chunk's features against them are reduced to their
+    statistics on the workers, and a last pass reads the largest variates
+    for the sign rule. That pass stays: the in-memory rule reads the entry
+    of largest magnitude among all training variates, which no statistic
+    of the rows gives, so the signs could only come from the weights by
+    changing the in-memory signs too. It costs a kernel evaluation and a
+    product by the dual coefficients a chunk, no triangular solve.
 
     Parameters
     ----------
