@@ -55,16 +55,27 @@ __all__ = ["fit_kcca", "fit_multiset", "transform"]
 _SPLIT_EVERY = 8
 
 
-def _prepared(X):
+def _prepared(X, *, sizes):
     """Return ``X`` as a Dask array chunked by rows, and its first rows in memory.
 
     The first ``FIRST_ROWS`` rows (a DataFrame's with their column names)
     are what the estimator validates, and what chooses the shift of the
     products (:func:`_shift`); the array is cast to their validated dtype.
+    They are read from the first chunk alone when it has two rows or more.
+    The chunks' row counts, when unknown (a DataFrame's partitions, an
+    array after a boolean mask), are counted only if ``sizes``: that is a
+    pass over all the data.
     """
     if hasattr(X, "to_dask_array"):
-        return X.head(FIRST_ROWS, npartitions=-1), X.to_dask_array(lengths=True)
-    if np.isnan(X.shape[0]):  # rows of unknown count, e.g. after a boolean mask
+        # A head across partitions would compute every partition.
+        head = X.partitions[0].compute().head(FIRST_ROWS)
+        if len(head) < 2:
+            head = X.head(FIRST_ROWS, npartitions=-1)
+        return head, X.to_dask_array(lengths=True if sizes else None)
+    if np.isnan(X.shape[0]):
+        head = X.blocks[0].compute()[:FIRST_ROWS]
+        if not sizes and len(head) >= 2:
+            return head, X
         X = X.compute_chunk_sizes()
     return X[:FIRST_ROWS].compute(), X
 
@@ -195,7 +206,8 @@ def fit_multiset(estimator, X, sample_weight=None):
     estimator : MCCA or GCCA
         Fitted.
     """
-    head, X = _prepared(X)
+    # Without weights, nothing needs the chunks' row counts.
+    head, X = _prepared(X, sizes=sample_weight is not None)
     head = estimator._validate(head, reset=True)
     X = _rows(X, head.dtype)
     columns = np.concatenate(estimator.blocks_)
@@ -336,7 +348,7 @@ def fit_kcca(estimator, X, sample_weight=None):
             f"solver='dense' or 'auto' (the dense solve of the reduced "
             f"covariance)."
         )
-    head, X = _prepared(X)
+    head, X = _prepared(X, sizes=True)
     validate_numeric(
         estimator,
         head,

@@ -1,5 +1,6 @@
 """MCCA, GCCA and Nystroem KCCA on Dask arrays: the in-memory model, lazily."""
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -188,4 +189,26 @@ def test_kcca_of_float32_chunks_is_the_in_memory_fit(client, data):
     estimator = ESTIMATORS[2]
     memory = clone(estimator).fit(X32)
     distributed = clone(estimator).fit(da.from_array(X32, chunks=(150, -1)))
+    _assert_same_model(memory, distributed)
+
+
+def test_a_dataframe_fit_reads_each_partition_once(data):
+    # Neither the first rows nor the partitions' lengths cost a pass over
+    # the data (MCCA without weights needs no lengths): the statistics read
+    # each partition once; the first rows read the first one again (twice,
+    # in Dask's computing of one partition).
+    names = [f"{v}__{j}" for v, w in zip("abc", WIDTHS, strict=True) for j in range(w)]
+    reads = []
+
+    def partition(i):
+        reads.append(i)
+        return pd.DataFrame(data[i * 100 : (i + 1) * 100], columns=names)
+
+    frame = dd.from_map(partition, range(10))
+    reads.clear()  # from_map's own read of a partition, for the column types
+    with dask.config.set(scheduler="synchronous"):
+        distributed = MCCA(2).fit(frame)
+    assert sorted(set(reads)) == list(range(10))
+    assert all(reads.count(i) == 1 for i in range(1, 10))
+    memory = MCCA(2).fit(pd.DataFrame(data, columns=names))
     _assert_same_model(memory, distributed)
