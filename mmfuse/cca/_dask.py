@@ -1,14 +1,17 @@
 """The CCA family on Dask arrays: statistics reduced where the rows lie.
 
 MCCA, GCCA and Nyström KCCA depend on their rows only through sufficient
-statistics (:mod:`mmfuse.cca._statistics`): each chunk of rows gives its
-:class:`~mmfuse.cca._statistics.Scatter` on the worker that holds it, and
-:meth:`~mmfuse.cca._statistics.Scatter.merge`, exact in any order, combines
-them in a tree (:func:`_tree_reduce`, ``_SPLIT_EVERY`` at a time, as
+statistics (:mod:`mmfuse.cca._statistics`). Each chunk of rows gives, on
+the worker that holds it, its unfinished sums
+(:class:`~mmfuse.cca._statistics.ShiftedSums`: the upper triangle of its
+cross-products and its column sums, shifted by one vector chosen on the
+client, as in memory, from the first rows); they merge by addition in a
+tree (:func:`_tree_reduce`, ``_SPLIT_EVERY`` at a time, as
 ``dask.array.reduction`` does), so only a ``P × P`` matrix per merge moves
-and the client receives one. The solve then runs on the client as for
-in-memory data, so the model is the same to rounding. ``transform`` maps
-each chunk with the fitted estimator, lazily.
+and the client receives one, which it finishes once (centring, mirroring).
+The solve then runs on the client as for in-memory data, so the model is
+the same to rounding. ``transform`` maps each chunk with the fitted
+estimator, lazily.
 
 This module imports Dask; it is imported only when a fit or a transform
 receives a Dask collection (:func:`mmfuse.utils._dask.is_dask_collection`).
@@ -35,9 +38,14 @@ from mmfuse.cca._base import (
     stacked_slices,
     unit_variance_signs,
 )
-from mmfuse.cca._kernel_features import nystroem_features
+from mmfuse.cca._kernel_features import nystroem_features, nystroem_rows
 from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
-from mmfuse.cca._statistics import scatter_of
+from mmfuse.cca._statistics import (
+    FIRST_ROWS,
+    needs_shift,
+    shifted_sums,
+    unshifted_is_accurate,
+)
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import _check_sample_weight
 
@@ -47,17 +55,29 @@ __all__ = ["fit_kcca", "fit_multiset", "transform"]
 _SPLIT_EVERY = 8
 
 
-def _prepared(X):
+def _prepared(X, *, sizes):
     """Return ``X`` as a Dask array chunked by rows, and its first rows in memory.
 
-    The first two rows (a DataFrame's with their column names) are what
-    the estimator validates; the array is cast to their validated dtype.
+    The first ``FIRST_ROWS`` rows (a DataFrame's with their column names)
+    are what the estimator validates, and what chooses the shift of the
+    products (:func:`_shift`); the array is cast to their validated dtype.
+    They are read from the first chunk alone when it has two rows or more.
+    The chunks' row counts, when unknown (a DataFrame's partitions, an
+    array after a boolean mask), are counted only if ``sizes``: that is a
+    pass over all the data.
     """
     if hasattr(X, "to_dask_array"):
-        return X.head(2, npartitions=-1), X.to_dask_array(lengths=True)
-    if np.isnan(X.shape[0]):  # rows of unknown count, e.g. after a boolean mask
+        # A head across partitions would compute every partition.
+        head = X.partitions[0].compute().head(FIRST_ROWS)
+        if len(head) < 2:
+            head = X.head(FIRST_ROWS, npartitions=-1)
+        return head, X.to_dask_array(lengths=True if sizes else None)
+    if np.isnan(X.shape[0]):
+        head = X.blocks[0].compute()[:FIRST_ROWS]
+        if not sizes and len(head) >= 2:
+            return head, X
         X = X.compute_chunk_sizes()
-    return X[:2].compute(), X
+    return X[:FIRST_ROWS].compute(), X
 
 
 def _rows(X, dtype):
@@ -91,6 +111,8 @@ def _kept(chunk, weights):
     """Rows of positive weight of one chunk, and their weights (validated)."""
     if weights is None:
         return chunk, None
+    if not weights.any():  # sklearn refuses all-zero weights, fine in a chunk
+        return chunk[:0], weights[:0]
     weights = _check_sample_weight(
         weights, chunk, dtype=np.float64, ensure_non_negative=True
     )
@@ -99,11 +121,11 @@ def _kept(chunk, weights):
 
 
 def _combine(parts):
-    """Merge partial results ``(statistics or None, NaN counts or None)``."""
-    statistics = [s for s, _ in parts if s is not None]
+    """Merge partial results ``(sums or None, NaN counts or None)``."""
+    sums = [s for s, _ in parts if s is not None]
     counts = [c for _, c in parts if c is not None]
     return (
-        reduce(lambda a, b: a.merge(b), statistics) if statistics else None,
+        reduce(lambda a, b: a.merge(b), sums) if sums else None,
         np.sum(counts, axis=0) if counts else None,
     )
 
@@ -123,23 +145,48 @@ def _nan_counts(chunk, blocks):
     return np.array(incomplete_rows(chunk, blocks))
 
 
-def _multiset_part(chunk, weights, *, columns, blocks, dtype):
-    """Statistics of one chunk's rows for MCCA and GCCA; NaN counted."""
+def _shift(first, dtype):
+    """Return the one shift of every chunk's products, chosen on the first rows.
+
+    As in memory (:func:`~mmfuse.cca._statistics.needs_shift`): zero, so
+    that the products read the rows in place, when the first rows' means
+    are within their spread, else their mean. Rows with NaN are left out.
+    """
+    first = first[np.isfinite(first).all(axis=1)]
+    if not len(first) or not needs_shift(first):
+        return np.zeros(first.shape[1], dtype)
+    return first.mean(axis=0, dtype=np.float64).astype(dtype)
+
+
+def _multiset_part(chunk, weights, *, columns, blocks, shift):
+    """Unfinished statistics of one chunk's rows for MCCA and GCCA; NaN counted."""
     chunk, weights = _kept(chunk, weights)
     if not len(chunk):
         return None, None
     with np.errstate(over="ignore", invalid="ignore"):
-        statistics = scatter_of(chunk, columns, dtype=dtype, weights=weights)
-    if np.isfinite(statistics.mean).all():
-        return statistics, None
+        sums = shifted_sums(chunk, columns, shift, weights=weights)
+    if np.isfinite(sums.sums).all():
+        return sums, None
     counts = _nan_counts(chunk, blocks)
     # No NaN: an overflow, which the solve reports naming the modality.
-    return (statistics, None) if not counts.any() else (None, counts)
+    return (sums, None) if not counts.any() else (None, counts)
 
 
 def _check_counts(estimator, counts):
     if counts is not None:
         raise_incomplete(*counts, estimator.modality_names_, type(estimator).__name__)
+
+
+def _multiset_statistics(estimator, chunks, columns, shift):
+    """Statistics of the chunks' rows: unfinished on the workers, finished here."""
+    part = partial(
+        _multiset_part, columns=columns, blocks=estimator.blocks_, shift=shift
+    )
+    sums, counts = _tree_reduce([dask.delayed(part)(c, w) for c, w in chunks])
+    _check_counts(estimator, counts)
+    if sums is None:
+        estimator._check_weight_sum(0.0)
+    return sums.statistics()
 
 
 def fit_multiset(estimator, X, sample_weight=None):
@@ -159,21 +206,19 @@ def fit_multiset(estimator, X, sample_weight=None):
     estimator : MCCA or GCCA
         Fitted.
     """
-    head, X = _prepared(X)
-    X = _rows(X, estimator._validate(head, reset=True).dtype)
-    part = partial(
-        _multiset_part,
-        columns=np.concatenate(estimator.blocks_),
-        blocks=estimator.blocks_,
-        dtype=X.dtype,
-    )
-    parts = [
-        dask.delayed(part)(c, w) for c, w in _chunks(X, _weights(sample_weight, X))
-    ]
-    statistics, counts = _tree_reduce(parts)
-    _check_counts(estimator, counts)
-    if statistics is None:
-        estimator._check_weight_sum(0.0)
+    # Without weights, nothing needs the chunks' row counts.
+    head, X = _prepared(X, sizes=sample_weight is not None)
+    head = estimator._validate(head, reset=True)
+    X = _rows(X, head.dtype)
+    columns = np.concatenate(estimator.blocks_)
+    chunks = _chunks(X, _weights(sample_weight, X))
+    shift = _shift(head[:, columns], X.dtype)
+    statistics = _multiset_statistics(estimator, chunks, columns, shift)
+    if not (shift.any() or unshifted_is_accurate(statistics)):
+        # Means beyond the spread that the first rows did not show (as in
+        # memory): a second pass, shifted by the mean of all rows.
+        shift = statistics.mean.astype(X.dtype)
+        statistics = _multiset_statistics(estimator, chunks, columns, shift)
     estimator._set_statistics(X, statistics)
     estimator._solved()
     return estimator
@@ -213,40 +258,45 @@ def _gather(X, weights, positions, counts):
 
 def _features(chunk, maps):
     """Raw Nyström features of a chunk's rows, modalities side by side."""
+    chunk = chunk.astype(np.float64, copy=False)
     return np.hstack(
         [
-            sla.solve_triangular(
-                lower, kernel(chunk[:, block], landmarks).T, lower=True
-            ).T
-            for block, kernel, landmarks, lower in maps
+            nystroem_rows(chunk[:, block], kernel, support_rows, lower)
+            for block, kernel, support_rows, lower in maps
         ]
     )
 
 
-def _kcca_part(chunk, weights, *, maps, blocks):
-    """Statistics of one chunk's Nyström features; NaN counted."""
+def _kcca_part(chunk, weights, *, maps, blocks, shift):
+    """Unfinished statistics of one chunk's Nyström features; NaN counted."""
     chunk, weights = _kept(chunk, weights)
     if not len(chunk):
         return None, None
-    if not np.isfinite(chunk.sum()):
+    if not np.isfinite(chunk.sum(dtype=np.float64)):
         return None, _nan_counts(chunk, blocks)
     if not maps:  # NaN counted only (a landmark row had NaN)
         return None, None
     features = _features(chunk, maps)
-    return scatter_of(features, np.arange(features.shape[1]), weights=weights), None
+    return shifted_sums(features, np.arange(len(shift)), shift, weights=weights), None
 
 
-def _largest(chunk, weights, *, maps, mean, weights_):
-    """Each view's variate entry of largest magnitude (signed), a component."""
+def _largest(chunk, weights, *, maps, duals, offsets):
+    """Each view's variate entry of largest magnitude (signed), a component.
+
+    A view's centred variates ``(Φ − 1μᵀ) W`` are ``K(rows, X_S) α − μᵀW``
+    with ``α = L_S⁻ᵀ W``: the kernel against the support rows times dual
+    coefficients, with no triangular solve of the features.
+    """
     chunk, _ = _kept(chunk, weights)
     if not len(chunk):
-        return np.zeros((len(weights_), weights_[0].shape[1]))
-    features = _features(chunk, maps) - mean
-    slices = stacked_slices(W.shape[0] for W in weights_)
+        return np.zeros((len(duals), duals[0].shape[1]))
     largest = []
-    for W, s in zip(weights_, slices, strict=True):
-        variates = features[:, s] @ W
-        largest.append(variates[np.abs(variates).argmax(axis=0), range(W.shape[1])])
+    for (block, kernel, support_rows, _), alpha, offset in zip(
+        maps, duals, offsets, strict=True
+    ):
+        rows = chunk[:, block].astype(np.float64, copy=False)
+        variates = kernel(rows, support_rows) @ alpha - offset
+        largest.append(variates[np.abs(variates).argmax(axis=0), range(alpha.shape[1])])
     return np.array(largest)
 
 
@@ -260,9 +310,14 @@ def fit_kcca(estimator, X, sample_weight=None):
     """Fit Nyström KCCA on a Dask array or DataFrame chunked by rows.
 
     Landmarks are drawn as in memory (the same rows for the same
-    ``random_state``) and gathered to the client; each chunk's features
-    against them are reduced to their statistics on the workers, and a
-    second pass reads the largest variates for the sign rule.
+    ``random_state``) and gathered to the client (reading the chunks that
+    hold them); each chunk's features against them are reduced to their
+    statistics on the workers, and a last pass reads the largest variates
+    for the sign rule. That pass stays: the in-memory rule reads the entry
+    of largest magnitude among all training variates, which no statistic
+    of the rows gives, so the signs could only come from the weights by
+    changing the in-memory signs too. It costs a kernel evaluation and a
+    product by the dual coefficients a chunk, no triangular solve.
 
     Parameters
     ----------
@@ -293,7 +348,7 @@ def fit_kcca(estimator, X, sample_weight=None):
             f"solver='dense' or 'auto' (the dense solve of the reduced "
             f"covariance)."
         )
-    head, X = _prepared(X)
+    head, X = _prepared(X, sizes=True)
     validate_numeric(
         estimator,
         head,
@@ -310,7 +365,10 @@ def fit_kcca(estimator, X, sample_weight=None):
             f"columns and a kernel name."
         )
     regularization = estimator._regularization()
-    X = _rows(X, np.float64)
+    # Chunks stay in their dtype until a task makes their features (in
+    # float64): no float64 copy of a chunk waits in a worker's memory, and
+    # from a memory-mapped chunk the landmark rows read only their pages.
+    X = _rows(X, X.dtype)
     weights = _weights(sample_weight, X)
     if weights is None:
         counts, total = np.array(X.chunks[0]), None
@@ -335,9 +393,12 @@ def fit_kcca(estimator, X, sample_weight=None):
     ]
     union = np.unique(np.concatenate(landmarks))
     rows, where = _gather(X, weights, union, counts)
+    rows = rows.astype(np.float64)
     if not np.isfinite(rows.sum()):
         parts = [
-            dask.delayed(_kcca_part)(c, w, maps=(), blocks=estimator.blocks_)
+            dask.delayed(_kcca_part)(
+                c, w, maps=(), blocks=estimator.blocks_, shift=None
+            )
             for c, w in _chunks(X, weights)
         ]
         _check_counts(estimator, _tree_reduce(parts)[1])
@@ -349,16 +410,20 @@ def fit_kcca(estimator, X, sample_weight=None):
         f = nystroem_features(
             view, kernel, None, np.arange(len(chosen)), tol=estimator.cholesky_tol
         )
-        factors.append((f, view[f.support], where[np.searchsorted(union, chosen)]))
-        maps.append((block, kernel, view[f.support], f.lower))
+        factors.append((f, where[np.searchsorted(union, chosen)]))
+        maps.append((block, kernel, f.support_rows, f.lower))
+    # Every chunk's features are shifted by the landmarks' mean feature.
+    shift = _features(rows, maps).mean(axis=0)
+    maps = dask.delayed(maps)  # one key that every task reads
     parts = [
-        dask.delayed(_kcca_part)(c, w, maps=maps, blocks=estimator.blocks_)
+        dask.delayed(_kcca_part)(c, w, maps=maps, blocks=estimator.blocks_, shift=shift)
         for c, w in _chunks(X, weights)
     ]
-    statistics, nan_counts = _tree_reduce(parts)
+    sums, nan_counts = _tree_reduce(parts)
     _check_counts(estimator, nan_counts)
+    statistics = sums.statistics()
     C = statistics.covariance()
-    slices = stacked_slices(len(f.support) for f, _, _ in factors)
+    slices = stacked_slices(len(f.support) for f, _ in factors)
     estimator._check_n_components(n, _ranks(estimator, C, statistics, slices))
     D = [
         regularized_block(C[s, s], r, relative=False)
@@ -379,11 +444,14 @@ def fit_kcca(estimator, X, sample_weight=None):
             for W, s in zip(weights_, slices, strict=True)
         ]
     )
+    duals = [
+        sla.solve_triangular(f.lower, W, lower=True, trans="T")
+        for (f, _), W in zip(factors, weights_, strict=True)
+    ]
+    offsets = [statistics.mean[s] @ W for W, s in zip(weights_, slices, strict=True)]
     largest = dask.compute(
         *[
-            dask.delayed(_largest)(
-                c, w, maps=maps, mean=statistics.mean, weights_=weights_
-            )
+            dask.delayed(_largest)(c, w, maps=maps, duals=duals, offsets=offsets)
             for c, w in _chunks(X, weights)
         ]
     )
@@ -405,14 +473,13 @@ def fit_kcca(estimator, X, sample_weight=None):
     estimator._set_n_features_out()
     estimator.dual_coef_ = [
         sla.solve_triangular(f.lower, W, lower=True, trans="T")
-        for (f, _, _), W in zip(factors, weights_, strict=True)
+        for (f, _), W in zip(factors, weights_, strict=True)
     ]
     estimator.kernel_means_ = [
-        f.lower @ statistics.mean[s]
-        for (f, _, _), s in zip(factors, slices, strict=True)
+        f.lower @ statistics.mean[s] for (f, _), s in zip(factors, slices, strict=True)
     ]
-    estimator.support_ = [at[f.support] for f, _, at in factors]
-    estimator.X_fit_ = [support_rows for _, support_rows, _ in factors]
+    estimator.support_ = [at[f.support] for f, at in factors]
+    estimator.X_fit_ = [f.support_rows for f, _ in factors]
     estimator.eigenvalues_ = eigenvalues
     estimator.canonical_correlations_ = canonical_correlation_from_covariance(cross)
     return estimator

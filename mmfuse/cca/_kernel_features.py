@@ -52,6 +52,7 @@ __all__ = [
     "exact_features",
     "fits_in_memory",
     "nystroem_features",
+    "nystroem_rows",
     "products_dtype",
     "stored_covariance",
     "streamed_covariance",
@@ -367,26 +368,27 @@ class NystroemFeatures:
     else recomputed chunk by chunk at each pass.
     """
 
-    def __init__(self, n, support, lower, kernel_rows, weights):
-        self.n = n
+    def __init__(self, X_view, support, support_rows, lower, kernel, weights):
+        self.n = X_view.shape[0]
         self.weights = weights
-        self.total = n if weights is None else weights.sum()
+        self.total = self.n if weights is None else weights.sum()
         self.support = support
+        self.support_rows = support_rows
         self.lower = lower
-        self._kernel_rows = kernel_rows
+        self.kernel = kernel
+        self._X_view = X_view
         self.centred = None
         self.mean = None
 
     def rows(self, start, stop):
-        """Features ``G[start:stop]`` (uncentred, float64), from the kernel.
-
-        The kernel values are written into one buffer and solved in place.
-        """
-        K = self._kernel_rows(start, stop, np.empty((stop - start, len(self.support))))
-        sla.solve_triangular(
-            self.lower, K.T, lower=True, overwrite_b=True, check_finite=False
+        """Features ``G[start:stop]`` (uncentred, float64): :func:`nystroem_rows`."""
+        return nystroem_rows(
+            self._X_view[start:stop],
+            self.kernel,
+            self.support_rows,
+            self.lower,
+            out=np.empty((stop - start, len(self.support))),
         )
-        return K
 
     def store(self):
         """Compute and keep the centred features of every row, and their mean."""
@@ -504,14 +506,45 @@ def nystroem_features(
         lambda rows, idx: K_LL[np.ix_(rows, idx)], np.diag(K_LL).copy(), tol=tol
     )
     support = landmarks[pivots]
-    landmark_rows = support if kernel.kernel == "precomputed" else X_view[support]
     return NystroemFeatures(
-        X_view.shape[0],
+        X_view,
         support,
+        support if kernel.kernel == "precomputed" else X_view[support],
         factor[pivots],
-        lambda start, stop, out: kernel(X_view[start:stop], landmark_rows, out),
+        kernel,
         weights,
     )
+
+
+def nystroem_rows(X_rows, kernel: ViewKernel, support_rows, lower, *, out=None):
+    """Nyström features of some rows: ``K(rows, X_S) L_S⁻ᵀ``, uncentred.
+
+    The kernel values are written into one buffer and solved in place by
+    the triangle (every pass over the data, in memory or on Dask workers,
+    makes the features of its rows here).
+
+    Parameters
+    ----------
+    X_rows : ndarray or sparse matrix of shape (m, d_v)
+        The rows' columns of the modality (their kernel columns when
+        precomputed).
+    kernel : ViewKernel
+        The modality's kernel.
+    support_rows : ndarray
+        The support rows (their indices when precomputed).
+    lower : ndarray of shape (r, r)
+        ``L_S``, lower triangular, ``L_S L_Sᵀ = K_SS``.
+    out : ndarray of shape (m, r), default=None
+        Where to write the features.
+
+    Returns
+    -------
+    features : ndarray of shape (m, r)
+        Float64.
+    """
+    K = kernel(X_rows, support_rows, out)
+    sla.solve_triangular(lower, K.T, lower=True, overwrite_b=True, check_finite=False)
+    return K
 
 
 def stored_covariance(

@@ -20,7 +20,16 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from scipy.linalg.blas import dsyr, get_blas_funcs
 
-__all__ = ["Scatter", "scatter_of", "scatter_of_chunks"]
+__all__ = [
+    "FIRST_ROWS",
+    "Scatter",
+    "ShiftedSums",
+    "needs_shift",
+    "scatter_of",
+    "scatter_of_chunks",
+    "shifted_sums",
+    "unshifted_is_accurate",
+]
 
 # Rows per piece of the shifted products: about 2**18 values (2 MiB in
 # float64), so that a piece shifted into its buffer is still in cache when
@@ -28,6 +37,9 @@ __all__ = ["Scatter", "scatter_of", "scatter_of_chunks"]
 # efficient. An array's columns are gathered in pieces of the same size.
 _CACHE_VALUES = 2**18
 _MIN_ROWS = 512
+# Rows whose mean is the shift of the products (and which tell whether
+# one is needed).
+FIRST_ROWS = 512
 # float32 products are summed in float32 over this many rows at most.
 _FLUSH_ROWS = 4096
 # Columns mirrored at a time when the scatter is made symmetric.
@@ -148,13 +160,69 @@ class _ShiftedProducts:
             self.partial[...] = 0
         self.pending = 0
 
-    def statistics(self) -> "Scatter":
-        """Return the statistics; the mean is the shift plus a float64 offset."""
+    def unfinished(self) -> "ShiftedSums":
+        """Return the sums so far, unfinished (they merge by addition)."""
         self._flush()
-        offset = self.sums / self.total
+        return ShiftedSums(
+            self.shift, self.n_rows, float(self.total), self.sums, self.products
+        )
+
+    def statistics(self) -> Scatter:
+        """Return the statistics; the mean is the shift plus a float64 offset."""
+        return self.unfinished().statistics()
+
+
+@dataclass
+class ShiftedSums:
+    """Unfinished statistics: sums of rows shifted by a common ``s``.
+
+    ``Σ w (x − s)`` and the upper triangle of ``Σ w (x − s)(x − s)ᵀ`` (the
+    lower one zero), in float64. Sums of other rows with the same shift
+    merge by addition (:meth:`merge`), so many chunks' sums are reduced at
+    the cost of adding them, and finished once (:meth:`statistics`).
+
+    Parameters
+    ----------
+    shift : ndarray of shape (p,)
+        The shift ``s``, in the precision of the products.
+    n_rows : int
+        Number of rows (of positive weight) summed.
+    weight_sum : float
+        Sum of their weights.
+    sums : ndarray of shape (p,)
+        ``Σ w (x − s)``, float64.
+    products : ndarray of shape (p, p)
+        ``Σ w (x − s)(x − s)ᵀ`` on and above the diagonal, zero below,
+        float64, Fortran-ordered.
+    """
+
+    shift: NDArray
+    n_rows: int
+    weight_sum: float
+    sums: NDArray
+    products: NDArray
+
+    def merge(self, other: "ShiftedSums") -> "ShiftedSums":
+        """Return the sums of the rows of both (same shift), in new arrays."""
+        return ShiftedSums(
+            self.shift,
+            self.n_rows + other.n_rows,
+            self.weight_sum + other.weight_sum,
+            self.sums + other.sums,
+            self.products + other.products,
+        )
+
+    def statistics(self) -> Scatter:
+        """Finish: centre, mirror the triangle. ``products`` becomes the scatter.
+
+        The mean is the shift plus a float64 offset. The products are
+        finished in place (no temporary of their size): these sums are
+        spent.
+        """
+        offset = self.sums / self.weight_sum
         # The correction W (μ − s)(μ − s)ᵀ, on the upper triangle in place;
         # the lower one is still zero, so adding the transpose fills it.
-        scatter = dsyr(-self.total, offset, a=self.products, overwrite_a=1)
+        scatter = dsyr(-self.weight_sum, offset, a=self.products, overwrite_a=1)
         # Mirror the upper triangle into the lower one, a block of columns at
         # a time (cache-friendly, no temporary of the whole matrix).
         width = scatter.shape[0]
@@ -165,7 +233,7 @@ class _ShiftedProducts:
             diagonal[...] = np.triu(diagonal) + np.triu(diagonal, 1).T
         # Symmetric and Fortran-ordered: its transpose is the same matrix,
         # C-ordered.
-        return Scatter(self.n_rows, float(self.total), self.shift + offset, scatter.T)
+        return Scatter(self.n_rows, self.weight_sum, self.shift + offset, scatter.T)
 
 
 def scatter_of_chunks(
@@ -198,34 +266,96 @@ def scatter_of_chunks(
     products = None
     for chunk, weights in chunks:
         if products is None:
-            shift = chunk[:_MIN_ROWS].mean(axis=0, dtype=np.float64)
+            shift = chunk[:FIRST_ROWS].mean(axis=0, dtype=np.float64)
             products = _ShiftedProducts(shift, dtype)
         products.add(chunk, weights)
     return products.statistics()
 
 
-def _unshifted(X: NDArray, dtype, weights: NDArray | None) -> Scatter | None:
-    """Statistics of all of ``X`` without a shift, when that is accurate.
+def needs_shift(X: NDArray) -> bool:
+    """Whether the products of the rows ``X`` need a shift to be accurate.
 
     Columns whose mean is within their spread (standardized data) need no
     shift: the cancellation in ``XᵀX − W μμᵀ`` then costs at most a factor
-    ``1 + μ²/σ² ≤ 2`` in relative accuracy, and the products read the rows
-    of ``X`` in place, with no pass that writes shifted copies. Tried when
-    the first rows' means are within half their spread; None (the shifted
-    pass is needed) when the first rows or all rows say otherwise.
+    ``1 + μ²/σ² ≤ 2`` in relative accuracy. Read on the first
+    ``FIRST_ROWS`` rows: a shift is needed unless their means are within
+    half their spread.
     """
-    if weights is not None or not X.flags.c_contiguous:
-        return None
-    first = X[:_MIN_ROWS]
+    first = X[:FIRST_ROWS]
     mean = first.mean(axis=0, dtype=np.float64)
-    if np.any(4 * mean**2 > first.var(axis=0, dtype=np.float64)):
+    return bool(np.any(4 * mean**2 > first.var(axis=0, dtype=np.float64)))
+
+
+def unshifted_is_accurate(statistics: Scatter) -> bool:
+    """Whether statistics summed without a shift are accurate.
+
+    They are when every column's mean is within its spread (see
+    :func:`needs_shift`).
+    """
+    return not np.any(
+        statistics.weight_sum * statistics.mean**2 > np.diag(statistics.scatter)
+    )
+
+
+def _unshifted(X: NDArray, dtype, weights: NDArray | None) -> Scatter | None:
+    """Statistics of all of ``X`` without a shift, when that is accurate.
+
+    Then the products read the rows of ``X`` in place, with no pass that
+    writes shifted copies. Tried when the first rows need no shift
+    (:func:`needs_shift`); None (the shifted pass is needed) when the first
+    rows or all rows (:func:`unshifted_is_accurate`) say otherwise.
+    """
+    if weights is not None or not X.flags.c_contiguous or needs_shift(X):
         return None
     products = _ShiftedProducts(np.zeros(X.shape[1]), dtype)
     products.add(X, None)
     statistics = products.statistics()
-    if np.any(statistics.weight_sum * statistics.mean**2 > np.diag(statistics.scatter)):
-        return None
-    return statistics
+    return statistics if unshifted_is_accurate(statistics) else None
+
+
+def _pieces(X: NDArray, columns: NDArray, weights: NDArray | None):
+    """Yield the columns ``columns`` of ``X`` and the weights, in pieces of rows.
+
+    All of ``X`` in one piece when it keeps every column; else gathered a
+    piece of rows at a time (small enough to stay in cache).
+    """
+    if np.array_equal(columns, np.arange(X.shape[1])):
+        yield X, weights
+        return
+    step = max(_MIN_ROWS, _CACHE_VALUES // len(columns))
+    for start in range(0, X.shape[0], step):
+        yield (
+            X[start : start + step, columns],
+            None if weights is None else weights[start : start + step],
+        )
+
+
+def shifted_sums(
+    X: NDArray, columns: NDArray, shift: NDArray, *, weights=None
+) -> ShiftedSums:
+    """Unfinished statistics of the columns ``columns`` of dense rows, shifted.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, n_features)
+        The rows, at least one.
+    columns : ndarray of intp of shape (p,)
+        Columns to keep, in order.
+    shift : ndarray of shape (p,)
+        The shift, of the products' dtype (float64 or float32); zeros read
+        the rows in place.
+    weights : ndarray of shape (n,), default=None
+        Positive weight of each row, a repetition count.
+
+    Returns
+    -------
+    sums : ShiftedSums
+        To merge with other rows' sums of the same shift, and finish.
+    """
+    products = _ShiftedProducts(shift, shift.dtype)
+    for rows, piece_weights in _pieces(X, columns, weights):
+        products.add(rows, piece_weights)
+    return products.unfinished()
 
 
 def scatter_of(X, columns: NDArray, *, dtype=np.float64, weights=None) -> Scatter:
@@ -260,17 +390,9 @@ def scatter_of(X, columns: NDArray, *, dtype=np.float64, weights=None) -> Scatte
         scatter = (sub.T @ weighted).toarray()
         scatter -= total * np.outer(mean, mean)
         return Scatter(n, total, mean, scatter)
+    statistics = None
     if np.array_equal(columns, np.arange(X.shape[1])):
         statistics = _unshifted(X, dtype, weights)
-        if statistics is None:
-            statistics = scatter_of_chunks([(X, weights)], dtype=dtype)
-        return statistics
-    step = max(_MIN_ROWS, _CACHE_VALUES // len(columns))
-    chunks = (
-        (
-            X[start : start + step, columns],
-            None if weights is None else weights[start : start + step],
-        )
-        for start in range(0, n, step)
-    )
-    return scatter_of_chunks(chunks, dtype=dtype)
+    if statistics is None:
+        statistics = scatter_of_chunks(_pieces(X, columns, weights), dtype=dtype)
+    return statistics

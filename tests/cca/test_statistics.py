@@ -136,3 +136,27 @@ def test_float32_sums_over_many_rows_stay_accurate(monkeypatch, weighted):
     # Within float32 rounding of the unit spread and of the means.
     np.testing.assert_allclose(single.mean, double.mean, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(single.scatter, double.scatter, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_unfinished_sums_of_chunks_add_up_to_the_statistics(weighted):
+    # What the Dask workers do: each chunk's sums, one shift for all, merged
+    # by addition and finished once.
+    X, weights = _data(n=400)
+    weights = weights if weighted else None
+    columns = np.array([4, 0, 2])
+    shift = X[:50, columns].mean(axis=0)
+    parts = [
+        _statistics.shifted_sums(
+            X[start : start + 90],
+            columns,
+            shift,
+            weights=None if weights is None else weights[start : start + 90],
+        )
+        for start in range(0, 400, 90)
+    ]
+    assert np.all(np.tril(parts[0].products, -1) == 0)  # the upper triangle only
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = merged.merge(part)
+    _assert_equal(merged.statistics(), scatter_of(X, columns, weights=weights))

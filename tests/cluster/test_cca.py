@@ -1,5 +1,6 @@
 """MCCA, GCCA and Nystroem KCCA on Dask arrays: the in-memory model, lazily."""
 
+import dask
 import dask.array as da
 import dask.dataframe as dd
 import numpy as np
@@ -98,6 +99,7 @@ def test_dask_dataframe_with_blocks_auto(client, data):
 )
 def test_sample_weight_as_a_dask_array(client, data, estimator):
     weights = np.random.default_rng(0).integers(0, 3, len(data)).astype(float)
+    weights[:200] = 0  # a whole chunk of weight 0
     X = data.copy()
     X[np.flatnonzero(weights == 0)[:3]] = np.nan  # weight 0: the row is dropped
     memory = clone(estimator).fit(X, sample_weight=weights)
@@ -163,3 +165,50 @@ def test_missing_modality_in_landmark_rows_as_in_memory(client, data):
     with pytest.raises(ValueError, match="row\\(s\\) lack modality 'block0'") as on:
         clone(estimator).fit(da.from_array(X, chunks=(200, -1)))
     assert str(on.value) == str(in_memory.value)
+
+
+@pytest.mark.parametrize("weighted_from", [0, 600], ids=["shifted", "second-pass"])
+def test_means_beyond_the_spread_as_in_memory(client, data, weighted_from):
+    # Means 1e4 times the spread: the chunks' products are shifted, by the
+    # first rows' mean (weighted_from=0), or, when the first rows (here of
+    # weight 0) do not show it, by the mean of all rows in a second pass.
+    X = data + 1e4
+    X[:weighted_from] = data[:weighted_from]
+    weights = np.ones(len(X))
+    weights[:weighted_from] = 0
+    memory = MCCA(2, blocks=WIDTHS).fit(X, sample_weight=weights)
+    distributed = MCCA(2, blocks=WIDTHS).fit(
+        da.from_array(X, chunks=(150, -1)), sample_weight=weights
+    )
+    _assert_same_model(memory, distributed)
+
+
+def test_kcca_of_float32_chunks_is_the_in_memory_fit(client, data):
+    # The chunks stay float32 until a task makes their features in float64.
+    X32 = data.astype(np.float32)
+    estimator = ESTIMATORS[2]
+    memory = clone(estimator).fit(X32)
+    distributed = clone(estimator).fit(da.from_array(X32, chunks=(150, -1)))
+    _assert_same_model(memory, distributed)
+
+
+def test_a_dataframe_fit_reads_each_partition_once(data):
+    # Neither the first rows nor the partitions' lengths cost a pass over
+    # the data (MCCA without weights needs no lengths): the statistics read
+    # each partition once; the first rows read the first one again (twice,
+    # in Dask's computing of one partition).
+    names = [f"{v}__{j}" for v, w in zip("abc", WIDTHS, strict=True) for j in range(w)]
+    reads = []
+
+    def partition(i):
+        reads.append(i)
+        return pd.DataFrame(data[i * 100 : (i + 1) * 100], columns=names)
+
+    frame = dd.from_map(partition, range(10))
+    reads.clear()  # from_map's own read of a partition, for the column types
+    with dask.config.set(scheduler="synchronous"):
+        distributed = MCCA(2).fit(frame)
+    assert sorted(set(reads)) == list(range(10))
+    assert all(reads.count(i) == 1 for i in range(1, 10))
+    memory = MCCA(2).fit(pd.DataFrame(data, columns=names))
+    _assert_same_model(memory, distributed)
