@@ -68,7 +68,8 @@ Usage::
     PYTHONPATH=. python benchmarks/bench_alignment.py --quick  # 2 folds, 20 epochs
 
 ``--pairs fac-zer`` runs one pair, ``--models NAME ...`` some rows,
-``--no-speed`` skips the speed table (e.g. to run the pairs in parallel).
+``--no-speed`` skips the speed table (e.g. to run the pairs in parallel),
+``--no-retrieval`` the retrieval table.
 """
 
 import argparse
@@ -505,7 +506,8 @@ def main():
     warnings.filterwarnings("ignore", module="lightning")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     with threadpool_limits(1):
-        retrieval_table([m for m in MODELS if m in ARGS.models])
+        if not ARGS.no_retrieval:
+            retrieval_table([m for m in MODELS if m in ARGS.models])
         if ARGS.no_speed:
             return
         if missing("aligner") is None:
@@ -525,6 +527,7 @@ if __name__ == "__main__":
     pairs = ["-".join(p) for p in PAIRS]
     parser.add_argument("--pairs", nargs="+", default=pairs, choices=pairs)
     parser.add_argument("--no-speed", action="store_true", help="no speed table")
+    parser.add_argument("--no-retrieval", action="store_true", help="speed only")
     ARGS = parser.parse_args()
     if ARGS.quick:  # a smoke test of the whole script
         ARGS.folds, ARGS.epochs, ARGS.repeats = 2, 20, 2

@@ -248,6 +248,17 @@ def test_adversarial_hides_the_modality(shared_latent):
     assert probe(1.0) < probe(0.0) - 0.03
 
 
+def test_discriminator_is_linear_unless_asked(shared_latent):
+    # Linear, as the modality probe it must defeat (benchmarks/README.md:
+    # an MLP discriminator let a linear probe find the modality on mfeat).
+    train, _ = shared_latent
+    aligner = ContrastiveAligner(blocks=[6, 5], adversarial=1.0, **TINY).fit(train)
+    layers = list(aligner.module_.discriminator.children())
+    assert len(layers) == 1 and isinstance(layers[0], torch.nn.Linear)
+    aligner.set_params(module__discriminator_hidden=(8,)).fit(train)
+    assert len(aligner.module_.discriminator) == 4  # Linear, ReLU, Dropout, Linear
+
+
 def test_transform_with_missing_modalities():
     X, _ = make_multiview(120, [5, 4, 3], n_latent=2, random_state=0)
     X[:10, :5] = np.nan
