@@ -86,8 +86,11 @@ class AlignerModule(nn.Module):
     adversarial : float
         Weight of the reversed gradient from the discriminator into the
         towers; 0 builds no discriminator.
-    discriminator_hidden : sequence of int, default=(64,)
-        Hidden widths of the discriminator MLP.
+    discriminator_hidden : sequence of int, default=()
+        Hidden widths of the discriminator MLP; empty (the default) for a
+        linear discriminator, which removes what a linear probe of the
+        modality would find (a nonlinear one let linear traces grow on
+        mfeat: benchmarks/README.md).
     """
 
     def __init__(
@@ -100,7 +103,7 @@ class AlignerModule(nn.Module):
         normalize,
         temperature,
         adversarial,
-        discriminator_hidden=(64,),
+        discriminator_hidden=(),
     ):
         super().__init__()
         self.towers = modality_encoders(
@@ -146,7 +149,7 @@ def _mean_log_likelihood(logits, positives):
     return (log_p * positives).sum(1) / positives.sum(1)
 
 
-def info_nce(za, zb, scale, labels=None):
+def info_nce(za, zb, scale, labels=None, supervised_weight=0.5):
     """Symmetric InfoNCE of two modalities' embeddings of the same rows, by row.
 
     Row ``i``'s logits against modality ``b`` are ``scale * za[i] @ zb.T``;
@@ -154,7 +157,8 @@ def info_nce(za, zb, scale, labels=None):
     them, and the same from ``b`` to ``a``, averaged over both directions.
     The positives of row ``i`` are row ``i`` itself (CLIP's objective) and,
     with ``labels``, every row of the same label (supervised contrastive,
-    Khosla et al. 2020) in a second term of equal weight.
+    Khosla et al. 2020) in a second term: the loss is
+    ``(1 - supervised_weight) * instance + supervised_weight * label``.
 
     Parameters
     ----------
@@ -164,6 +168,9 @@ def info_nce(za, zb, scale, labels=None):
         The logit scale, ``1 / temperature``.
     labels : Tensor of shape (n,), default=None
         Row labels, for the supervised term.
+    supervised_weight : float, default=0.5
+        Share of the supervised term in the loss, with ``labels``: 0 aligns
+        rows only, 1 classes only.
 
     Returns
     -------
@@ -178,14 +185,10 @@ def info_nce(za, zb, scale, labels=None):
     ) / 2
     if labels is not None:
         same = (labels[:, None] == labels[None, :]).to(logits.dtype)
-        losses = (
-            losses
-            - (
-                _mean_log_likelihood(logits, same)
-                + _mean_log_likelihood(logits.T, same)
-            )
-            / 2
+        supervised = -(
+            _mean_log_likelihood(logits, same) + _mean_log_likelihood(logits.T, same)
         )
+        losses = (1 - supervised_weight) * losses + supervised_weight * supervised / 2
     return losses
 
 
@@ -307,12 +310,16 @@ class AlignmentLoss(nn.Module):
         (:func:`canonical_correlation_sum`), averaged over the pairs.
     regularization : float, default=1e-3
         Shrinkage of the covariances of Deep CCA.
+    supervised_weight : float, default=0.5
+        Share of the same-label positives in InfoNCE with labels
+        (:func:`info_nce`).
     """
 
-    def __init__(self, loss, regularization=1e-3):
+    def __init__(self, loss, regularization=1e-3, supervised_weight=0.5):
         super().__init__()
         self.loss = loss
         self.regularization = regularization
+        self.supervised_weight = supervised_weight
 
     def forward(self, y_pred, labels, weight):
         """Return the batch's loss.
@@ -348,6 +355,7 @@ class AlignmentLoss(nn.Module):
                     Z[b][rows],
                     scale,
                     None if labels is None else labels[rows],
+                    self.supervised_weight,
                 )
                 total = total + (w * losses).sum() / w.sum()
             else:

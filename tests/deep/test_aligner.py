@@ -47,7 +47,8 @@ def test_info_nce_matches_the_formula():
     expected = -(np.diag(_log_softmax_rows(S)) + np.diag(_log_softmax_rows(S.T))) / 2
     np.testing.assert_allclose(info_nce(za, zb, scale).numpy(), expected, rtol=1e-5)
 
-    # With labels, plus the mean log-probability of the same-label rows.
+    # With labels, mixed with the mean log-probability of the same-label
+    # rows: supervised_weight of the supervised term, the rest instance.
     labels = torch.tensor([0, 1, 0, 2, 1])
     same = (labels[:, None] == labels[None, :]).numpy()
     supervised = (
@@ -57,8 +58,17 @@ def test_info_nce_matches_the_formula():
         )
         / 2
     )
+    for weight in (0.0, 0.5, 0.8, 1.0):
+        np.testing.assert_allclose(
+            info_nce(za, zb, scale, labels, supervised_weight=weight).numpy(),
+            (1 - weight) * expected + weight * supervised,
+            rtol=1e-5,
+        )
+    # The default: the two terms in equal shares.
     np.testing.assert_allclose(
-        info_nce(za, zb, scale, labels).numpy(), expected + supervised, rtol=1e-5
+        info_nce(za, zb, scale, labels).numpy(),
+        (expected + supervised) / 2,
+        rtol=1e-5,
     )
 
 
@@ -194,11 +204,33 @@ def test_labels_make_same_class_rows_neighbours():
     y = (latent[:, 0] > 0) * 2 + (latent[:, 1] > 0)  # four classes
     kwargs = {"blocks": [6, 5], "max_epochs": 40, **TOY}
 
-    def class_map(labels):
-        aligner = ContrastiveAligner(**kwargs, random_state=0).fit(X[:300], labels)
+    def class_map(labels, **params):
+        aligner = ContrastiveAligner(**kwargs, **params, random_state=0)
+        aligner.fit(X[:300], labels)
         return mean_average_precision_score(*aligner.transform_views(X[300:]), y[300:])
 
-    assert class_map(y[:300]) > class_map(None) + 0.03
+    unsupervised = class_map(None)
+    assert class_map(y[:300]) > unsupervised + 0.03
+    # A larger share of the supervised term groups the classes more.
+    assert class_map(y[:300], supervised_weight=0.9) > class_map(y[:300]) + 0.01
+
+
+def test_supervised_weight_zero_ignores_the_labels(shared_latent):
+    train, test = shared_latent
+    y = (train[:, 0] > 0).astype(int)
+    kwargs = {"blocks": [6, 5], **TINY, "max_epochs": 5}
+    plain = ContrastiveAligner(**kwargs).fit(train)
+    ignored = ContrastiveAligner(**kwargs, supervised_weight=0.0).fit(train, y)
+    used = ContrastiveAligner(**kwargs, supervised_weight=0.5).fit(train, y)
+    np.testing.assert_allclose(ignored.transform(test), plain.transform(test))
+    assert not np.allclose(used.transform(test), plain.transform(test))
+
+
+def test_supervised_weight_out_of_range_is_an_error(shared_latent):
+    train, _ = shared_latent
+    aligner = ContrastiveAligner(blocks=[6, 5], supervised_weight=1.5, **TINY)
+    with pytest.raises(ValueError, match="'supervised_weight' parameter .* 1.5"):
+        aligner.fit(train)
 
 
 def test_adversarial_hides_the_modality(shared_latent):
@@ -214,6 +246,17 @@ def test_adversarial_hides_the_modality(shared_latent):
 
     # Five epochs leave a modality gap that the discriminator closes.
     assert probe(1.0) < probe(0.0) - 0.03
+
+
+def test_discriminator_is_linear_unless_asked(shared_latent):
+    # Linear, as the modality probe it must defeat (benchmarks/README.md:
+    # an MLP discriminator let a linear probe find the modality on mfeat).
+    train, _ = shared_latent
+    aligner = ContrastiveAligner(blocks=[6, 5], adversarial=1.0, **TINY).fit(train)
+    layers = list(aligner.module_.discriminator.children())
+    assert len(layers) == 1 and isinstance(layers[0], torch.nn.Linear)
+    aligner.set_params(module__discriminator_hidden=(8,)).fit(train)
+    assert len(aligner.module_.discriminator) == 4  # Linear, ReLU, Dropout, Linear
 
 
 def test_transform_with_missing_modalities():
