@@ -47,7 +47,7 @@ from mmfuse.cca._solvers import (
     numerical_rank,
     sumcor_matrix,
 )
-from mmfuse.cca._statistics import scatter_of
+from mmfuse.cca._statistics import relative_rounding, scatter_of
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import Interval, Options, StrOptions, _fit_context
 from mmfuse.utils._dask import is_dask_collection
@@ -265,18 +265,19 @@ class _MultisetCCA(_BaseCCA):
 
         0 for a constant modality: every column's variance within what the
         rounding of its mean leaves (the rule of scikit-learn's
-        ``StandardScaler``). A modality without regularization needs no
-        pivoted Cholesky: the solve whitens it by a Cholesky factorization
-        that fails unless it has full rank, its width, which is at least
-        ``n_components``.
+        ``StandardScaler``, with the rounding of how the statistics are
+        summed: :func:`~mmfuse.cca._statistics.relative_rounding`). A
+        modality without regularization needs no pivoted Cholesky: the solve
+        whitens it by a Cholesky factorization that fails unless it has full
+        rank, its width, which is at least ``n_components``.
         """
-        total, eps = self._statistics.weight_sum, np.finfo(self._dtype).eps
+        scale = relative_rounding(self._statistics.n_rows, self._dtype)
         mean = self._statistics.mean
         ranks = []
         for view, r in zip(self._slices(), self._view_regularization, strict=True):
             C_vv = C[view, view]
             variance = np.diag(C_vv)
-            rounding = total * eps * variance + (total * eps * mean[view]) ** 2
+            rounding = scale * variance + (scale * mean[view]) ** 2
             if np.all(variance <= rounding):
                 ranks.append(0)
             elif r > 0:

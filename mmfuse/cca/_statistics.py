@@ -25,6 +25,7 @@ __all__ = [
     "Scatter",
     "ShiftedSums",
     "needs_shift",
+    "relative_rounding",
     "scatter_of",
     "scatter_of_chunks",
     "shifted_sums",
@@ -100,6 +101,33 @@ class Scatter:
         return self.scatter / (self.weight_sum - 1)
 
 
+def relative_rounding(n_rows: int, dtype) -> float:
+    """Relative rounding error of the sums of ``n_rows`` rows' products.
+
+    float64 products are summed over all the rows, ``n_rows · ε₆₄``;
+    float32 ones in float32 over fewer than ``2 · _FLUSH_ROWS`` rows at a
+    time, then in float64: ``min(n_rows, 2 · _FLUSH_ROWS) · ε₃₂ + n_rows ·
+    ε₆₄``. (Bounding them by ``n_rows · ε₃₂`` exceeds 1 from 8.4 million
+    rows, where every column would read as constant.)
+
+    Parameters
+    ----------
+    n_rows : int
+        Number of rows summed.
+    dtype : dtype
+        Precision of the products.
+
+    Returns
+    -------
+    rounding : float
+        The bound, relative to the sums.
+    """
+    bound = n_rows * np.finfo(np.float64).eps
+    if np.dtype(dtype) != np.float64:
+        bound += min(n_rows, 2 * _FLUSH_ROWS) * np.finfo(dtype).eps
+    return bound
+
+
 class _ShiftedProducts:
     """``Σ w (x − s)(x − s)ᵀ`` and ``Σ w (x − s)`` of rows added piece by piece.
 
@@ -119,6 +147,8 @@ class _ShiftedProducts:
         self.shift = shift.astype(dtype)
         self.raw = not self.shift.any()
         self.step = max(_MIN_ROWS, _CACHE_VALUES // width)
+        if self.dtype != np.float64:  # float32 sums run over < 2 flushes of rows
+            self.step = min(self.step, _FLUSH_ROWS)
         self.buffer = np.empty((self.step, width), dtype)
         self.ones = np.ones(self.step, dtype)
         self.products = np.zeros((width, width), order="F")

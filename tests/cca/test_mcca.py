@@ -402,6 +402,19 @@ def test_constant_modality_is_not_told_to_raise_regularization(
     )
 
 
+def test_float32_fit_of_millions_of_rows_is_not_read_as_constant():
+    # The constant-column test bounded the rounding of float32 sums by
+    # n_rows * eps32, which passes 1 at 8.4 million rows: every modality of
+    # a float32 fit that large read as constant (found fitting 10**7 rows
+    # out of core). The float32 sums run over a few thousand rows at a time.
+    rng = np.random.default_rng(0)
+    n = 9_000_000
+    z = rng.standard_normal(n, dtype=np.float32)
+    X = np.column_stack([z + rng.standard_normal(n, dtype=np.float32), z])
+    rho = MCCA(1, blocks=[1, 1]).fit(X).canonical_correlations_
+    np.testing.assert_allclose(rho, [np.sqrt(0.5)], atol=1e-3)
+
+
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 @pytest.mark.parametrize(
     ("scale", "dtype", "name"),
