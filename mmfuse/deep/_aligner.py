@@ -417,7 +417,15 @@ embedding_dim)
         )
         labels = X.get("labels")
         labels = None if labels is None else to_tensor(labels, device=self.device)
-        return self.criterion_(y_pred, labels, weight)
+        try:
+            return self.criterion_(y_pred, labels, weight)
+        except torch.linalg.LinAlgError as exc:
+            # Deep CCA's covariances carry a ridge: only outputs that are not
+            # finite (or overflow) leave one without a Cholesky factor.
+            raise self._diverged(
+                "the towers' outputs overflowed, and Deep CCA could not whiten "
+                "them on a batch"
+            ) from exc
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Ramp the reversed gradient's weight up over training (skorch hook).
@@ -441,6 +449,12 @@ embedding_dim)
         self.module_.adversarial = self.adversarial * (
             2 / (1 + np.exp(-10 * progress)) - 1
         )
+
+    def _divergence_hint(self):
+        """Return the adversarial weight to lower, when it is on."""
+        if not self.adversarial:
+            return ""
+        return f"a lower adversarial weight (adversarial={self.adversarial!r}), "
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Check the weights; for Deep CCA, fit the canonical directions (skorch hook).

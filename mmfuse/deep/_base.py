@@ -632,9 +632,20 @@ class BaseMultimodalNet(ParamsNet):
         return ValueError(
             f"Training diverged: {what}. Try a lower learning rate (lr="
             f"{self.lr!r}), rescaled inputs (columns of very different "
-            f"scales, extreme values), or gradient clipping "
-            f"(callbacks=[('clip', skorch.callbacks.GradientNormClipping(1.0))])."
+            f"scales, extreme values), {self._divergence_hint()}or gradient "
+            f"clipping (callbacks=[('clip', skorch.callbacks."
+            f"GradientNormClipping(1.0))])."
         )
+
+    def _divergence_hint(self):
+        """Return a parameter of this net to lower when training diverges, or ''.
+
+        Returns
+        -------
+        hint : str
+            Empty, or ``"a lower <parameter> (<parameter>=<value>), "``.
+        """
+        return ""
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Stop when a batch loss of this epoch is not finite (skorch hook).

@@ -248,6 +248,22 @@ def test_adversarial_hides_the_modality(shared_latent):
     assert probe(1.0) < probe(0.0) - 0.03
 
 
+def test_huge_adversarial_weight_that_diverges_names_it(shared_latent):
+    train, _ = shared_latent
+    aligner = ContrastiveAligner(blocks=[6, 5], adversarial=1e300, **TINY)
+    with pytest.raises(
+        ValueError, match=r"Training diverged: .*\(adversarial=1e\+300\)"
+    ):
+        aligner.fit(train)
+
+
+def test_deep_cca_that_diverges_says_so(shared_latent):
+    train, _ = shared_latent
+    aligner = ContrastiveAligner(blocks=[6, 5], loss="dcca", lr=1e300, **TINY)
+    with pytest.raises(ValueError, match=r"Training diverged: .*\(lr=1e\+300\)"):
+        aligner.fit(train)
+
+
 def test_discriminator_is_linear_unless_asked(shared_latent):
     # Linear, as the modality probe it must defeat (benchmarks/README.md:
     # an MLP discriminator let a linear probe find the modality on mfeat).
