@@ -84,8 +84,11 @@ PEER_EPOCHS = 3
 SPEED_REPEATS = 2
 
 
-def run_multivae(data_path, epochs, model_name, k, private_dim):
+def run_multivae(data_path, epochs, model_name, k, private_dim, seed):
     """Peer mode, run by multivae's interpreter: train, time, generate pix from fou.
+
+    ``seed`` seeds torch before the model is built (its initial weights)
+    and multivae's trainer (the batches and the samples).
 
     Prints the median seconds per epoch and, with held-out rows in the data
     file, writes pix generated from their fou (the mean of the shared
@@ -125,6 +128,7 @@ def run_multivae(data_path, epochs, model_name, k, private_dim):
     names = [n for n in arrays.files if not n.startswith("test_")]
     data = {name: torch.tensor(arrays[name]) for name in names}
     dims = {name: (value.shape[1],) for name, value in data.items()}
+    torch.manual_seed(seed)
     common = {
         "n_modalities": len(data),
         "latent_dim": 20,
@@ -181,6 +185,7 @@ def run_multivae(data_path, epochs, model_name, k, private_dim):
                 output_dir=out,
                 no_cuda=True,
                 steps_predict=None,
+                seed=seed,
             ),
             callbacks=[timer],
         )
@@ -196,7 +201,7 @@ def run_multivae(data_path, epochs, model_name, k, private_dim):
     print(json.dumps({"seconds_per_epoch": float(np.median(timer.durations))}))
 
 
-def run_peer(python, arrays, epochs, model_name, k=1, private_dim=0):
+def run_peer(python, arrays, epochs, model_name, k=1, private_dim=0, seed=0):
     """Run the multivae peer in its interpreter.
 
     Returns (seconds per epoch, generated pix or None, None) or (None, None,
@@ -222,6 +227,8 @@ def run_peer(python, arrays, epochs, model_name, k=1, private_dim=0):
                 str(k),
                 "--private-dim",
                 str(private_dim),
+                "--seed",
+                str(seed),
             ],
             capture_output=True,
             text=True,
@@ -340,7 +347,12 @@ def main():
     args = parser.parse_args()
     if args.peer_data:
         run_multivae(
-            args.peer_data, args.epochs, args.peer_model, args.k, args.private_dim
+            args.peer_data,
+            args.epochs,
+            args.peer_model,
+            args.k,
+            args.private_dim,
+            args.seed,
         )
         return
 
@@ -501,6 +513,7 @@ def main():
                 "mmvaeplus",
                 args.k,
                 args.private_dim,
+                args.seed + fold,
             )
             if seconds is None:
                 print(f"multivae MMVAE+ skipped: {why}")
@@ -545,7 +558,13 @@ def main():
         fitted = clone(same).fit(X[train0])
         ours_runs.append(float(np.median(fitted.history_[:, "dur"])))
         seconds, _, why = run_peer(
-            args.multivae, peer_blocks, PEER_EPOCHS, peer_name, args.k, args.private_dim
+            args.multivae,
+            peer_blocks,
+            PEER_EPOCHS,
+            peer_name,
+            args.k,
+            args.private_dim,
+            args.seed,
         )
         if seconds is not None:
             peer_runs.append(seconds)
