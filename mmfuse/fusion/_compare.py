@@ -557,7 +557,9 @@ def compare_fusion(
             f"needs at least two."
         )
     metrics = _metric_names(scoring, task)
-    defaults = default_strategies(resolved, task, random_state=random_state)
+    defaults = default_strategies(
+        resolved, task, random_state=random_state, n_samples=X.shape[0]
+    )
     chosen = _select_strategies(strategies, defaults)
     if sp.issparse(X) and any(strategy in defaults for strategy in chosen):
         raise ValueError(

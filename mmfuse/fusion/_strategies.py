@@ -4,8 +4,9 @@ import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.impute import SimpleImputer
+from sklearn.kernel_approximation import Nystroem
 from sklearn.kernel_ridge import KernelRidge
-from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeCV
 from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
@@ -21,7 +22,13 @@ from mmfuse.utils._optional import import_optional
 __all__ = ["default_strategies"]
 
 
-def _kernel(task: str, random_state):
+# Rows up to which the regressor is exact kernel ridge: its n x n kernel
+# then takes at most 800 MB (and a copy); beyond, Nystroem features.
+EXACT_KERNEL_ROWS = 10_000
+NYSTROEM_COMPONENTS = 1_000
+
+
+def _kernel(task: str, random_state, n_samples):
     """Return an RBF kernel machine.
 
     The classifier is an SVC, whose ``decision_function`` gives its
@@ -32,15 +39,25 @@ def _kernel(task: str, random_state):
     towards 0 and scores far below what the features allow. Kernel ridge
     rather than an SVR because it draws no random number (an SVR draws one
     from numpy's global generator at each fit, and cannot be seeded).
+    Past ``EXACT_KERNEL_ROWS`` rows (``n_samples``, None: unknown) its
+    ``n × n`` kernel would fill the memory, so the same ridge is fitted on
+    Nyström features of the same kernel instead.
     """
     if task == "classification":
         return SVC(C=10.0, decision_function_shape="ovo", random_state=random_state)
-    return TransformedTargetRegressor(
-        KernelRidge(kernel="rbf"), transformer=StandardScaler()
-    )
+    regressor = KernelRidge(kernel="rbf")
+    if n_samples is not None and n_samples > EXACT_KERNEL_ROWS:
+        # The same model on NYSTROEM_COMPONENTS landmarks' features (a
+        # ridge without intercept on features whose products approximate
+        # the kernel), in memory linear in the rows.
+        regressor = make_pipeline(
+            Nystroem(n_components=NYSTROEM_COMPONENTS, random_state=random_state),
+            Ridge(fit_intercept=False),
+        )
+    return TransformedTargetRegressor(regressor, transformer=StandardScaler())
 
 
-def _probabilistic(task: str, random_state):
+def _probabilistic(task: str, random_state, n_samples):
     """Return a late-fusion member: a calibrated SVC, or the kernel regressor.
 
     The SVC's probabilities come from temperature scaling of its 3-fold
@@ -55,7 +72,7 @@ def _probabilistic(task: str, random_state):
             ensemble=False,
         )
         return make_pipeline(StandardScaler(), svc)
-    return make_pipeline(StandardScaler(), _kernel(task, random_state))
+    return make_pipeline(StandardScaler(), _kernel(task, random_state, n_samples))
 
 
 def _neighbours(task: str):
@@ -114,14 +131,14 @@ def _fresh_name(name: str, taken) -> str:
     return name
 
 
-def _single(blocks, name, task, random_state):
+def _single(blocks, name, task, random_state, n_samples):
     """One modality alone: its columns, the rule's imputation, a kernel machine."""
     width = len(blocks[name])
     return make_pipeline(
         ModalitySelector(blocks=blocks, modality=name),
         _fill_missing([np.arange(width)]),
         StandardScaler(),
-        _kernel(task, random_state),
+        _kernel(task, random_state, n_samples),
     )
 
 
@@ -135,7 +152,9 @@ def _early(blocks, estimator):
     return Pipeline([("missing", _fill_missing(blocks.values())), *early.steps])
 
 
-def default_strategies(blocks, task="classification", *, random_state=None):
+def default_strategies(
+    blocks, task="classification", *, random_state=None, n_samples=None
+):
     """List the default fusion strategies as ``(name, family, estimator)``.
 
     Names are ``"<family>:<variant>"`` (``"single:<modality>"`` for each
@@ -143,7 +162,9 @@ def default_strategies(blocks, task="classification", *, random_state=None):
     the ``deep`` extra (torch and skorch) is installed.
 
     The kernel machines are RBF SVCs (C=10) for classification and kernel
-    ridge regressions on the standardized target for regression; the
+    ridge regressions on the standardized target for regression (on 1,000
+    Nyström components of the same kernel past 10,000 rows, where the
+    exact kernel would fill the memory); the
     linear baseline ``early:linear`` is a logistic regression or a
     :class:`~sklearn.linear_model.RidgeCV` on all modalities.
 
@@ -179,6 +200,9 @@ def default_strategies(blocks, task="classification", *, random_state=None):
         Seed of every strategy that draws random numbers (the SVCs, MCCA and
         GCCA, the deep head); with an int none of them draws from numpy's
         global generator.
+    n_samples : int, default=None
+        Number of rows the strategies will fit (at most); the regressors
+        switch to Nyström features past 10,000. None: exact kernels.
 
     Returns
     -------
@@ -199,18 +223,26 @@ def default_strategies(blocks, task="classification", *, random_state=None):
     widths = {name: len(columns) for name, columns in blocks.items()}
     late = LateFusionClassifier if classify else LateFusionRegressor
     strategies = [
-        (f"single:{name}", "single", _single(blocks, name, task, random_state))
+        (
+            f"single:{name}",
+            "single",
+            _single(blocks, name, task, random_state, n_samples),
+        )
         for name in modalities
     ]
     strategies += [
         ("early:linear", "early", _early(blocks, _linear(task))),
-        ("early:kernel", "early", _early(blocks, _kernel(task, random_state))),
+        (
+            "early:kernel",
+            "early",
+            _early(blocks, _kernel(task, random_state, n_samples)),
+        ),
         (
             "late:soft" if classify else "late:mean",
             "late",
             late(
                 [
-                    (name, _probabilistic(task, random_state), name)
+                    (name, _probabilistic(task, random_state, n_samples), name)
                     for name in modalities
                 ],
                 blocks=blocks,
@@ -222,11 +254,17 @@ def default_strategies(blocks, task="classification", *, random_state=None):
     # stacker learns from 3-fold out-of-fold outputs: on mfeat as accurate as
     # 5-fold for stacking, and much cheaper with these many members.
     kernels = [
-        (name, make_pipeline(StandardScaler(), _kernel(task, random_state)), name)
+        (
+            name,
+            make_pipeline(StandardScaler(), _kernel(task, random_state, n_samples)),
+            name,
+        )
         for name in modalities
     ]
     neighbours = [(f"{name}_nn", _neighbours(task), name) for name in modalities]
-    early = make_early_fusion(_kernel(task, random_state), widths, block_scaling=True)
+    early = make_early_fusion(
+        _kernel(task, random_state, n_samples), widths, block_scaling=True
+    )
     stack = {
         "blocks": blocks,
         "voting": "stack",
@@ -241,12 +279,12 @@ def default_strategies(blocks, task="classification", *, random_state=None):
             late([*kernels, ("early", early, modalities)], **stack),
         ),
     ]
-    strategies += _subspace_strategies(blocks, task, random_state)
+    strategies += _subspace_strategies(blocks, task, random_state, n_samples)
     strategies += _deep_strategies(blocks, task, random_state)
     return strategies
 
 
-def _subspace_strategies(blocks, task, random_state):
+def _subspace_strategies(blocks, task, random_state, n_samples):
     """Return MCCA/GCCA variates then a kernel machine."""
     strategies = []
     m = len(blocks)
@@ -270,7 +308,7 @@ def _subspace_strategies(blocks, task, random_state):
             _fill_missing(blocks.values()),
             parts,
             StandardScaler(),
-            _kernel(task, random_state),
+            _kernel(task, random_state, n_samples),
         )
         name = f"subspace:{subspace.__name__.lower()}"
         strategies.append((name, "subspace", pipeline))

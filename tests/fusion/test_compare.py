@@ -9,6 +9,8 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
 from sklearn.exceptions import FitFailedWarning
+from sklearn.kernel_approximation import Nystroem
+from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (
     GroupKFold,
@@ -122,6 +124,27 @@ def test_regression_targets_are_standardized(diabetes):
     assert scores["single:demo"] > 0.32
     assert scores["single:serum"] > 0.25
     assert scores["early:kernel"] > 0.45 and scores["early:linear"] > 0.45
+
+
+def test_regression_kernels_past_10000_rows_use_nystroem_features():
+    # Exact kernel ridge holds an n x n kernel: 20 GB at 50,000 rows, so
+    # compare_fusion on a large regression table died out of memory.
+    X, latent = make_multiview(12_000, [4, 5], n_latent=2, noise=0.3, random_state=0)
+    y = np.sin(latent[:, 0]) + latent[:, 1]
+    exact = default_strategies({"a": [0]}, "regression", n_samples=10_000)
+    large = default_strategies({"a": [0]}, "regression", n_samples=10_001)
+    assert isinstance(exact[0][2][-1].regressor, KernelRidge)
+    assert isinstance(large[0][2][-1].regressor[0], Nystroem)
+    table = compare_fusion(
+        X, y, [4, 5], strategies=["early:kernel"], cv=2, random_state=0
+    )
+    nystroem = table["mean_r2"].iloc[0]
+    # Beside exact kernel ridge on rows it can hold: the same model.
+    rows = slice(0, 3000)
+    small = compare_fusion(
+        X[rows], y[rows], [4, 5], strategies=["early:kernel"], cv=2, random_state=0
+    )["mean_r2"].iloc[0]
+    assert nystroem > 0.9 and abs(nystroem - small) < 0.03
 
 
 @pytest.mark.parametrize(
