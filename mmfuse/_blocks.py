@@ -27,6 +27,7 @@ from mmfuse.utils._compat import (
 __all__ = [
     "BLOCKS_CONSTRAINT",
     "SEPARATOR",
+    "shared_space_names",
     "ModalitySelector",
     "check_any_modality",
     "check_complete",
@@ -1080,6 +1081,32 @@ class ModalitySelector(TransformerMixin, BaseEstimator):
 
 # ``per_modality`` called without ``default``: a dict is one value for all.
 _NO_DEFAULT = object()
+
+
+def shared_space_names(modality_names, components, output):
+    """Output column names of an estimator that embeds modalities in one space.
+
+    Parameters
+    ----------
+    modality_names : list of str
+        The modalities, in the order of ``blocks_``.
+    components : list of str
+        The names of the shared space's dimensions.
+    output : {"concat", "mean"}
+        ``"concat"``: each modality's dimensions side by side, named
+        ``"<modality>__<component>"`` (so that a following estimator with
+        ``blocks="auto"`` finds the modalities); ``"mean"``: the components.
+
+    Returns
+    -------
+    names : ndarray of str
+    """
+    if output == "mean":
+        return np.asarray(components, dtype=object)
+    return np.asarray(
+        [f"{name}{SEPARATOR}{c}" for name in modality_names for c in components],
+        dtype=object,
+    )
 
 
 def per_modality(

@@ -37,10 +37,10 @@ from sklearn.base import (
 from sklearn.utils.validation import check_is_fitted
 
 from mmfuse._blocks import (
-    SEPARATOR,
     check_any_modality,
     check_complete,
     per_modality,
+    shared_space_names,
     validate_numeric,
 )
 from mmfuse.cca._solvers import column_signs, eigh_top
@@ -527,16 +527,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         _check_feature_names_in(self, input_features, generate_names=False)
         prefix = type(self).__name__.lower()
         components = [f"{prefix}{j}" for j in range(self.n_components)]
-        if self.output == "mean":
-            return np.asarray(components, dtype=object)
-        return np.asarray(
-            [
-                f"{name}{SEPARATOR}{component}"
-                for name in self.modality_names_
-                for component in components
-            ],
-            dtype=object,
-        )
+        return shared_space_names(self.modality_names_, components, self.output)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

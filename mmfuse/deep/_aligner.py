@@ -14,7 +14,7 @@ from sklearn.utils.validation import (
 )
 from skorch.utils import to_tensor
 
-from mmfuse._blocks import SEPARATOR, per_modality
+from mmfuse._blocks import per_modality, shared_space_names
 from mmfuse.deep._aligner_module import (
     AlignerModule,
     AlignmentLoss,
@@ -569,16 +569,7 @@ or (n_samples, embedding_dim)
         check_is_fitted(self)
         _check_feature_names_in(self, input_features, generate_names=False)
         components = [f"emb{j}" for j in range(self.embedding_dim)]
-        if self.output == "mean":
-            return np.asarray(components, dtype=object)
-        return np.asarray(
-            [
-                f"{name}{SEPARATOR}{component}"
-                for name in self.modality_names_
-                for component in components
-            ],
-            dtype=object,
-        )
+        return shared_space_names(self.modality_names_, components, self.output)
 
     def score(self, X, y=None):
         """Held-out cross-modal retrieval: mean reciprocal rank, both ways.
