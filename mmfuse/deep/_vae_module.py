@@ -460,7 +460,10 @@ class MultimodalVAEModule(nn.Module):
         reconstructed = own if self.aggregation == "poe" else mask.expand_as(own)
         if self.private_dim:
             w_mu, w_logvar = mu[..., self.latent_dim :], logvar[..., self.latent_dim :]
-        if n_samples == 1:  # the importance-weighted bound has no analytic KL
+        # One sample: the ELBO with its analytic KL; more: the importance-
+        # weighted bound, which needs log q - log p of each sample instead.
+        importance = n_samples > 1
+        if not importance:
             kl = kl_standard_normal(post_mu, post_logvar)
             if self.private_dim:
                 kl = kl + (own * kl_standard_normal(w_mu, w_logvar).T).sum(-1)
@@ -478,8 +481,9 @@ class MultimodalVAEModule(nn.Module):
         if eps is None:
             eps = torch.randn((n_samples, *post_mu.shape), device=X.device)
         z = post_mu + eps * torch.exp(0.5 * post_logvar)
-        # log q(z) - log p(z) of each sample, for the importance weights
-        log_ratio = 0.5 * (z.square() - eps.square() - post_logvar).sum(-1)
+        if importance:
+            # log q(z) - log p(z) of each sample, for the importance weights
+            log_ratio = 0.5 * (z.square() - eps.square() - post_logvar).sum(-1)
         if self.private_dim:
             if eps_own is None:
                 eps_own = torch.randn((n_samples, *w_mu.shape), device=X.device)
@@ -489,8 +493,9 @@ class MultimodalVAEModule(nn.Module):
             w_own = w_mu + eps_own * torch.exp(0.5 * w_logvar)
             # (component, modality, batch): whose private sample is its own
             own = own.transpose(1, 2)
-            ratio = 0.5 * (w_own.square() - eps_own.square() - w_logvar).sum(-1)
-            log_ratio = log_ratio + (own * ratio.unsqueeze(1)).sum(2)
+            if importance:
+                ratio = 0.5 * (w_own.square() - eps_own.square() - w_logvar).sum(-1)
+                log_ratio = log_ratio + (own * ratio.unsqueeze(1)).sum(2)
             # (sample, component, modality, batch, private_dim)
             w = torch.where(own.unsqueeze(-1), w_own.unsqueeze(1), eps_prior)
         log_likelihood = 0.0
@@ -501,7 +506,7 @@ class MultimodalVAEModule(nn.Module):
             log_likelihood = (
                 log_likelihood + lik.log_prob(xm, output) * (reconstructed[..., m])
             )
-        if n_samples > 1:
+        if importance:
             return log_likelihood, log_ratio, weights
         return (weights * log_likelihood[0]).sum(0), kl
 
