@@ -565,7 +565,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--groups",
         metavar="COL",
         help="a column of group labels (patient, session, subject): no group "
-        "is on both sides of a fold; the column is not a feature",
+        "is on both sides of a fold (nor of a stack's inner folds); the column is "
+        "not a feature",
     )
     compare.add_argument(
         "--scoring", help="a scikit-learn scorer name (default accuracy or r2)"

@@ -381,6 +381,32 @@ def _run_fold(name, fold, estimator, X, y, train, test, scoring):
     return name, fold, {key: float(value[0]) for key, value in result.items()}
 
 
+def _grouped_inner_folds(estimator, y, groups, task, random_state):
+    """Give a stack's inner folds the outer folds' grouping.
+
+    A stacking :class:`~mmfuse.fusion.LateFusionClassifier` (or regressor)
+    learns from out-of-fold outputs of its members over ``cv`` inner folds
+    of its training rows. With ``groups``, a group on both sides of an inner
+    fold lets a member look better out of fold than it is on new groups, and
+    the stacker trusts it too much; so an integer ``cv`` becomes that many
+    folds of the training rows split as the outer ones (no group on both
+    sides), given as index pairs. Other estimators, and a stack whose ``cv``
+    is a splitter of the user's, are returned unchanged; so is a stack when
+    the training rows hold fewer groups than its folds.
+    """
+    stack = isinstance(estimator, (LateFusionClassifier, LateFusionRegressor))
+    if not (
+        stack and estimator.voting == "stack" and isinstance(estimator.cv, Integral)
+    ):
+        return estimator
+    k = estimator.cv
+    if len(np.unique(groups)) < k:
+        return estimator
+    splitter = _splitter(k, task, groups, random_state)
+    folds = list(splitter.split(np.zeros((len(y), 1)), y, groups))
+    return estimator.set_params(cv=folds)
+
+
 def _progress_bar(total, show):
     tqdm = import_optional("tqdm.auto", "tqdm") if show else None
     if tqdm is None:
@@ -494,7 +520,11 @@ def compare_fusion(
         (which warns when the choice is a guess).
     groups : array-like of shape (n_samples,), default=None
         Group labels of the rows (patients, sessions, subjects), passed to
-        the splitter's ``split``; see ``cv``.
+        the splitter's ``split``; see ``cv``. The inner folds of a stacking
+        strategy (a stacking ``LateFusion*`` whose ``cv`` is an int) are
+        grouped too, within each training fold, so that its members'
+        out-of-fold outputs, which the stacker learns from, come from groups
+        they did not see.
     progress : bool, default=False
         Show a progress bar (needs tqdm; without it there is no bar).
 
@@ -574,7 +604,20 @@ def compare_fusion(
     splits = list(cv.split(X, y, groups))
     scorer = metrics[0] if scoring is None else scoring
     jobs = [
-        delayed(_run_fold)(name, fold, clone(estimator), X, y, train, test, scorer)
+        delayed(_run_fold)(
+            name,
+            fold,
+            clone(estimator)
+            if groups is None
+            else _grouped_inner_folds(
+                clone(estimator), y[train], groups[train], task, random_state
+            ),
+            X,
+            y,
+            train,
+            test,
+            scorer,
+        )
         for name, _, estimator in chosen
         for fold, (train, test) in enumerate(splits)
     ]

@@ -24,7 +24,12 @@ from sklearn.svm import SVC
 
 from mmfuse import ModalitySelector
 from mmfuse.datasets import load_mfeat, make_multiview
-from mmfuse.fusion import compare_fusion, default_strategies, infer_task
+from mmfuse.fusion import (
+    LateFusionClassifier,
+    compare_fusion,
+    default_strategies,
+    infer_task,
+)
 
 
 @pytest.fixture(scope="module")
@@ -290,6 +295,63 @@ def test_groups_keep_each_group_in_one_fold(diabetes):
     assert table.iloc[0]["mean_accuracy"] == pytest.approx(expected.mean())
     with pytest.raises(ValueError, match=r"cv=5 folds need at least 5 groups.*4"):
         compare_fusion(X, y, blocks, strategies="single", groups=np.arange(442) % 4)
+
+
+class _GroupSpy(ClassifierMixin, BaseEstimator):
+    """Fails to predict rows of a group it was fitted on (column 0: the group)."""
+
+    def fit(self, X, y):
+        self.seen_ = set(np.asarray(X)[:, 0])
+        self.model_ = make_pipeline(StandardScaler(), LogisticRegression())
+        self.model_.fit(X[:, 1:], y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X):
+        leaked = self.seen_ & set(np.asarray(X)[:, 0])
+        if leaked:
+            raise AssertionError(f"predicted groups it saw: {sorted(leaked)[:3]}")
+        return self.model_.predict_proba(X[:, 1:])
+
+    def predict(self, X):
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def test_groups_also_split_the_inner_folds_of_a_stack(diabetes):
+    X, y, _ = diabetes
+    groups = np.arange(len(y)) % 40
+    X = np.column_stack([groups, X[:, :4], groups, X[:, 4:]])  # a group column each
+    blocks = {"demo": [0, 1, 2, 3, 4], "serum": [5, 6, 7, 8, 9, 10, 11]}
+    stack = LateFusionClassifier(
+        [("d", _GroupSpy(), "demo"), ("s", _GroupSpy(), "serum")],
+        blocks=blocks,
+        voting="stack",
+        cv=3,
+    )
+    strategies = [
+        ("stack", stack),
+        (
+            "late:soft",
+            LateFusionClassifier(
+                [("d", _GroupSpy(), "demo"), ("s", _GroupSpy(), "serum")], blocks=blocks
+            ),
+        ),
+    ]
+    kwargs = {"strategies": strategies, "cv": 4, "random_state": 0}
+    table = compare_fusion(X, y > 140, blocks, groups=groups, **kwargs)
+    assert table["error"].isna().all(), table["error"].tolist()
+    assert (table["mean_accuracy"] > 0.6).all()
+    # without groups, the stack's inner folds (and the outer ones) share groups
+    with pytest.warns(FitFailedWarning):
+        table = compare_fusion(X, y > 140, blocks, **kwargs)
+    assert table["error"].str.contains("predicted groups it saw").all()
+    # a splitter of the user's is kept: here one that mixes the groups
+    stack.set_params(cv=StratifiedKFold(3))
+    with pytest.warns(FitFailedWarning):
+        table = compare_fusion(X, y > 140, blocks, groups=groups, **kwargs)
+    errors = dict(zip(table["strategy"], table["error"], strict=True))
+    assert "predicted groups it saw" in errors["stack"]
+    assert pd.isna(errors["late:soft"])
 
 
 def test_columns_outside_the_blocks_are_ignored():
