@@ -76,7 +76,7 @@ class _GaussianLogProb(torch.autograd.Function):
         inverse_scale = torch.exp(-log_scale)
         z = (output - x).mul_(inverse_scale)
         ctx.save_for_backward(z, inverse_scale)
-        ctx.x_shape = x.shape
+        ctx.shapes = output.shape, x.shape
         constant = log_scale.sum() + 0.5 * math.log(2 * math.pi) * len(log_scale)
         return -0.5 * torch.linalg.vecdot(z, z) - constant
 
@@ -88,10 +88,11 @@ class _GaussianLogProb(torch.autograd.Function):
         # d/dlog_scale: z**2 - 1 a feature, times grad, over the rows
         grad_log_scale = (grad_z * z).flatten(0, -2).sum(0).neg() - grad.sum()
         grad_output = grad_z.mul_(inverse_scale)
+        output_shape, x_shape = ctx.shapes
         grad_x = None
         if ctx.needs_input_grad[1]:
-            grad_x = grad_output.neg().sum_to_size(ctx.x_shape)
-        return grad_output, grad_x, grad_log_scale
+            grad_x = grad_output.neg().sum_to_size(x_shape)
+        return grad_output.sum_to_size(output_shape), grad_x, grad_log_scale
 
 
 class GaussianLikelihood(nn.Module):
@@ -222,7 +223,9 @@ class MultimodalVAEModule(nn.Module):
         then log variances, shared before private); decoders take
         ``latent_dim + private_dim`` inputs. With no encoder given, the
         default encoders are one :class:`GroupedMLP` (the MLP head's), else
-        :class:`ModalityEncoders`.
+        :class:`ModalityEncoders`; the default decoders are
+        :class:`FusedMLP` (an :class:`MLP` computed by one autograd
+        function).
     dropout : float, default=0.0
         Dropout of the default MLPs.
     private_dim : int, default=0

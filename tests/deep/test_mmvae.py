@@ -152,10 +152,14 @@ def test_gaussian_likelihood_gradients_match_torch_distributions(samples):
     assert likelihood.log_scale.grad[0] == 0  # below the floor: no gradient
 
 
-def test_gaussian_log_prob_function_gradients_are_exact():
+@pytest.mark.parametrize(
+    ("output_shape", "x_shape"), [((2, 3, 4), (3, 4)), ((4,), (3, 4))]
+)
+def test_gaussian_log_prob_function_gradients_are_exact(output_shape, x_shape):
+    # Either argument may be broadcast against the other.
     gen = torch.Generator().manual_seed(0)
-    output = torch.randn(2, 3, 4, generator=gen, dtype=torch.double)
-    x = torch.randn(3, 4, generator=gen, dtype=torch.double)
+    output = torch.randn(output_shape, generator=gen, dtype=torch.double)
+    x = torch.randn(x_shape, generator=gen, dtype=torch.double)
     log_scale = 0.3 * torch.randn(4, generator=gen, dtype=torch.double)
     inputs = [t.requires_grad_() for t in (output, x, log_scale)]
     assert torch.autograd.gradcheck(_GaussianLogProb.apply, inputs)
