@@ -369,7 +369,7 @@ def main():
     from mmfuse.datasets import load_mfeat
     from mmfuse.deep import MultimodalVAE
     from mmfuse.deep._data import column_statistics
-    from mmfuse.deep._layers import MLP
+    from mmfuse.deep._layers import FusedMLP
     from mmfuse.metrics import coherence
 
     torch.set_num_threads(1)
@@ -548,7 +548,7 @@ def main():
         max_epochs=PEER_EPOCHS,
         random_state=0,
         **arch,
-    ).set_params(module__decoder=partial(MLP, hidden=(512,)))
+    ).set_params(module__decoder=partial(FusedMLP, hidden=(512,)))
     train0 = splits[0][0]
     mean, scale = column_statistics(X[train0])
     peer_blocks = {b: ((X[train0] - mean) / scale)[:, c] for b, c in cols.items()}

@@ -36,6 +36,112 @@ class MLP(nn.Sequential):
         super().__init__(*layers)
 
 
+# MKL's single-precision product of an (m, k) and a (k, n) matrix runs up to
+# 1.8 times slower when n is narrow (30-76) than the same product computed
+# transposed, with n as rows (one core, AVX-512; e.g. 768 x 512 x 47:
+# 0.73 ms, transposed 0.45 ms), and as fast once n reaches a few hundred.
+_NARROW = 128
+
+
+def _mm(a, b):
+    """Return ``a @ b``, computed transposed when the product is narrow."""
+    if b.shape[1] < min(a.shape[0], _NARROW):
+        return (b.T @ a.T).T
+    return a @ b
+
+
+def _affine(x, weight, bias):
+    """Return ``x @ weight.T + bias``, computed transposed when narrow."""
+    if weight.shape[0] < min(x.shape[0], _NARROW):
+        return torch.addmm(bias[:, None], weight, x.T).T
+    return torch.addmm(bias, x, weight.T)
+
+
+def _relu_backward_(grad, output):
+    """Zero ``grad`` in place where the ReLU ``output`` is 0; return it."""
+    return torch.ops.aten.threshold_backward.grad_input(
+        grad, output, 0, grad_input=grad
+    )
+
+
+class _MLPFunction(torch.autograd.Function):
+    """An MLP's forward and backward passes without dropout (see FusedMLP).
+
+    Arguments: ``x`` (batch, in), then each layer's weight (out, in) and bias.
+    The ReLUs run in place, forward and backward, on fresh products; each
+    product is computed in the orientation MKL runs fastest (:func:`_mm`).
+    """
+
+    @staticmethod
+    def forward(ctx, x, *params):
+        weights = params[0::2]
+        h = x
+        inputs = []  # the input of each layer
+        for i, (weight, bias) in enumerate(zip(weights, params[1::2], strict=True)):
+            inputs.append(h)
+            h = _affine(h, weight, bias)
+            if i < len(weights) - 1:
+                h = h.relu_()
+        ctx.save_for_backward(*inputs, *weights)
+        return h
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        n = len(ctx.saved_tensors) // 2
+        inputs, weights = ctx.saved_tensors[:n], ctx.saved_tensors[n:]
+        grads = []  # bias and weight of each layer, last layer first
+        for i in reversed(range(n)):
+            grads += [grad.sum(0), _mm(grad.T, inputs[i])]
+            if i > 0:  # through the ReLU whose output is inputs[i]
+                grad = _mm(grad, weights[i])
+                grad = _relu_backward_(grad, inputs[i])
+            elif ctx.needs_input_grad[0]:
+                grad = _mm(grad, weights[0])
+            else:
+                grad = None
+        return grad, *grads[::-1]
+
+
+class FusedMLP(MLP):
+    """An :class:`MLP` whose layers run as one autograd function.
+
+    The same layers, parameters and initialization as :class:`MLP` with
+    ReLU activations, computed with fewer passes over the hidden
+    activations (the ReLUs in place, forward and backward) and each matrix
+    product in the orientation that MKL runs fastest. Training with
+    dropout runs layer by layer, as :class:`MLP`.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width.
+    out_features : int
+        Output width.
+    hidden : sequence of int, default=(128,)
+        Widths of the hidden layers; empty for a single linear layer.
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation.
+    """
+
+    def __init__(self, in_features, out_features, hidden=(128,), dropout=0.0):
+        super().__init__(in_features, out_features, hidden, dropout)
+        self.dropout = dropout
+
+    def forward(self, x):
+        """Map ``x`` (..., in_features) to (..., out_features)."""
+        if self.training and self.dropout:
+            return super().forward(x)
+        params = [
+            p
+            for layer in self
+            if isinstance(layer, nn.Linear)
+            for p in layer.parameters()
+        ]
+        out = _MLPFunction.apply(x.reshape(-1, x.shape[-1]), *params)
+        return out.reshape(*x.shape[:-1], out.shape[-1])
+
+
 class Dropout(nn.Module):
     """Dropout that draws its random mask several times faster on CPU.
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmfuse.deep._layers import MLP, equal_shares, modality_encoders
+from mmfuse.deep._layers import FusedMLP, equal_shares, modality_encoders
 
 # Encoders' log-variances and likelihoods' log-scales are clipped to these
 # ranges so that exp() stays finite in float32.
@@ -60,6 +60,41 @@ def products_of_experts(mu, logvar, mask, subsets):
     return summed(precision * mu) / total, -(torch.log(total) + shift)
 
 
+class _GaussianLogProb(torch.autograd.Function):
+    """``log N(x | output, exp(log_scale)**2)`` summed over the last axis.
+
+    Arguments ``output`` (..., width), ``x`` broadcastable to it, and
+    ``log_scale`` (width,). Three passes over the elements forward and three
+    backward (autograd's composition of the same terms takes six backward):
+    the standardized residual ``z`` is kept, and the terms without it
+    (``log_scale`` and the constant) are summed over the features once, not
+    a row.
+    """
+
+    @staticmethod
+    def forward(ctx, output, x, log_scale):
+        inverse_scale = torch.exp(-log_scale)
+        z = (output - x).mul_(inverse_scale)
+        ctx.save_for_backward(z, inverse_scale)
+        ctx.shapes = output.shape, x.shape
+        constant = log_scale.sum() + 0.5 * math.log(2 * math.pi) * len(log_scale)
+        return -0.5 * torch.linalg.vecdot(z, z) - constant
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        z, inverse_scale = ctx.saved_tensors
+        grad_z = z * grad.unsqueeze(-1).neg()  # d/dz of -z**2 / 2, times grad
+        # d/dlog_scale: z**2 - 1 a feature, times grad, over the rows
+        grad_log_scale = (grad_z * z).flatten(0, -2).sum(0).neg() - grad.sum()
+        grad_output = grad_z.mul_(inverse_scale)
+        output_shape, x_shape = ctx.shapes
+        grad_x = None
+        if ctx.needs_input_grad[1]:
+            grad_x = grad_output.neg().sum_to_size(x_shape)
+        return grad_output.sum_to_size(output_shape), grad_x, grad_log_scale
+
+
 class GaussianLikelihood(nn.Module):
     """Gaussian ``p(x | z)`` with the decoder's output as mean.
 
@@ -84,11 +119,7 @@ class GaussianLikelihood(nn.Module):
 
     def log_prob(self, x, output):
         """Log-likelihood of ``x`` summed over features, one value a row."""
-        log_scale = self._log_scale()
-        z = (output - x) * torch.exp(-log_scale)
-        # The terms without z are summed over the features once, not a row.
-        constant = log_scale.sum() + 0.5 * math.log(2 * math.pi) * len(log_scale)
-        return -0.5 * torch.linalg.vecdot(z, z) - constant
+        return _GaussianLogProb.apply(output, x, self._log_scale())
 
     def mean(self, output):
         """Return the mean of ``p(x | z)``."""
@@ -192,7 +223,9 @@ class MultimodalVAEModule(nn.Module):
         then log variances, shared before private); decoders take
         ``latent_dim + private_dim`` inputs. With no encoder given, the
         default encoders are one :class:`GroupedMLP` (the MLP head's), else
-        :class:`ModalityEncoders`.
+        :class:`ModalityEncoders`; the default decoders are
+        :class:`FusedMLP` (an :class:`MLP` computed by one autograd
+        function).
     dropout : float, default=0.0
         Dropout of the default MLPs.
     private_dim : int, default=0
@@ -565,6 +598,6 @@ class NegativeELBO(nn.Module):
 
 def _default_mlp(hidden, dropout):
     def build(in_features, out_features):
-        return MLP(in_features, out_features, hidden=hidden, dropout=dropout)
+        return FusedMLP(in_features, out_features, hidden=hidden, dropout=dropout)
 
     return build

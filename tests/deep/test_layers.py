@@ -11,10 +11,12 @@ from mmfuse.deep._layers import (
     MLP,
     BlockLinear,
     Dropout,
+    FusedMLP,
     GroupedLinear,
     GroupedMLP,
     ModalityDropout,
     ModalityEncoders,
+    _MLPFunction,
     equal_shares,
     masked_softmax,
     modality_encoders,
@@ -239,3 +241,65 @@ def test_modality_encoders_take_given_encoders_and_default_mlps():
     assert out.shape == (3, 7, 4)
     for m, block in enumerate(blocks):
         torch.testing.assert_close(out[m], encoders[m](X[:, block]))
+
+
+# -------------------------------------------------------------- FusedMLP
+@pytest.mark.parametrize(
+    ("in_features", "out_features", "hidden", "rows"),
+    [
+        (30, 47, (512,), 200),  # narrow output: products computed transposed
+        (30, 240, (512,), 200),  # wide output
+        (5, 3, (6, 200), 7),  # narrow hidden layer, two hidden layers
+        (4, 2, (), 3),  # one linear layer
+    ],
+)
+def test_fused_mlp_is_the_mlp_forward_and_backward(
+    in_features, out_features, hidden, rows
+):
+    torch.manual_seed(0)
+    mlp = MLP(in_features, out_features, hidden)
+    torch.manual_seed(0)
+    fused = FusedMLP(in_features, out_features, hidden)
+    for a, b in zip(mlp.parameters(), fused.parameters(), strict=True):
+        assert torch.equal(a, b)  # the same initialization
+    x = torch.randn(2, rows, in_features, requires_grad=True)
+    target = torch.randn(2, rows, out_features)
+    outputs, grads = [], []
+    for net in (mlp, fused):
+        x.grad = None
+        out = net(x)
+        (out * target).sum().backward()
+        outputs.append(out)
+        grads.append([x.grad, *(p.grad for p in net.parameters())])
+    assert outputs[1].shape == (2, rows, out_features)
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for expected, actual in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected)
+
+
+def test_fused_mlp_function_gradients_are_exact():
+    # Double precision, every product orientation: narrow and wide layers.
+    torch.manual_seed(0)
+    widths = [4, 6, 200, 3]
+    x = torch.randn(7, 4, dtype=torch.double, requires_grad=True)
+    params = []
+    for width_in, width_out in zip(widths, widths[1:], strict=False):
+        params += [
+            torch.randn(width_out, width_in, dtype=torch.double, requires_grad=True),
+            torch.randn(width_out, dtype=torch.double, requires_grad=True),
+        ]
+    assert torch.autograd.gradcheck(_MLPFunction.apply, (x, *params))
+
+
+def test_fused_mlp_with_dropout_trains_as_the_mlp():
+    torch.manual_seed(0)
+    mlp = MLP(3, 2, (8,), dropout=0.5)
+    torch.manual_seed(0)
+    fused = FusedMLP(3, 2, (8,), dropout=0.5)
+    x = torch.randn(10, 3)
+    torch.manual_seed(1)
+    expected = mlp(x)
+    torch.manual_seed(1)
+    torch.testing.assert_close(fused(x), expected)
+    fused.eval()  # no dropout in eval mode: the fused pass
+    torch.testing.assert_close(fused(x), mlp.eval()(x))

@@ -22,6 +22,7 @@ from mmfuse.deep._vae_module import (
     LIKELIHOODS,
     MultimodalVAEModule,
     NegativeELBO,
+    _GaussianLogProb,
     kl_standard_normal,
     products_of_experts,
 )
@@ -123,6 +124,45 @@ def test_likelihoods_match_torch_distributions(kind, scale, reference, samples):
         reference = partial(D.Normal, scale=likelihood.log_scale.exp())
     expected = reference(output).log_prob(x).sum(-1)
     torch.testing.assert_close(likelihood.log_prob(x, output), expected)
+
+
+@pytest.mark.parametrize("samples", [(), (3, 2)])
+def test_gaussian_likelihood_gradients_match_torch_distributions(samples):
+    # The log-likelihood's own backward pass (a fused autograd function)
+    # against autograd through torch.distributions, a learned scale not 1.
+    gen = torch.Generator().manual_seed(0)
+    output = torch.randn(*samples, 5, 4, generator=gen, requires_grad=True)
+    x = torch.rand(5, 4, generator=gen)
+    weights = torch.rand(*samples, 5, generator=gen)
+    likelihood = LIKELIHOODS["gaussian"](4, "learn")
+    with torch.no_grad():
+        likelihood.log_scale.copy_(torch.tensor([-5.0, 0.0, 0.5, 1.0]))  # one clamped
+    grads = []
+    for log_prob in (
+        likelihood.log_prob,
+        lambda x, output: (
+            D.Normal(output, likelihood._log_scale().exp()).log_prob(x).sum(-1)
+        ),
+    ):
+        output.grad = likelihood.log_scale.grad = None
+        (weights * log_prob(x, output)).sum().backward()
+        grads.append((output.grad, likelihood.log_scale.grad))
+    for actual, expected in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected)
+    assert likelihood.log_scale.grad[0] == 0  # below the floor: no gradient
+
+
+@pytest.mark.parametrize(
+    ("output_shape", "x_shape"), [((2, 3, 4), (3, 4)), ((4,), (3, 4))]
+)
+def test_gaussian_log_prob_function_gradients_are_exact(output_shape, x_shape):
+    # Either argument may be broadcast against the other.
+    gen = torch.Generator().manual_seed(0)
+    output = torch.randn(output_shape, generator=gen, dtype=torch.double)
+    x = torch.randn(x_shape, generator=gen, dtype=torch.double)
+    log_scale = 0.3 * torch.randn(4, generator=gen, dtype=torch.double)
+    inputs = [t.requires_grad_() for t in (output, x, log_scale)]
+    assert torch.autograd.gradcheck(_GaussianLogProb.apply, inputs)
 
 
 def test_learned_scale_is_a_parameter_and_bounded():
