@@ -171,13 +171,17 @@ def supervised_contrastive(za, zb, scale, labels):
     """
     n = len(za)
     Z = torch.cat([za, zb])
-    labels = torch.cat([labels, labels])
-    itself = torch.eye(2 * n, dtype=torch.bool, device=Z.device)
-    logits = (scale * Z @ Z.T).masked_fill(itself, -torch.inf)
-    log_p = (logits - logits.logsumexp(dim=1, keepdim=True)).masked_fill(itself, 0)
-    # Never empty: the row's own item in the other modality shares its label.
-    positives = (labels[:, None] == labels[None, :]) & ~itself
-    losses = -(log_p * positives).sum(1) / positives.sum(1)
+    logits = scale * Z @ Z.T
+    logits.fill_diagonal_(-torch.inf)  # not itself
+    log_normalizer = logits.logsumexp(dim=1)
+    # The positives' logits summed without an n x n mask: each row's label
+    # total of both modalities' embeddings, less the embedding itself (its
+    # own row's in the other modality always remains).
+    same = (labels[:, None] == labels[None, :]).to(Z.dtype)
+    totals = (same @ (za + zb)).repeat(2, 1)
+    n_positives = 2 * same.sum(1).repeat(2) - 1
+    positive_logits = scale * ((Z * totals).sum(1) - (Z * Z).sum(1))
+    losses = log_normalizer - positive_logits / n_positives
     return (losses[:n] + losses[n:]) / 2
 
 
