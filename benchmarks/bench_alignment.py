@@ -40,8 +40,9 @@ schedule). Every deep model has one tower a modality:
   (held-out mean reciprocal rank) on one 80/20 split of the training rows,
   between the defaults and towers of width 1024 trained twice as long,
   then refitted on the whole training fold (the choice is printed);
-- ``aligner + y, w=0.7``: supervised with ``supervised_weight=0.7`` (the
-  default is 0.5): more class-level, less instance retrieval;
+- ``aligner + y, w=0.5`` and ``w=0.7``: supervised with
+  ``supervised_weight`` 0.5 or 0.7 (the default is 0.65): less or more
+  class-level, more or less instance retrieval;
 - ``SVC class probs``: a reference for class mAP, not an aligner: each
   modality's test rows embedded as the class probabilities of its own
   RBF SVC (C=10, Platt-calibrated) fitted on its training rows.
@@ -311,6 +312,7 @@ MODELS = {
     "aligner infonce": aligner(loss="infonce"),
     "aligner infonce, inner": inner_split_aligner,
     "aligner infonce + y": aligner(supervised=True, loss="infonce"),
+    "aligner + y, w=0.5": aligner(supervised=True, supervised_weight=0.5),
     "aligner + y, w=0.7": aligner(supervised=True, supervised_weight=0.7),
     "aligner adversarial": aligner(loss="infonce", adversarial=1.0),
     "aligner dcca": aligner(loss="dcca", embedding_dim=N_COMPONENTS),

@@ -24,6 +24,7 @@ __all__ = [
     "canonical_directions",
     "info_nce",
     "reverse_gradient",
+    "supervised_contrastive",
 ]
 
 # CLIP clamps its learnable logit scale (1 / temperature) at 100.
@@ -143,22 +144,57 @@ class AlignerModule(nn.Module):
         return Z.transpose(0, 1).flatten(1)
 
 
-def _mean_log_likelihood(logits, positives):
-    """Mean over each row's positives of their log-softmax over the row."""
-    log_p = logits - logits.logsumexp(dim=1, keepdim=True)
-    return (log_p * positives).sum(1) / positives.sum(1)
+def supervised_contrastive(za, zb, scale, labels):
+    """Supervised contrastive loss of two modalities' embeddings of the same rows.
+
+    SupCon (Khosla et al. 2020) over the ``2 n`` embeddings of the batch
+    together: each embedding's logits are ``scale`` times its cosine with
+    every other embedding, of either modality (not itself), and its loss is
+    the mean, over the embeddings of its label (both modalities, its own
+    row's in the other modality among them), of their negative
+    log-softmax. Same-modality positives cluster each modality by class on
+    its own, so that both modalities' class regions agree.
+
+    Parameters
+    ----------
+    za, zb : Tensor of shape (n, dim)
+        The two modalities' embeddings of the same ``n`` rows.
+    scale : Tensor
+        The logit scale, ``1 / temperature``.
+    labels : Tensor of shape (n,)
+        Row labels.
+
+    Returns
+    -------
+    losses : Tensor of shape (n,)
+        Each row's loss: the mean of its two embeddings' losses.
+    """
+    n = len(za)
+    Z = torch.cat([za, zb])
+    logits = scale * Z @ Z.T
+    logits.fill_diagonal_(-torch.inf)  # not itself
+    log_normalizer = logits.logsumexp(dim=1)
+    # The positives' logits summed without an n x n mask: each row's label
+    # total of both modalities' embeddings, less the embedding itself (its
+    # own row's in the other modality always remains).
+    same = (labels[:, None] == labels[None, :]).to(Z.dtype)
+    totals = (same @ (za + zb)).repeat(2, 1)
+    n_positives = 2 * same.sum(1).repeat(2) - 1
+    positive_logits = scale * ((Z * totals).sum(1) - (Z * Z).sum(1))
+    losses = log_normalizer - positive_logits / n_positives
+    return (losses[:n] + losses[n:]) / 2
 
 
-def info_nce(za, zb, scale, labels=None, supervised_weight=0.5):
+def info_nce(za, zb, scale, labels=None, supervised_weight=0.65):
     """Symmetric InfoNCE of two modalities' embeddings of the same rows, by row.
 
     Row ``i``'s logits against modality ``b`` are ``scale * za[i] @ zb.T``;
-    its loss is the negative log-softmax of its positives, averaged over
-    them, and the same from ``b`` to ``a``, averaged over both directions.
-    The positives of row ``i`` are row ``i`` itself (CLIP's objective) and,
-    with ``labels``, every row of the same label (supervised contrastive,
-    Khosla et al. 2020) in a second term: the loss is
-    ``(1 - supervised_weight) * instance + supervised_weight * label``.
+    its loss is the negative log-softmax of row ``i`` itself (CLIP's
+    objective), and the same from ``b`` to ``a``, averaged over both
+    directions. With ``labels``, mixed with the supervised contrastive loss
+    (:func:`supervised_contrastive`), in which every embedding of the same
+    label, in either modality, is a positive: the loss is
+    ``(1 - supervised_weight) * instance + supervised_weight * supervised``.
 
     Parameters
     ----------
@@ -168,7 +204,7 @@ def info_nce(za, zb, scale, labels=None, supervised_weight=0.5):
         The logit scale, ``1 / temperature``.
     labels : Tensor of shape (n,), default=None
         Row labels, for the supervised term.
-    supervised_weight : float, default=0.5
+    supervised_weight : float, default=0.65
         Share of the supervised term in the loss, with ``labels``: 0 aligns
         rows only, 1 classes only.
 
@@ -184,11 +220,8 @@ def info_nce(za, zb, scale, labels=None, supervised_weight=0.5):
         + F.cross_entropy(logits.T, targets, reduction="none")
     ) / 2
     if labels is not None:
-        same = (labels[:, None] == labels[None, :]).to(logits.dtype)
-        supervised = -(
-            _mean_log_likelihood(logits, same) + _mean_log_likelihood(logits.T, same)
-        )
-        losses = (1 - supervised_weight) * losses + supervised_weight * supervised / 2
+        supervised = supervised_contrastive(za, zb, scale, labels)
+        losses = (1 - supervised_weight) * losses + supervised_weight * supervised
     return losses
 
 
@@ -310,12 +343,12 @@ class AlignmentLoss(nn.Module):
         (:func:`canonical_correlation_sum`), averaged over the pairs.
     regularization : float, default=1e-3
         Shrinkage of the covariances of Deep CCA.
-    supervised_weight : float, default=0.5
-        Share of the same-label positives in InfoNCE with labels
+    supervised_weight : float, default=0.65
+        Share of the supervised contrastive term in InfoNCE with labels
         (:func:`info_nce`).
     """
 
-    def __init__(self, loss, regularization=1e-3, supervised_weight=0.5):
+    def __init__(self, loss, regularization=1e-3, supervised_weight=0.65):
         super().__init__()
         self.loss = loss
         self.regularization = regularization

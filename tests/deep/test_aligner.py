@@ -17,6 +17,7 @@ from mmfuse.deep._aligner_module import (
     canonical_directions,
     info_nce,
     reverse_gradient,
+    supervised_contrastive,
 )
 from mmfuse.metrics import mean_average_precision_score, mean_reciprocal_rank_score
 
@@ -47,16 +48,20 @@ def test_info_nce_matches_the_formula():
     expected = -(np.diag(_log_softmax_rows(S)) + np.diag(_log_softmax_rows(S.T))) / 2
     np.testing.assert_allclose(info_nce(za, zb, scale).numpy(), expected, rtol=1e-5)
 
-    # With labels, mixed with the mean log-probability of the same-label
-    # rows: supervised_weight of the supervised term, the rest instance.
+    # With labels, mixed with SupCon over the 10 embeddings together: each
+    # one's mean log-probability, among the 9 others, of those of its label
+    # (its own row's in the other modality and same-label rows of both).
     labels = torch.tensor([0, 1, 0, 2, 1])
-    same = (labels[:, None] == labels[None, :]).numpy()
-    supervised = (
-        -(
-            (_log_softmax_rows(S) * same).sum(1) / same.sum(1)
-            + (_log_softmax_rows(S.T) * same).sum(1) / same.sum(1)
-        )
-        / 2
+    Z = np.vstack([za.numpy(), zb.numpy()])
+    L = np.r_[labels.numpy(), labels.numpy()]
+    supervised = np.empty(10)
+    for i in range(10):
+        others = np.arange(10) != i
+        log_p = _log_softmax_rows(7.0 * Z[i : i + 1] @ Z[others].T)[0]
+        supervised[i] = -log_p[L[others] == L[i]].mean()
+    supervised = (supervised[:5] + supervised[5:]) / 2
+    np.testing.assert_allclose(
+        supervised_contrastive(za, zb, scale, labels).numpy(), supervised, rtol=1e-5
     )
     for weight in (0.0, 0.5, 0.8, 1.0):
         np.testing.assert_allclose(
@@ -64,10 +69,10 @@ def test_info_nce_matches_the_formula():
             (1 - weight) * expected + weight * supervised,
             rtol=1e-5,
         )
-    # The default: the two terms in equal shares.
+    # The default: 0.65 of the supervised term.
     np.testing.assert_allclose(
         info_nce(za, zb, scale, labels).numpy(),
-        (expected + supervised) / 2,
+        0.35 * expected + 0.65 * supervised,
         rtol=1e-5,
     )
 
@@ -89,6 +94,20 @@ def test_supervised_positives_include_same_label_rows():
     zb = on_other.clone().requires_grad_(True)
     info_nce(za, zb, scale, labels).sum().backward()
     assert zb.grad[1, 0] < 0  # row 1's "b" moves towards row 0's "a"
+
+
+def test_supervised_positives_include_same_modality_rows():
+    # Modality "b" puts every row on e3, so only modality "a"'s own rows
+    # give row 1's "a" embedding (e1) a pull or push along e0 (row 0's "a"):
+    # towards it when the two rows share a label, away from it otherwise.
+    za = torch.eye(4)[:3].requires_grad_(True)
+    zb = torch.eye(4)[[3, 3, 3]]
+    scale = torch.tensor(5.0)
+    supervised_contrastive(za, zb, scale, torch.tensor([0, 0, 1])).sum().backward()
+    assert za.grad[1, 0] < -0.01  # descent moves it towards row 0's "a"
+    za.grad = None
+    supervised_contrastive(za, zb, scale, torch.tensor([0, 1, 2])).sum().backward()
+    assert za.grad[1, 0] > 0.01
 
 
 def _canonical_correlations(ha, hb):
@@ -212,7 +231,8 @@ def test_labels_make_same_class_rows_neighbours():
     unsupervised = class_map(None)
     assert class_map(y[:300]) > unsupervised + 0.03
     # A larger share of the supervised term groups the classes more.
-    assert class_map(y[:300], supervised_weight=0.9) > class_map(y[:300]) + 0.01
+    more, less = (class_map(y[:300], supervised_weight=w) for w in (0.9, 0.3))
+    assert more > less + 0.01
 
 
 def test_supervised_weight_zero_ignores_the_labels(shared_latent):
