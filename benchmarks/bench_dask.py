@@ -8,7 +8,8 @@ float32 columns, ``--latent`` shared latent factors plus noise) to disk as
 ``.npy`` chunks of ``--chunk`` rows (``dask.array.to_npy_stack``, generated
 chunk by chunk on the workers), larger than the memory given to the
 workers (``--workers`` processes, one thread each, ``--memory-limit``
-each). It then fits, on a ``LocalCluster`` of those workers reading the
+each, Dask's statistical profiler off unless ``--dask-profiler``). It then
+fits, on a ``LocalCluster`` of those workers reading the
 chunks (memory-mapped by default, so that a chunk is read from the page
 cache once, by the statistics themselves; ``--reader load`` reads each
 into the worker's memory first), MCCA (``dtype=None``: float32 products,
@@ -40,7 +41,7 @@ statistics tasks alone. The data files are deleted at the end.
 
 Run (12 GB on disk, about 10-20 minutes on 2 cores)::
 
-    PYTHONPATH=. python benchmarks/bench_dask.py --rows 10000000
+    PYTHONPATH=. python benchmarks/bench_dask.py --rows 10000000 --chunk 500000
     PYTHONPATH=. python benchmarks/bench_dask.py --quick   # 1 GB, a minute
 """
 
