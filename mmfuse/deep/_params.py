@@ -103,7 +103,10 @@ class ParamsNet(AccelerateSupport, NeuralNet, metaclass=ABCMeta):
     # Every mmfuse net has one module, one criterion and one optimizer;
     # declaring them lets their prefixed parameters be checked before fit.
     prefixes_ = [*NeuralNet.prefixes_, "module", "criterion", "optimizer"]
-    cuda_dependent_attributes_ = ["module_", "criterion_", "optimizer_"]
+    # Pickling stores these through torch, whose map_location lets a net
+    # trained on a GPU load on a machine without one. The callbacks belong
+    # here too: a learning-rate scheduler holds the optimizer and its tensors.
+    cuda_dependent_attributes_ = ["module_", "criterion_", "optimizer_", "callbacks_"]
     _modules = ["module"]
     _criteria = ["criterion"]
     _optimizers = ["optimizer"]

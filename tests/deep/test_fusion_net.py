@@ -414,15 +414,3 @@ def test_late_weights_are_equal_shares(data):
     np.testing.assert_allclose(
         clf.modality_weights(missing[:2]), [[0, 0.5, 0.5], [1 / 3] * 3]
     )
-
-
-@pytest.mark.skipif(torch.cuda.is_available(), reason="tests loading without CUDA")
-def test_net_saved_with_cuda_device_loads_on_cpu(data):
-    X, y, _ = data
-    clf = classifier().fit(X, y)
-    expected = clf.predict_proba(X)
-    saved = pickle.dumps(clf.set_params(device="cuda"))
-    with pytest.warns(UserWarning, match="no CUDA devices are available"):
-        loaded = pickle.loads(saved)
-    assert str(loaded.device) == "cpu"
-    np.testing.assert_array_equal(loaded.predict_proba(X), expected)

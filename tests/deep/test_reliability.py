@@ -1,6 +1,8 @@
 """Reliability of the deep estimators (issue 14): no silent garbage, no raw
 crashes, clear messages, untouched global random states, ``sample_weight``."""
 
+import contextlib
+import pickle
 import re
 import warnings
 
@@ -12,7 +14,12 @@ from skorch.callbacks import Callback
 from skorch.utils import to_tensor
 
 from mmfuse.datasets import make_multiview
-from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor, MultimodalVAE
+from mmfuse.deep import (
+    ContrastiveAligner,
+    MLPFusionClassifier,
+    MLPFusionRegressor,
+    MultimodalVAE,
+)
 from mmfuse.deep._data import unstandardize
 
 TINY_FUSION = {"d_model": 8, "n_tokens": 2, "n_heads": 2, "verbose": 0}
@@ -551,3 +558,43 @@ def test_a_train_split_that_does_not_split_is_named(split, match, data):
     X, y, _ = data
     with pytest.raises(TypeError, match=match):
         make("classifier", train_split=split).fit(X, y)
+
+
+@contextlib.contextmanager
+def storages_saved_as_cuda():
+    """Pickle tensors as torch pickles CUDA tensors: with location ``cuda:0``."""
+    entry = (0, lambda storage: "cuda:0", lambda storage, location: None)
+    torch.serialization._package_registry.insert(0, entry)
+    try:
+        yield
+    finally:
+        torch.serialization._package_registry.remove(entry)
+
+
+def outputs(net, X):
+    return net.transform(X) if hasattr(net, "transform") else net.predict(X)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="loads without CUDA")
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "vae", "aligner"])
+def test_a_net_pickled_on_a_gpu_loads_on_a_machine_without_one(kind, data):
+    # A net trained on a GPU (here: its tensors pickled as CUDA tensors) must
+    # load where there is none, every tensor of it: the fusion nets' and the
+    # aligner's learning-rate schedulers hold their optimizers.
+    X = data[0]
+    if kind == "aligner":
+        y = None
+        net = ContrastiveAligner(blocks=[5, 4, 3], max_epochs=2, random_state=0)
+    else:
+        y, net = target(kind, data), make(kind)
+    expected = outputs(net.fit(X, y), X)
+    with storages_saved_as_cuda():
+        saved = pickle.dumps(net.set_params(device="cuda"))
+    with pytest.warns(UserWarning, match="no CUDA devices are available"):
+        loaded = pickle.loads(saved)
+    assert str(loaded.device) == "cpu"
+    np.testing.assert_array_equal(outputs(loaded, X), expected)
+    for _, callback in loaded.callbacks_:
+        if hasattr(callback, "lr_scheduler_"):  # steps the net's own optimizer
+            assert callback.lr_scheduler_.optimizer is loaded.optimizer_
+    loaded.partial_fit(X, y)  # and trains on
