@@ -10,9 +10,17 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 
 from mmfuse.datasets import make_multiview
-from mmfuse.deep import MLPFusionClassifier, MLPFusionRegressor, MultimodalVAE
+from mmfuse.deep import (
+    ContrastiveAligner,
+    MLPFusionClassifier,
+    MLPFusionRegressor,
+    MultimodalVAE,
+)
+from mmfuse.deep._layers import MLP, FusedMLP, _MLPFunction
+from mmfuse.metrics import coherence, mean_average_precision_score
 
 pytestmark = [
     pytest.mark.gpu,
@@ -20,7 +28,7 @@ pytestmark = [
 ]
 
 WIDTHS = [5, 4, 3]
-KINDS = ["classifier", "regressor", "vae"]
+KINDS = ["classifier", "regressor", "vae", "mmvae+", "aligner", "dcca"]
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +40,28 @@ def data():
 def make(kind, **given):
     """A small net of each kind; no dropout, so CPU and CUDA fits can agree."""
     params = {"blocks": WIDTHS, "max_epochs": 4, "random_state": 0, "dropout": 0.0}
-    params.update(given)
-    if kind == "vae":
-        return MultimodalVAE(latent_dim=2, hidden=(16,), **params)
+    if kind in ("vae", "mmvae+"):
+        params.update(latent_dim=2, hidden=(16,))
+        if kind == "mmvae+":
+            params.update(aggregation="moe", private_dim=1, n_importance_samples=3)
+        return MultimodalVAE(**{**params, **given})
+    if kind in ("aligner", "dcca"):
+        # The mean over present modalities: finite where a modality is missing.
+        loss = "infonce" if kind == "aligner" else "dcca"
+        params.update(loss=loss, embedding_dim=2, hidden=(16,), output="mean")
+        return ContrastiveAligner(**{**params, **given})
     cls = MLPFusionClassifier if kind == "classifier" else MLPFusionRegressor
-    return cls(d_model=16, verbose=0, **params)
+    return cls(**{**params, "d_model": 16, "verbose": 0, **given})
 
 
 def fit(net, kind, data, X=None, **fit_params):
     X_fit, y, t = data
-    target = {"classifier": y, "regressor": t, "vae": None}[kind]
+    target = {"classifier": y, "regressor": t}.get(kind)
     return net.fit(X_fit if X is None else X, target, **fit_params)
 
 
 def outputs(net, kind, X):
-    if kind == "vae":
+    if kind not in ("classifier", "regressor"):
         return net.transform(X)
     return net.predict_proba(X) if kind == "classifier" else net.predict(X)
 
@@ -58,7 +73,7 @@ def with_missing(X):
     return X
 
 
-@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "aligner"])
 def test_cuda_fit_matches_the_cpu_fit(kind, data):
     # Same seed, same batches (the sampler draws on the CPU), same initial
     # weights, no dropout: the two devices differ only by float32 rounding.
@@ -91,7 +106,7 @@ def test_cuda_takes_missing_modalities_and_sample_weight(kind, data):
     np.testing.assert_allclose(outputs(loaded, kind, X), out, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "vae", "mmvae+"])
 def test_a_diverging_cuda_fit_stops_with_an_error(kind, data):
     net = make(kind, device="cuda", lr=1e9, optimizer=torch.optim.SGD, max_epochs=3)
     with pytest.raises(ValueError, match=r"Training diverged: the .* loss became"):
@@ -104,7 +119,7 @@ def test_cuda_inference_leaves_global_random_states_alone(kind, data):
     torch.manual_seed(7)
     states = torch.random.get_rng_state(), torch.cuda.get_rng_state()
     outputs(net, kind, data[0])
-    if kind == "vae":
+    if kind in ("vae", "mmvae+"):
         net.score(data[0])
         net.impute(with_missing(data[0]))
     assert torch.equal(torch.random.get_rng_state(), states[0])
@@ -123,3 +138,96 @@ def test_cuda_nets_refit_after_clone_on_the_same_device(data):
     np.testing.assert_allclose(
         again.predict_proba(data[0]), net.predict_proba(data[0]), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"likelihood": "laplace"},
+        {"likelihood": "bernoulli"},
+        {"aggregation": "mopoe", "hidden": (32, 32), "beta": 0.5},
+    ],
+)
+def test_cuda_vae_generates_imputes_and_scores(params, data):
+    X = data[0]
+    if params.get("likelihood") == "bernoulli":
+        X = (X > 0) * 1.0
+    vae = fit(make("vae", device="cuda", **params), "vae", data, X=with_missing(X))
+    for out in (
+        vae.impute(with_missing(X)),
+        vae.reconstruct(X),
+        vae.sample(10, random_state=0),
+    ):
+        assert out.shape[1] == X.shape[1] and np.isfinite(out).all()
+    assert np.isfinite(vae.score(X))
+    model = vae.set_params(n_importance_samples=4)
+    assert np.isfinite(model.score(X))
+
+
+def test_cuda_mmvae_plus_private_latents_and_coherence(data):
+    X, y, _ = data
+    vae = fit(make("mmvae+", device="cuda"), "mmvae+", data)
+    assert vae.transform(X).shape == (len(X), 2)
+    assert vae.set_params(output="all").transform(X).shape == (len(X), 2 + 3 * 1)
+    vae.set_params(output="shared")
+    readers = {"block2": LogisticRegression().fit(X[:, 9:], y)}
+    share = coherence(vae, X, y, readers, given=["block0"])
+    assert 0.0 <= share["block2"] <= 1.0
+
+
+@pytest.mark.parametrize("loss", ["infonce", "dcca"])
+def test_cuda_aligner_supervised_and_adversarial(loss, data):
+    X, y, _ = data
+    net = make("aligner", device="cuda", loss=loss, adversarial=0.5, max_epochs=20).fit(
+        with_missing(X), y
+    )
+    Z = net.set_params(output="concat").transform(with_missing(X))
+    assert Z.shape == (len(X), 3 * 2) and np.isfinite(Z[~np.isnan(Z)]).all()
+    assert np.isfinite(net.score(X))
+    first, second, _ = net.transform_views(X)
+    # Same-label items rank first more often than chance (0.5): it learned.
+    assert mean_average_precision_score(first, second, y, y) > 0.55
+    loaded = pickle.loads(pickle.dumps(net))
+    np.testing.assert_allclose(loaded.transform(X), net.transform(X), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("in_features", "out_features", "hidden", "rows"),
+    [(30, 47, (512,), 200), (30, 240, (512,), 200), (5, 3, (6, 200), 7)],
+)
+def test_fused_mlp_on_cuda_is_the_mlp_forward_and_backward(
+    in_features, out_features, hidden, rows
+):
+    torch.manual_seed(0)
+    mlp = MLP(in_features, out_features, hidden).cuda()
+    torch.manual_seed(0)
+    fused = FusedMLP(in_features, out_features, hidden).cuda()
+    x = torch.randn(2, rows, in_features, device="cuda", requires_grad=True)
+    target = torch.randn(2, rows, out_features, device="cuda")
+    outputs, grads = [], []
+    for net in (mlp, fused):
+        x.grad = None
+        out = net(x)
+        (out * target).sum().backward()
+        outputs.append(out)
+        grads.append([x.grad, *(p.grad for p in net.parameters())])
+    torch.testing.assert_close(outputs[1], outputs[0])
+    for expected, actual in zip(*grads, strict=True):
+        torch.testing.assert_close(actual, expected)
+    # In double precision the fused function's gradients are exact on CUDA too.
+    x = torch.randn(7, 5, dtype=torch.double, device="cuda", requires_grad=True)
+    params = []
+    for width_in, width_out in [(5, 6), (6, 200), (200, 3)]:
+        params += [
+            torch.randn(
+                width_out,
+                width_in,
+                dtype=torch.double,
+                device="cuda",
+                requires_grad=True,
+            ),
+            torch.randn(
+                width_out, dtype=torch.double, device="cuda", requires_grad=True
+            ),
+        ]
+    assert torch.autograd.gradcheck(_MLPFunction.apply, (x, *params))
