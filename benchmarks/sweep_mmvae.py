@@ -9,7 +9,8 @@ epochs unless ``max_epochs`` is given), for the two columns only: ``probe``
 (LogisticRegression on the shared latent means) and ``fou>pix``
 (:func:`mmfuse.metrics.coherence` with a LogisticRegression of the real,
 standardized pix as reader). Each setting is a JSON object of
-MultimodalVAE parameters, plus ``decoder_hidden`` (decoders of these
+MultimodalVAE parameters (prefixed ones such as
+``optimizer__weight_decay`` too), plus ``decoder_hidden`` (decoders of these
 hidden widths, the encoders keeping ``hidden``) and ``seed_offset``.
 
 Usage::
@@ -44,9 +45,10 @@ def build(setting, blocks, fold):
     decoder_hidden = params.pop("decoder_hidden", None)
     if "hidden" in params:
         params["hidden"] = tuple(params["hidden"])
+    prefixed = {key: params.pop(key) for key in list(params) if "__" in key}
     vae = MultimodalVAE(
         blocks=blocks, latent_dim=20, random_state=fold + offset, **params
-    )
+    ).set_params(**prefixed)
     if decoder_hidden is not None:
         vae.set_params(module__decoder=partial(FusedMLP, hidden=tuple(decoder_hidden)))
     return vae
