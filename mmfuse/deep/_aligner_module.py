@@ -377,9 +377,12 @@ class AlignmentLoss(nn.Module):
         mask = mask & (weight > 0)[:, None]
         total = 0.0 * Z.sum()  # in the graph even when no pair has rows
         n_pairs = 0
+        # Boolean indexing waits for the device; a batch in which every row
+        # has every modality (the usual case) needs none, and one check.
+        complete = bool(mask.all())
         for a, b in combinations(range(len(Z)), 2):
-            rows = mask[:, a] & mask[:, b]
-            if rows.sum() < 2:
+            rows = slice(None) if complete else mask[:, a] & mask[:, b]
+            if (len(mask) if complete else rows.sum()) < 2:
                 continue
             w = weight[rows]
             if self.loss == "infonce":
@@ -398,11 +401,14 @@ class AlignmentLoss(nn.Module):
             n_pairs += 1
         total = total / max(n_pairs, 1)
         if logits is not None:
-            present = mask.T  # (n_modalities, n)
-            modality = torch.arange(len(Z), device=Z.device)[:, None].expand_as(present)
-            entropy = F.cross_entropy(
-                logits[present], modality[present], reduction="none"
+            # Each embedding (modality, row) against the modality it came from.
+            modality = torch.arange(len(Z), device=Z.device).repeat_interleave(
+                len(mask)
             )
-            w = weight[None, :].expand_as(present)[present]
+            logits, w = logits.flatten(0, 1), weight.repeat(len(Z))
+            if not complete:
+                present = mask.T.flatten()
+                logits, modality, w = logits[present], modality[present], w[present]
+            entropy = F.cross_entropy(logits, modality, reduction="none")
             total = total + (w * entropy).sum() / w.sum().clamp_min(1e-30)
         return total
