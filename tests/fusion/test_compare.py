@@ -441,6 +441,12 @@ def test_data_errors_name_the_column_and_the_rows(mfeat):
     partial[5, 0] = np.nan
     with pytest.raises(ValueError, match="NaN in part of modality 'kar'"):
         compare_fusion(partial, y, blocks, strategies="single")
+    empty = frame.copy()
+    empty["zer__2"] = np.nan  # an empty column of a CSV, say
+    with pytest.raises(
+        ValueError, match=r"1 column\(s\) of modality 'zer' are empty .*\['zer__2'\]"
+    ):
+        compare_fusion(empty, y, strategies="single")
     infinite = X.copy()
     infinite[2, 70] = np.inf
     with pytest.raises(ValueError, match=r"column 70 holds an infinite value \(row 2"):
