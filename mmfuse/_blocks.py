@@ -739,6 +739,7 @@ def check_complete(
     estimator_name: str,
     *,
     allow_missing: bool = False,
+    columns=None,
 ) -> NDArray[np.bool_]:
     """Check that NaN in ``X`` only marks whole missing modalities.
 
@@ -759,6 +760,8 @@ def check_complete(
     allow_missing : bool, default=False
         Accept rows that lack a modality; when False every row needs every
         modality.
+    columns : sequence, default=None
+        The column names of ``X``, for the message (positions when None).
 
     Returns
     -------
@@ -768,9 +771,26 @@ def check_complete(
     Raises
     ------
     ValueError
-        Naming the modality, how many rows are at fault, and what to do.
+        Naming the modality, how many rows are at fault, and what to do;
+        naming the columns NaN in every row of a modality whose other
+        columns have values (an empty column of a table, say).
     """
     missing, partial = incomplete_rows(X, blocks)
+    if any(partial) and not sp.issparse(X):
+        empty = np.isnan(X).all(axis=0)
+        for block, name in zip(blocks, names, strict=True):
+            if empty[block].any() and not empty[block].all():
+                at = block[empty[block]]
+                labels = (
+                    at if columns is None else np.asarray(columns, dtype=object)[at]
+                )
+                labels = labels.tolist()
+                raise ValueError(
+                    f"{len(labels)} column(s) of modality {name!r} are NaN in "
+                    f"every row while its other columns have values: "
+                    f"{labels[:5]}. {estimator_name} takes NaN only as a whole "
+                    f"missing modality: drop empty columns, or impute them."
+                )
     raise_incomplete(
         missing, partial, names, estimator_name, allow_missing=allow_missing
     )

@@ -237,6 +237,31 @@ def test_check_complete_messages():
     assert check_complete(X, blocks, names, "MCCA").all()
 
 
+def test_check_complete_names_columns_nan_in_every_row():
+    # An empty column of a table: named, rather than every row blamed.
+    X = np.array([[1.0, np.nan, 3.0], [2.0, np.nan, 4.0]])
+    blocks, names = resolve_blocks({"img": 2, "txt": 1}, 3)
+    match = r"1 column\(s\) of modality 'img' are NaN in every row .*: \[1\]\. MCCA"
+    with pytest.raises(ValueError, match=match):
+        check_complete(X, blocks, names, "MCCA", allow_missing=True)
+    with pytest.raises(ValueError, match=r"values: \['img__b'\]\. MCCA"):
+        check_complete(X, blocks, names, "MCCA", columns=np.array(["a", "img__b", "c"]))
+    X[:, 0] = np.nan  # the whole block: a modality missing in every row
+    with pytest.raises(ValueError, match=r"2 row\(s\) lack modality 'img'"):
+        check_complete(X, blocks, names, "MCCA")
+
+
+def test_an_estimator_names_the_empty_column_of_a_frame():
+    pd = pytest.importorskip("pandas")
+    from mmfuse.cca import MCCA
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(20, 4)), columns=["a_x", "a_y", "b_x", "b_y"])
+    frame["b_y"] = np.nan
+    with pytest.raises(ValueError, match=r"modality 'b' are NaN .*\['b_y'\]\. MCCA"):
+        MCCA(n_components=1, blocks={"a": 2, "b": 2}).fit(frame)
+
+
 def test_check_complete_allow_missing_returns_presence():
     X = np.array([[1.0, 2.0, 3.0], [np.nan, np.nan, 3.0], [1.0, 2.0, np.nan]])
     blocks, names = resolve_blocks({"img": 2, "txt": 1}, 3)

@@ -417,6 +417,7 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             self.modality_names_,
             type(self).__name__,
             allow_missing=allow_missing,
+            columns=getattr(self, "feature_names_in_", None),
         )
 
     def transform_views(self, X):

@@ -389,7 +389,13 @@ class KCCA(_BaseCCA):
                     f"n_samples x n_samples)."
                 )
         X, weights, kept = self._weighted_rows(X, sample_weight)
-        check_complete(X, self.blocks_, self.modality_names_, type(self).__name__)
+        check_complete(
+            X,
+            self.blocks_,
+            self.modality_names_,
+            type(self).__name__,
+            columns=getattr(self, "feature_names_in_", None),
+        )
         n = X.shape[0]
         if weights is not None:
             self._check_weight_sum(weights.sum())

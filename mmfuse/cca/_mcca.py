@@ -152,7 +152,11 @@ class _MultisetCCA(_BaseCCA):
         ):
             self._check_finite(X)
             check_complete(
-                rows, self.blocks_, self.modality_names_, type(self).__name__
+                rows,
+                self.blocks_,
+                self.modality_names_,
+                type(self).__name__,
+                columns=getattr(self, "feature_names_in_", None),
             )
         return statistics
 

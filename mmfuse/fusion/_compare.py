@@ -200,21 +200,6 @@ def _check_finite(values, labels):
         )
 
 
-def _check_no_empty_column(values, labels, indices, names):
-    """Reject columns NaN in every row of a modality that has values."""
-    if sp.issparse(values):
-        return
-    empty = np.isnan(values).all(axis=0)
-    for block, name in zip(indices, names, strict=True):
-        if empty[block].any() and not empty[block].all():
-            columns = [labels[j] for j in block[empty[block]]]
-            raise ValueError(
-                f"{len(columns)} column(s) of modality {name!r} are empty (NaN "
-                f"in every row): {columns[:5]}; drop them (NaN marks only a "
-                f"whole missing modality)."
-            )
-
-
 def _missing(values):
     """Flag the missing entries (NaN or None) of a 1-D array."""
     if values.dtype.kind == "f":
@@ -301,7 +286,6 @@ def check_data(X, y, blocks="auto", groups=None):
         indices = [np.searchsorted(used, block) for block in indices]
     values = _numeric(X, indices, names)
     _check_finite(values, labels)
-    _check_no_empty_column(values, labels, indices, names)
     if hasattr(X, "iloc"):
         X = type(X)(values, index=X.index, columns=X.columns)
     else:
@@ -311,7 +295,7 @@ def check_data(X, y, blocks="auto", groups=None):
     if groups is not None:
         groups = _one_column(groups, n_rows, "groups")
     present = check_complete(
-        values, indices, names, "compare_fusion", allow_missing=True
+        values, indices, names, "compare_fusion", allow_missing=True, columns=labels
     )
     check_any_modality(present, names, "compare_fusion")
     blocks = {name: block.tolist() for name, block in zip(names, indices, strict=True)}

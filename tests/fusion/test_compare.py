@@ -444,7 +444,8 @@ def test_data_errors_name_the_column_and_the_rows(mfeat):
     empty = frame.copy()
     empty["zer__2"] = np.nan  # an empty column of a CSV, say
     with pytest.raises(
-        ValueError, match=r"1 column\(s\) of modality 'zer' are empty .*\['zer__2'\]"
+        ValueError,
+        match=r"1 column\(s\) of modality 'zer' are NaN in every row .*\['zer__2'\]",
     ):
         compare_fusion(empty, y, strategies="single")
     infinite = X.copy()
