@@ -1,5 +1,7 @@
 """The default fusion strategies that :func:`compare_fusion` cross-validates."""
 
+from collections.abc import Mapping
+
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
@@ -209,6 +211,11 @@ def default_strategies(
     strategies : list of (str, str, estimator) tuples
         Name, family and an unfitted estimator.
 
+    Raises
+    ------
+    TypeError
+        When ``blocks`` is not a dict.
+
     Examples
     --------
     >>> from mmfuse.fusion import default_strategies
@@ -217,6 +224,12 @@ def default_strategies(
     >>> names[:5]
     ['single:a', 'single:b', 'early:linear', 'early:kernel', 'late:soft']
     """
+    if not isinstance(blocks, Mapping):
+        raise TypeError(
+            f"blocks must be a dict of each modality's column positions, e.g. "
+            f"{{'a': [0, 1], 'b': [2, 3, 4]}}; got {type(blocks).__name__}. "
+            f"compare_fusion takes every form of blocks and resolves it."
+        )
     classify = task == "classification"
     modalities = list(blocks)
     # A member over several modalities sees their columns side by side.
@@ -321,5 +334,13 @@ def _deep_strategies(blocks, task, random_state):
     head = import_optional("mmfuse.deep", name)
     if head is None:
         return []
-    model = head(blocks=blocks, max_epochs=20, random_state=random_state, verbose=0)
+    # No internal validation split: the comparison reads no validation loss,
+    # so the head trains on every training row (and no split ignores groups).
+    model = head(
+        blocks=blocks,
+        max_epochs=20,
+        train_split=None,
+        random_state=random_state,
+        verbose=0,
+    )
     return [("deep:mlp", "deep", model)]

@@ -397,6 +397,25 @@ def test_default_set_follows_what_is_installed():
     assert ("deep:mlp" in names) == has_deep
 
 
+def test_the_deep_head_trains_on_every_training_row():
+    # compare_fusion reads no validation loss: a validation split would only
+    # take a fifth of the rows away (and ignore the groups).
+    pytest.importorskip("torch")
+    strategies = dict(
+        (name, estimator)
+        for name, _, estimator in default_strategies(
+            {"a": [0, 1], "b": [2, 3]}, random_state=0
+        )
+    )
+    X = np.random.default_rng(0).normal(size=(40, 4))
+    y = np.arange(40) % 2
+    head = strategies["deep:mlp"].set_params(max_epochs=1).fit(X, y)
+    assert head.get_params()["train_split"] is None
+    assert "valid_loss" not in head.history_[-1]
+    with pytest.raises(TypeError, match=r"blocks must be a dict .* got list"):
+        default_strategies([2, 2])
+
+
 def test_errors(mfeat):
     X, y, blocks = mfeat
     with pytest.raises(ValueError, match="unknown strategy 'nope'.*'late:soft'"):
