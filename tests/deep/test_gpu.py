@@ -1,7 +1,8 @@
 """The deep estimators on a CUDA device: what the CPU suite cannot check.
 
 Every test here needs a CUDA GPU and is skipped without one (run them with
-``python -m pytest -m gpu tests/deep``).
+``python -m pytest -m gpu tests/deep``, which also runs the CUDA cases of
+tests elsewhere, such as FusedMLP's in ``test_layers.py``).
 """
 
 import pickle
@@ -19,7 +20,6 @@ from mmfuse.deep import (
     MLPFusionRegressor,
     MultimodalVAE,
 )
-from mmfuse.deep._layers import MLP, FusedMLP, _MLPFunction
 from mmfuse.metrics import coherence, mean_average_precision_score
 
 pytestmark = [
@@ -189,45 +189,3 @@ def test_cuda_aligner_supervised_and_adversarial(loss, data):
     assert mean_average_precision_score(first, second, y, y) > 0.55
     loaded = pickle.loads(pickle.dumps(net))
     np.testing.assert_allclose(loaded.transform(X), net.transform(X), rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("in_features", "out_features", "hidden", "rows"),
-    [(30, 47, (512,), 200), (30, 240, (512,), 200), (5, 3, (6, 200), 7)],
-)
-def test_fused_mlp_on_cuda_is_the_mlp_forward_and_backward(
-    in_features, out_features, hidden, rows
-):
-    torch.manual_seed(0)
-    mlp = MLP(in_features, out_features, hidden).cuda()
-    torch.manual_seed(0)
-    fused = FusedMLP(in_features, out_features, hidden).cuda()
-    x = torch.randn(2, rows, in_features, device="cuda", requires_grad=True)
-    target = torch.randn(2, rows, out_features, device="cuda")
-    outputs, grads = [], []
-    for net in (mlp, fused):
-        x.grad = None
-        out = net(x)
-        (out * target).sum().backward()
-        outputs.append(out)
-        grads.append([x.grad, *(p.grad for p in net.parameters())])
-    torch.testing.assert_close(outputs[1], outputs[0])
-    for expected, actual in zip(*grads, strict=True):
-        torch.testing.assert_close(actual, expected)
-    # In double precision the fused function's gradients are exact on CUDA too.
-    x = torch.randn(7, 5, dtype=torch.double, device="cuda", requires_grad=True)
-    params = []
-    for width_in, width_out in [(5, 6), (6, 200), (200, 3)]:
-        params += [
-            torch.randn(
-                width_out,
-                width_in,
-                dtype=torch.double,
-                device="cuda",
-                requires_grad=True,
-            ),
-            torch.randn(
-                width_out, dtype=torch.double, device="cuda", requires_grad=True
-            ),
-        ]
-    assert torch.autograd.gradcheck(_MLPFunction.apply, (x, *params))

@@ -244,6 +244,21 @@ def test_modality_encoders_take_given_encoders_and_default_mlps():
 
 
 # -------------------------------------------------------------- FusedMLP
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(
+                not torch.cuda.is_available(), reason="needs a CUDA device"
+            ),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
     ("in_features", "out_features", "hidden", "rows"),
     [
@@ -254,16 +269,16 @@ def test_modality_encoders_take_given_encoders_and_default_mlps():
     ],
 )
 def test_fused_mlp_is_the_mlp_forward_and_backward(
-    in_features, out_features, hidden, rows
+    in_features, out_features, hidden, rows, device
 ):
     torch.manual_seed(0)
-    mlp = MLP(in_features, out_features, hidden)
+    mlp = MLP(in_features, out_features, hidden).to(device)
     torch.manual_seed(0)
-    fused = FusedMLP(in_features, out_features, hidden)
+    fused = FusedMLP(in_features, out_features, hidden).to(device)
     for a, b in zip(mlp.parameters(), fused.parameters(), strict=True):
         assert torch.equal(a, b)  # the same initialization
-    x = torch.randn(2, rows, in_features, requires_grad=True)
-    target = torch.randn(2, rows, out_features)
+    x = torch.randn(2, rows, in_features, device=device, requires_grad=True)
+    target = torch.randn(2, rows, out_features, device=device)
     outputs, grads = [], []
     for net in (mlp, fused):
         x.grad = None
@@ -277,16 +292,18 @@ def test_fused_mlp_is_the_mlp_forward_and_backward(
         torch.testing.assert_close(actual, expected)
 
 
-def test_fused_mlp_function_gradients_are_exact():
+@pytest.mark.parametrize("device", DEVICES)
+def test_fused_mlp_function_gradients_are_exact(device):
     # Double precision, every product orientation: narrow and wide layers.
     torch.manual_seed(0)
     widths = [4, 6, 200, 3]
-    x = torch.randn(7, 4, dtype=torch.double, requires_grad=True)
+    given = {"dtype": torch.double, "device": device, "requires_grad": True}
+    x = torch.randn(7, 4, **given)
     params = []
     for width_in, width_out in zip(widths, widths[1:], strict=False):
         params += [
-            torch.randn(width_out, width_in, dtype=torch.double, requires_grad=True),
-            torch.randn(width_out, dtype=torch.double, requires_grad=True),
+            torch.randn(width_out, width_in, **given),
+            torch.randn(width_out, **given),
         ]
     assert torch.autograd.gradcheck(_MLPFunction.apply, (x, *params))
 
