@@ -189,6 +189,37 @@ def test_loss_uses_only_rows_with_both_modalities():
     torch.testing.assert_close(loss, expected)
 
 
+@pytest.mark.parametrize("loss", ["infonce", "dcca"])
+@pytest.mark.parametrize("supervised", [False, True])
+@pytest.mark.parametrize("adversarial", [False, True])
+def test_complete_batches_give_the_loss_of_the_masked_path(
+    loss, supervised, adversarial
+):
+    # A batch with every modality skips the boolean indexing; adding a row
+    # that takes no part (weight 0) sends the same rows down the indexed
+    # path: the two losses and their gradients must be the same.
+    gen = torch.Generator().manual_seed(0)
+    Z = torch.nn.functional.normalize(torch.randn(3, 9, 4, generator=gen), dim=-1)
+    logits = torch.randn(3, 9, 3, generator=gen) if adversarial else None
+    labels = torch.arange(9) % 3 if supervised else None
+    weight = torch.rand(9, generator=gen) + 0.5
+    weight[8] = 0.0
+    mask = torch.ones(9, 3, dtype=torch.bool)
+    results = []
+    for rows in (slice(None), slice(0, 8)):  # indexed path, complete path
+        z = Z[:, rows].clone().requires_grad_(True)
+        logit = None if logits is None else logits[:, rows].clone()
+        value = AlignmentLoss(loss)(
+            (z, mask[rows], torch.tensor(5.0), logit),
+            None if labels is None else labels[rows],
+            weight[rows],
+        )
+        value.backward()
+        results.append((value, z.grad[:, :8]))
+    torch.testing.assert_close(results[1][0], results[0][0])
+    torch.testing.assert_close(results[1][1], results[0][1])
+
+
 # ------------------------------------------------------------ estimator
 @pytest.fixture(scope="module")
 def shared_latent():
