@@ -357,17 +357,24 @@ def _select_strategies(strategies, defaults):
     return chosen
 
 
-def _metric_names(scoring, task):
-    """Return the score names of the table, checking scorer names first."""
+def _metric_keys(scoring, task):
+    """Return the table's score names, each with its key in ``cross_validate``.
+
+    One scorer (None, a name or a callable) is ``test_score``; a list or dict
+    of them, even of one, is ``test_<name>``. Scorer names are checked first.
+    """
     if scoring is None:
-        return ["accuracy" if task == "classification" else "r2"]
+        return {"accuracy" if task == "classification" else "r2": "test_score"}
     if callable(scoring):
-        return ["score"]
-    names = [scoring] if isinstance(scoring, str) else list(scoring)
-    for name in names:
-        if isinstance(name, str) and not isinstance(scoring, dict):
+        return {"score": "test_score"}
+    if isinstance(scoring, str):
+        get_scorer(scoring)
+        return {scoring: "test_score"}
+    names = list(scoring)
+    if not isinstance(scoring, dict):
+        for name in names:
             get_scorer(name)
-    return names
+    return {name: f"test_{name}" for name in names}
 
 
 def _run_fold(name, fold, estimator, X, y, train, test, scoring):
@@ -426,17 +433,14 @@ def _splitter(cv, task, groups, random_state):
 def _record(name, family, folds, metrics, n_folds):
     """Return a row of the table and its error from ``(fold, result)`` pairs.
 
-    A result is a dict of scores and times, or the failure as a string; the
-    error is the first fold's failure, or None.
+    A result is a dict of scores and times, or the failure as a string;
+    ``metrics`` maps each score name to its key in a result (see
+    :func:`_metric_keys`). The error is the first fold's failure, or None.
     """
     results = [result for _, result in sorted(folds, key=lambda pair: pair[0])]
     errors = [result for result in results if isinstance(result, str)]
     record = {"strategy": name, "family": family}
-    keys = {
-        f"mean_{m}": "test_score" if len(metrics) == 1 else f"test_{m}" for m in metrics
-    }
-    for metric in metrics:
-        key = keys[f"mean_{metric}"]
+    for metric, key in metrics.items():
         values = np.array([np.nan] if errors else [r[key] for r in results])
         record[f"mean_{metric}"] = float(values.mean())
         record[f"std_{metric}"] = float(values.std())
@@ -586,7 +590,7 @@ def compare_fusion(
             f"y has a single class ({np.unique(y).tolist()}); classification "
             f"needs at least two."
         )
-    metrics = _metric_names(scoring, task)
+    metrics = _metric_keys(scoring, task)
     defaults = default_strategies(
         resolved, task, random_state=random_state, n_samples=X.shape[0]
     )
@@ -602,7 +606,7 @@ def compare_fusion(
         cv = _splitter(cv, task, groups, random_state)
     cv = check_cv(cv, y, classifier=task == "classification")
     splits = list(cv.split(X, y, groups))
-    scorer = metrics[0] if scoring is None else scoring
+    scorer = next(iter(metrics)) if scoring is None else scoring
     jobs = [
         delayed(_run_fold)(
             name,
@@ -634,7 +638,7 @@ def compare_fusion(
     rows = []
     for name, family, _ in chosen:  # a loop: the warnings' stacklevel is the caller
         rows.append(_record(name, family, results[name], metrics, len(splits)))
-    first = f"mean_{metrics[0]}"
+    first = f"mean_{next(iter(metrics))}"
     # Failed strategies last; then best first (a NaN score after the others).
     rows.sort(
         key=lambda row: (row[1] is not None, np.isnan(row[0][first]), -row[0][first])

@@ -118,6 +118,21 @@ def test_regression_and_several_scores():
     assert (table["task"] == "regression").all()
 
 
+@pytest.mark.parametrize(
+    "scoring", [["accuracy"], {"acc": "accuracy"}, ("accuracy",)], ids=repr
+)
+def test_one_score_in_a_list_or_dict_is_named_as_given(scoring):
+    # cross_validate names a list's or dict's one score test_<name>, not
+    # test_score: reading the latter raised KeyError.
+    X, y = load_iris(return_X_y=True)
+    table = compare_fusion(
+        X, y, [2, 2], strategies=["single"], cv=3, scoring=scoring, random_state=0
+    )
+    name = "acc" if isinstance(scoring, dict) else "accuracy"
+    alone = compare_fusion(X, y, [2, 2], strategies=["single"], cv=3, random_state=0)
+    np.testing.assert_array_equal(table[f"mean_{name}"], alone["mean_accuracy"])
+
+
 def test_regression_targets_are_standardized(diabetes):
     # An RBF machine on the raw target (25 to 346) scored R^2 0.146 for
     # demo; on the standardized target it reaches the linear model's level.
