@@ -190,7 +190,15 @@ default="standard"
             scale = FunctionTransformer(
                 _divide_by_sqrt_width, feature_names_out="one-to-one"
             )
-            step = scale if step == "passthrough" else make_pipeline(step, scale)
+            if step != "passthrough":
+                # The preprocessing hands the scaling NumPy: a pipeline in a
+                # ColumnTransformer whose later step saw the first step's
+                # DataFrame (names x0, x1, ... of its own) fails under pandas
+                # output on NumPy input, as it is asked for the names of
+                # the modality's columns in X (a scikit-learn limitation).
+                if hasattr(step, "set_output"):
+                    step.set_output(transform="default")
+                step = make_pipeline(step, scale)
         transformers.append((name, step, _ModalityColumns(blocks, name)))
     columns = ColumnTransformer(transformers, remainder="drop", n_jobs=n_jobs)
     return Pipeline(

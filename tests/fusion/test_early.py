@@ -47,6 +47,25 @@ def test_block_scaling_gives_every_modality_the_same_total_variance(data):
     np.testing.assert_allclose(totals, 1.0, rtol=1e-10)
 
 
+@pytest.mark.parametrize("preprocess", ["standard", PCA(5)], ids=["standard", "pca"])
+def test_block_scaling_under_global_pandas_output(data, preprocess):
+    # A preprocessing step then the scaling, in a ColumnTransformer on NumPy
+    # X, failed under transform_output="pandas" for every modality but the
+    # first ("input_features is not equal to feature_names_in_").
+    X, y = data
+    model = make_early_fusion(
+        LogisticRegression(max_iter=500),
+        BLOCKS,
+        preprocess=preprocess,
+        block_scaling=True,
+    )
+    expected = model.fit(X, y)[:-1].transform(X)
+    with config_context(transform_output="pandas"):
+        Z = model.fit(X, y)[:-1].transform(X)
+    np.testing.assert_allclose(Z.to_numpy(), expected)
+    assert Z.columns[0].startswith("kar__") and Z.columns[-1].startswith("mor__")
+
+
 def test_preprocess_per_modality_and_drop(data):
     X, y = data
     model = make_early_fusion(
