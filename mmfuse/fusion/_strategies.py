@@ -109,18 +109,26 @@ def _linear(task: str, C: float = 1.0):
 def _absent(X, blocks):
     """One column a modality: 1.0 where the row lacks it (its block all NaN)."""
     X = check_array(X, accept_sparse="csr", ensure_all_finite="allow-nan")
-    return (~modality_mask(X, blocks)).astype(float)
+    return (~modality_mask(X, list(blocks.values()))).astype(float)
+
+
+def _absent_names(transformer, input_features):
+    """Names of the missing indicators: ``absent_<modality>``."""
+    return np.asarray([f"absent_{name}" for name in transformer.kw_args["blocks"]])
 
 
 def _fill_missing(blocks):
     """Return the transformer of the missing-modality rule.
 
-    Its output is one missing indicator a modality (``blocks``: column
-    positions in its input), then every input column with NaN replaced by
-    the column's training mean (0 for a column with no value in training).
+    Its output is one missing indicator a modality (``blocks``: each
+    modality's column positions in its input, by name), then every input
+    column with NaN replaced by the column's training mean (0 for a column
+    with no value in training).
     """
     indicator = FunctionTransformer(
-        _absent, kw_args={"blocks": [np.asarray(b) for b in blocks]}
+        _absent,
+        kw_args={"blocks": {name: np.asarray(b) for name, b in blocks.items()}},
+        feature_names_out=_absent_names,
     )
     imputer = SimpleImputer(strategy="mean", keep_empty_features=True)
     return FeatureUnion([("absent", indicator), ("values", imputer)])
@@ -138,7 +146,7 @@ def _single(blocks, name, task, random_state, n_samples):
     width = len(blocks[name])
     return make_pipeline(
         ModalitySelector(blocks=blocks, modality=name),
-        _fill_missing([np.arange(width)]),
+        _fill_missing({name: np.arange(width)}),
         StandardScaler(),
         _kernel(task, random_state, n_samples),
     )
@@ -151,7 +159,7 @@ def _early(blocks, estimator):
     shifted = {name: np.asarray(cols) + m for name, cols in blocks.items()}
     shifted[_fresh_name("missing", blocks)] = np.arange(m)
     early = make_early_fusion(estimator, shifted, block_scaling=True)
-    return Pipeline([("missing", _fill_missing(blocks.values())), *early.steps])
+    return Pipeline([("missing", _fill_missing(blocks)), *early.steps])
 
 
 def default_strategies(
@@ -318,7 +326,7 @@ def _subspace_strategies(blocks, task, random_state, n_samples):
             ]
         )
         pipeline = make_pipeline(
-            _fill_missing(blocks.values()),
+            _fill_missing(blocks),
             parts,
             StandardScaler(),
             _kernel(task, random_state, n_samples),

@@ -6,8 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris
+from sklearn.datasets import (
+    load_breast_cancer,
+    load_diabetes,
+    load_digits,
+    load_iris,
+    load_wine,
+)
 from sklearn.exceptions import FitFailedWarning
 from sklearn.kernel_approximation import Nystroem
 from sklearn.kernel_ridge import KernelRidge
@@ -131,6 +138,22 @@ def test_one_score_in_a_list_or_dict_is_named_as_given(scoring):
     name = "acc" if isinstance(scoring, dict) else "accuracy"
     alone = compare_fusion(X, y, [2, 2], strategies=["single"], cv=3, random_state=0)
     np.testing.assert_array_equal(table[f"mean_{name}"], alone["mean_accuracy"])
+
+
+def test_default_strategies_under_global_pandas_output():
+    # Four default strategies failed under transform_output="pandas", the
+    # others warned (the missing indicators had no feature names).
+    X, y = load_wine(return_X_y=True)
+    X[::5, :6] = np.nan  # some rows lack a modality
+    blocks = {"chem": list(range(6)), "phys": list(range(6, 13))}
+    expected = compare_fusion(X, y, blocks, cv=3, random_state=0)
+    with config_context(transform_output="pandas"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = compare_fusion(X, y, blocks, cv=3, random_state=0)
+    assert table["error"].isna().all()
+    pd.testing.assert_frame_equal(
+        table[["strategy", "mean_accuracy"]], expected[["strategy", "mean_accuracy"]]
+    )
 
 
 def test_regression_targets_are_standardized(diabetes):
