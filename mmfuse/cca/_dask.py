@@ -23,6 +23,7 @@ import dask
 import dask.array as da
 import numpy as np
 import scipy.linalg as sla
+from sklearn import config_context
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
@@ -47,7 +48,7 @@ from mmfuse.cca._statistics import (
     unshifted_is_accurate,
 )
 from mmfuse.metrics import canonical_correlation_from_covariance
-from mmfuse.utils._compat import _check_sample_weight
+from mmfuse.utils._compat import _check_sample_weight, _get_output_config
 
 __all__ = ["fit_kcca", "fit_multiset", "transform"]
 
@@ -506,7 +507,8 @@ def _transform_chunk(chunk, estimator):
         import pandas as pd
 
         chunk = pd.DataFrame(chunk, columns=names)
-    return estimator.transform(chunk)
+    with config_context(transform_output="default"):  # whatever it is at compute
+        return estimator.transform(chunk)
 
 
 def transform(estimator, X):
@@ -523,8 +525,26 @@ def transform(estimator, X):
     -------
     X_new : dask.array.Array of shape (n, n_features_out)
         The variates, chunked by rows like ``X``; nothing is computed.
+
+    Raises
+    ------
+    ValueError
+        When the estimator's output is set to a DataFrame (``set_output`` or
+        scikit-learn's ``transform_output``): scikit-learn would build it in
+        memory, computing every row on the client.
     """
     check_is_fitted(estimator)
+    output = _get_output_config("transform", estimator)["dense"]
+    if output != "default":
+        name = type(estimator).__name__
+        raise ValueError(
+            f"{name}'s transform output is set to {output!r} (by set_output or "
+            f"sklearn.set_config(transform_output=...)), which would compute "
+            f"the whole Dask result into memory on the client. For a lazy Dask "
+            f"array, call set_output(transform='default') on the {name}; for a "
+            f"lazy Dask DataFrame, then dask.dataframe.from_dask_array("
+            f"est.transform(X), columns=est.get_feature_names_out())."
+        )
     if hasattr(X, "to_dask_array"):
         X = X.to_dask_array()
     X = X.rechunk({1: -1})

@@ -6,6 +6,7 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn import config_context
 from sklearn.base import clone
 
 from mmfuse.cca import GCCA, KCCA, MCCA
@@ -92,6 +93,26 @@ def test_dask_dataframe_with_blocks_auto(client, data):
     out = distributed.transform(dd.from_pandas(frame, npartitions=4))
     assert isinstance(out, da.Array)
     np.testing.assert_allclose(out.compute(), memory.transform(frame), atol=1e-10)
+
+
+def test_dataframe_output_is_refused_and_default_output_stays_lazy(data):
+    # A DataFrame output would be built in memory by scikit-learn, computing
+    # every row on the client; the per-chunk transform raised AttributeError.
+    X = da.from_array(data, chunks=(250, -1))
+    memory = MCCA(2, blocks=WIDTHS).fit(data)
+    fitted = MCCA(2, blocks=WIDTHS).fit(X).set_output(transform="pandas")
+    with pytest.raises(
+        ValueError, match=r"set to 'pandas'.*set_output\(transform='def"
+    ):
+        fitted.transform(X)
+    fitted.set_output(transform="default")
+    with config_context(transform_output="pandas"):
+        out = fitted.transform(X)
+        assert isinstance(out, da.Array)
+        with dask.config.set(scheduler="synchronous"):  # chunks under the context
+            np.testing.assert_allclose(out.compute(), memory.transform(data))
+        with pytest.raises(ValueError, match="sklearn.set_config"):
+            MCCA(2, blocks=WIDTHS).fit(X).transform(X)  # the global setting
 
 
 @pytest.mark.parametrize(
