@@ -41,6 +41,21 @@ __all__ = [
 _METRICS = ("cosine", "dot", "euclidean")
 
 
+def _check_finite_rows(embedding, name, where):
+    """Raise a ValueError naming the first row of ``embedding`` that is not finite.
+
+    ``where`` says where the rows must be kept alike (e.g. ``"in every view"``).
+    """
+    bad = np.flatnonzero(~np.isfinite(embedding).all(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"{name} has NaN or infinite values in {bad.size} row(s), the "
+            f"first at row {bad[0]}: a row whose modality is missing has no "
+            f"embedding; keep only the rows whose modalities are present "
+            f"({where}) first."
+        )
+
+
 def _check_embeddings(queries, items, metric):
     """Check queries, items and metric; return the similarity of each pair."""
     if not (isinstance(metric, str) and metric in _METRICS):
@@ -53,14 +68,7 @@ def _check_embeddings(queries, items, metric):
         embedding = check_array(
             embedding, dtype=np.float64, ensure_all_finite=False, input_name=name
         )
-        bad = np.flatnonzero(~np.isfinite(embedding).all(axis=1))
-        if bad.size:
-            raise ValueError(
-                f"{name} has NaN or infinite values in {bad.size} row(s), the "
-                f"first at row {bad[0]}: a row whose modality is missing has no "
-                f"embedding; keep only the rows whose modalities are present "
-                f"(in queries and items alike) before ranking."
-            )
+        _check_finite_rows(embedding, name, "in queries and items alike")
         arrays.append(embedding)
     queries, items = arrays
     if queries.shape[1] != items.shape[1]:
@@ -411,8 +419,8 @@ def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
     Raises
     ------
     ValueError
-        With fewer than two views, views of different shapes, or fewer
-        than two rows.
+        With fewer than two views, views of different shapes, fewer than
+        two rows, or NaN or infinite values (a row lacking a modality).
 
     See Also
     --------
@@ -447,6 +455,8 @@ def canonical_correlation(variates: Sequence[ArrayLike]) -> NDArray[np.float64]:
         raise ValueError(
             f"canonical_correlation needs at least 2 rows; got {views[0].shape[0]}."
         )
+    for i, view in enumerate(views):
+        _check_finite_rows(view, f"the variates of view {i}", "in every view")
     centred = np.stack([v - v.mean(axis=0) for v in views])
     return canonical_correlation_from_covariance(
         np.einsum("vnk,wnk->vwk", centred, centred)

@@ -62,6 +62,22 @@ def test_canonical_correlation_errors():
         canonical_correlation([a[:1], a[:1]])
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_canonical_correlation_refuses_rows_lacking_a_modality(bad):
+    # A NaN row (an aligner's or MCCA's view of a missing modality) read as
+    # a constant variate: that component scored 0, without a word.
+    a, b = _views()[:2]
+    a = a.copy()
+    a[[3, 7], 0] = bad
+    with pytest.raises(
+        ValueError,
+        match=r"view 0 has NaN or infinite values in 2 row\(s\), the first at row 3",
+    ):
+        canonical_correlation([a, b])
+    with pytest.raises(ValueError, match="view 1 has NaN"):
+        canonical_correlation_score([b, a])
+
+
 def test_perfect_and_opposite_correlation():
     t = np.linspace(-1.0, 2.0, 20)[:, None]
     np.testing.assert_allclose(canonical_correlation([t, 3 * t + 1]), [1.0])
