@@ -376,6 +376,12 @@ def _load_table(path: Path, target: str, groups: str | None = None):
                 f"features as 'X' and the arrays named by --target and "
                 f"--groups ({missing} are not there)."
             )
+        if arrays["X"].ndim != 2:
+            raise ValueError(
+                f"{path}: its 'X' has shape {arrays['X'].shape}; a .npz needs "
+                f"'X' 2-D, a row a sample and a column a feature (one feature: "
+                f"X.reshape(-1, 1))."
+            )
         return arrays["X"], arrays[target], arrays[groups] if groups else None
     if suffix not in (".csv", ".parquet", ".pq"):
         raise ValueError(

@@ -150,6 +150,7 @@ def data_dir(tmp_path_factory):
     codes.drop(columns="species").to_csv(folder / "codes.csv", index=False)
     frame.iloc[[5, 6], :5] = np.nan
     frame.to_csv(folder / "iris_empty_rows.csv", index=False)
+    np.savez(folder / "one_column.npz", X=iris.data[:, 0], y=iris.target)
     return folder
 
 
@@ -352,6 +353,10 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
         (
             ["{data}/iris_empty_rows.csv", "--target", "species"],
             "2 row(s) (first: [5, 6]) have none of the modalities",
+        ),
+        (
+            ["{data}/one_column.npz", "--target", "y"],
+            "its 'X' has shape (150,); a .npz needs 'X' 2-D",
         ),
         (
             ["{data}/diabetes.csv", "--target", "progression", "--groups", "site"],
