@@ -266,7 +266,8 @@ def check_data(X, y, blocks="auto", groups=None):
     ValueError
         For a non-numeric, infinite or empty (all-NaN) column (named), a
         target or group label missing in some rows (which), NaN in part of a
-        modality, or rows lacking every modality.
+        modality, a modality missing in every row, or rows lacking every
+        modality.
     """
     if not hasattr(X, "shape"):
         X = np.asarray(X)
@@ -298,6 +299,15 @@ def check_data(X, y, blocks="auto", groups=None):
         values, indices, names, "compare_fusion", allow_missing=True, columns=labels
     )
     check_any_modality(present, names, "compare_fusion")
+    for name, block, seen in zip(names, indices, present.any(axis=0), strict=True):
+        if not seen:
+            shown = [labels[j] for j in block[:5]]
+            raise ValueError(
+                f"modality {name!r} has no value in any row: all {len(block)} of "
+                f"its columns (first: {shown}) are NaN in every row, so no "
+                f"strategy could learn from it (a failed join or a wrong block "
+                f"does this). Fix the data, or leave the modality out of blocks."
+            )
     blocks = {name: block.tolist() for name, block in zip(names, indices, strict=True)}
     return X, y, groups, blocks, ignored
 

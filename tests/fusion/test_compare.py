@@ -505,6 +505,14 @@ def test_data_errors_name_the_column_and_the_rows(mfeat):
         match=r"1 column\(s\) of modality 'zer' are NaN in every row .*\['zer__2'\]",
     ):
         compare_fusion(empty, y, strategies="single")
+    never = frame.copy()
+    never.iloc[:, 64:] = np.nan  # a modality lost in a join: chance, silently
+    with pytest.raises(
+        ValueError,
+        match=r"modality 'zer' has no value in any row: all 6 of its columns "
+        r"\(first: \['zer__0', 'zer__1',",
+    ):
+        compare_fusion(never, y, strategies="default")
     infinite = X.copy()
     infinite[2, 70] = np.inf
     with pytest.raises(ValueError, match=r"column 70 holds an infinite value \(row 2"):
