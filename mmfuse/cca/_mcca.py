@@ -30,6 +30,7 @@ from mmfuse._blocks import (
     BLOCKS_CONSTRAINT,
     check_complete,
     fit_blocks,
+    resolve_blocks,
     validate_numeric,
 )
 from mmfuse.cca._base import (
@@ -126,8 +127,36 @@ class _MultisetCCA(_BaseCCA):
         if reset:
             fit_blocks(self, min_blocks=2)
             self._check_width()
+        else:
+            self._check_same_blocks()
         self._view_regularization = self._regularization()
         return X
+
+    def _check_same_blocks(self):
+        """Raise if ``blocks`` now resolves to other modalities than ``blocks_``.
+
+        The statistics that ``partial_fit`` accumulates are those of the
+        first call's blocks; a later call cannot regroup them.
+        """
+        blocks, names = resolve_blocks(
+            self.blocks,
+            self.n_features_in_,
+            getattr(self, "feature_names_in_", None),
+            min_blocks=2,
+        )
+        same = names == self.modality_names_ and all(
+            np.array_equal(new, old)
+            for new, old in zip(blocks, self.blocks_, strict=True)
+        )
+        if not same:
+            then = dict(zip(self.modality_names_, map(len, self.blocks_), strict=True))
+            now = dict(zip(names, map(len, blocks), strict=True))
+            raise ValueError(
+                f"blocks changed between calls to partial_fit: the statistics "
+                f"accumulated so far are those of the modalities {then} "
+                f"(widths), and blocks now gives {now}. Set blocks back, or "
+                f"call fit to start again with the new blocks."
+            )
 
     def _statistics_of(self, X, sample_weight):
         """Centred statistics of the blocks' columns of the weighted rows.
@@ -244,6 +273,13 @@ class _MultisetCCA(_BaseCCA):
         -------
         self : object
             The estimator, statistics updated.
+
+        Raises
+        ------
+        ValueError
+            When ``blocks`` gives other modalities than at the first call (the
+            statistics are those of the first blocks: call ``fit`` to start
+            again).
         """
         first = not hasattr(self, "_statistics")
         X = self._validate(X, reset=first)

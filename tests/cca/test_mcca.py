@@ -118,6 +118,25 @@ def test_partial_fit_rejects_changed_width():
 
 
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
+def test_partial_fit_rejects_changed_blocks(Estimator):
+    # The statistics are those of the first call's blocks: new blocks were
+    # ignored, while get_params reported them.
+    X, dims = _data()
+    est = Estimator(2, blocks=dims).partial_fit(X[:50])
+    est.set_params(blocks=tuple(dims)).partial_fit(X[50:])  # the same blocks
+    np.testing.assert_allclose(
+        est.eigenvalues_, Estimator(2, blocks=dims).fit(X).eigenvalues_, rtol=1e-10
+    )
+    moved = [dims[0] + 1, dims[1] - 1, *dims[2:]]
+    with pytest.raises(
+        ValueError, match=r"blocks changed between calls to partial_fit.*'block0': "
+    ):
+        est.set_params(blocks=moved).partial_fit(X)
+    est.set_params(blocks=moved).fit(X)  # fit starts again with them
+    assert [len(b) for b in est.blocks_] == moved
+
+
+@pytest.mark.parametrize("Estimator", ESTIMATORS)
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_sparse_equals_dense(Estimator, fmt):
     rng = np.random.default_rng(0)
