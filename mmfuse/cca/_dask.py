@@ -39,7 +39,11 @@ from mmfuse.cca._base import (
     stacked_slices,
     unit_variance_signs,
 )
-from mmfuse.cca._kernel_features import nystroem_features, nystroem_rows
+from mmfuse.cca._kernel_features import (
+    landmark_count,
+    nystroem_features,
+    nystroem_rows,
+)
 from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
 from mmfuse.cca._statistics import (
     FIRST_ROWS,
@@ -381,16 +385,11 @@ def fit_kcca(estimator, X, sample_weight=None):
         total = float(sum(p[1] for p in positive))
         estimator._check_weight_sum(total)
     n = int(counts.sum())
-    if estimator.n_landmarks > n:
-        raise ValueError(
-            f"n_landmarks={estimator.n_landmarks} exceeds n_samples={n}; use "
-            f"n_landmarks <= {n} (n_landmarks = n_samples is the exact fit)."
-        )
+    n_landmarks = landmark_count(estimator.n_landmarks, n)
     estimator._check_n_components(n)
     rng = check_random_state(estimator.random_state)
     landmarks = [
-        np.sort(rng.choice(n, size=estimator.n_landmarks, replace=False))
-        for _ in kernels
+        np.sort(rng.choice(n, size=n_landmarks, replace=False)) for _ in kernels
     ]
     union = np.unique(np.concatenate(landmarks))
     rows, where = _gather(X, weights, union, counts)

@@ -48,6 +48,7 @@ from mmfuse.cca._kernel_features import (
     ViewKernel,
     exact_features,
     fits_in_memory,
+    landmark_count,
     nystroem_features,
     products_dtype,
     stored_covariance,
@@ -134,7 +135,8 @@ class KCCA(_BaseCCA):
         ``None``: the exact fit. ``"nystroem"``: Nyström feature maps.
     n_landmarks : int, default=100
         Rows drawn at random (by ``random_state``) as landmarks of each
-        Nyström map; at most ``n_samples``.
+        Nyström map; a fit on fewer rows takes them all (the exact fit, with
+        a warning).
     cholesky_tol : float, default=1e-12
         Relative trace of the residual at which the pivoted Cholesky stops
         (of the whole kernel when exact, of the landmark kernel for
@@ -399,11 +401,9 @@ class KCCA(_BaseCCA):
         n = X.shape[0]
         if weights is not None:
             self._check_weight_sum(weights.sum())
-        if self.approximation == "nystroem" and self.n_landmarks > n:
-            raise ValueError(
-                f"n_landmarks={self.n_landmarks} exceeds n_samples={n}; use "
-                f"n_landmarks <= {n} (n_landmarks = n_samples is the exact fit)."
-            )
+        n_landmarks = (
+            landmark_count(self.n_landmarks, n) if self.approximation else None
+        )
         self._check_n_components(n)
         rng = check_random_state(self.random_state)
         views = [X[:, block] for block in self.blocks_]
@@ -414,7 +414,7 @@ class KCCA(_BaseCCA):
                 for view, kernel in zip(views, kernels, strict=True)
             ]
         factors = [
-            self._factor(view, kernel, weights, rng)
+            self._factor(view, kernel, weights, rng, n_landmarks)
             for view, kernel in zip(views, kernels, strict=True)
         ]
         self._check_n_components(n, self._ranks(factors), kernel=True)
@@ -425,12 +425,12 @@ class KCCA(_BaseCCA):
             self.support_ = [kept[support] for support in self.support_]
         return self
 
-    def _factor(self, X_view, kernel, weights, rng):
-        """Factor one modality's kernel: exact or Nyström features."""
+    def _factor(self, X_view, kernel, weights, rng, n_landmarks):
+        """Factor one modality's kernel: exact, or Nyström on ``n_landmarks``."""
         if self.approximation is None:
             return exact_features(X_view, kernel, weights, tol=self.cholesky_tol)
         n = X_view.shape[0]
-        landmarks = np.sort(rng.choice(n, size=self.n_landmarks, replace=False))
+        landmarks = np.sort(rng.choice(n, size=n_landmarks, replace=False))
         return nystroem_features(
             X_view, kernel, weights, landmarks, tol=self.cholesky_tol
         )

@@ -43,6 +43,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from mmfuse.cca._base import regularized_block
 from mmfuse.cca._solvers import pivoted_cholesky
 from mmfuse.cca._statistics import scatter_of_chunks
+from mmfuse.utils._warnings import warn_user
 
 __all__ = [
     "KERNELS",
@@ -80,6 +81,23 @@ _CACHE_VALUES = 2**15
 # once; beyond, each pass over the rows recomputes them chunk by chunk, and
 # the covariance is streamed and solved densely.
 _STORED_VALUES = 2**28
+
+
+def landmark_count(n_landmarks: int, n: int) -> int:
+    """Return how many Nyström landmarks a fit on ``n`` rows draws: at most ``n``.
+
+    Past ``n`` every row is a landmark, which makes the exact kernel's fit at
+    its cost, with a warning (as scikit-learn's ``Nystroem`` does), so that
+    the default works on small data and small cross-validation folds.
+    """
+    if n_landmarks <= n:
+        return n_landmarks
+    warn_user(
+        f"n_landmarks={n_landmarks} exceeds the {n} rows of the fit, so all {n} "
+        f"rows are landmarks: the exact kernel's fit, at its cost. Set "
+        f"n_landmarks <= {n}, or approximation=None, to silence this."
+    )
+    return n
 
 
 def products_dtype(n: int, width: int, regularization: NDArray) -> type:

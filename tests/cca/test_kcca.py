@@ -202,15 +202,31 @@ def test_training_variates_have_unit_variance(nonlinear):
         np.testing.assert_allclose(variates.std(axis=0, ddof=1), 1, rtol=1e-8)
 
 
-def test_nystroem_with_every_row_a_landmark_is_exact(nonlinear):
+@pytest.mark.parametrize("n_landmarks", [150, 1000])
+def test_nystroem_with_every_row_a_landmark_is_exact(nonlinear, n_landmarks):
+    # More landmarks than rows (the default 100 on a small CV fold) takes
+    # every row, with a warning; it was an error.
     exact = KCCA(3, blocks=[4, 3, 5]).fit(nonlinear)
     nystroem = KCCA(
         3,
         blocks=[4, 3, 5],
         approximation="nystroem",
-        n_landmarks=150,
+        n_landmarks=n_landmarks,
         random_state=0,
-    ).fit(nonlinear)
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        nystroem.fit(nonlinear)
+    messages = [str(w.message) for w in caught]
+    if n_landmarks > 150:
+        assert messages == [
+            "n_landmarks=1000 exceeds the 150 rows of the fit, so all 150 rows are "
+            "landmarks: the exact kernel's fit, at its cost. Set n_landmarks <= "
+            "150, or approximation=None, to silence this."
+        ]
+        assert caught[0].filename == __file__  # the user's line
+    else:
+        assert messages == []
     np.testing.assert_allclose(nystroem.eigenvalues_, exact.eigenvalues_, atol=1e-9)
     X_new = nonlinear[:10] * 1.1
     np.testing.assert_allclose(
@@ -377,7 +393,6 @@ def test_regularization_must_be_positive(nonlinear, regularization, match):
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"approximation": "nystroem", "n_landmarks": 151}, "n_landmarks=151 exceeds"),
         ({"gamma": [0.1, 0.2]}, r"gamma=\[0.1, 0.2\] has 2 entries but there are 3"),
         (
             {"kernel": ["rbf", "nope", "rbf"]},

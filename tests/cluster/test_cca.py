@@ -175,6 +175,15 @@ def test_sample_weight_of_the_wrong_length(data):
         MCCA(blocks=WIDTHS).fit(da.from_array(data), sample_weight=np.ones(10))
 
 
+def test_more_landmarks_than_rows_as_in_memory(client, data):
+    estimator = clone(ESTIMATORS[2]).set_params(n_landmarks=len(data) + 1)
+    with pytest.warns(UserWarning, match="all 1000 rows are landmarks") as caught:
+        memory = clone(estimator).fit(data)
+        distributed = clone(estimator).fit(da.from_array(data, chunks=(300, -1)))
+    assert sum("landmarks" in str(w.message) for w in caught) == 2
+    _assert_same_model(memory, distributed)
+
+
 def test_missing_modality_in_landmark_rows_as_in_memory(client, data):
     # Half the rows lack block0: landmark rows do too, and the NaN count
     # runs before any feature map exists.
