@@ -614,8 +614,8 @@ def coherence(
         position; each classifier predicts a label from the columns of its
         modality, in ``X``'s units (as ``reconstruct`` returns them), e.g.
         one fitted on the real modality of training rows.
-    given : list of (str or int)
-        The modalities to generate from.
+    given : str, int or list of (str or int)
+        The modality or modalities to generate from.
 
     Returns
     -------

@@ -531,9 +531,10 @@ class MultimodalVAE(
         ----------
         X : {array-like, DataFrame} of shape (n_samples, n_features)
             Multimodal data; all-NaN blocks are missing modalities.
-        given : list of (str or int), default=None
-            The modalities (names or positions) to encode from; the others
-            are ignored even when present. None uses every present modality.
+        given : str, int or list of (str or int), default=None
+            The modality or modalities (names or positions) to encode from;
+            the others are ignored even when present. None uses every present
+            modality.
 
         Returns
         -------
@@ -563,6 +564,8 @@ class MultimodalVAE(
 
     def _reconstruct(self, inputs, given):
         """Decode the posterior means of the module's inputs, from ``given``."""
+        if isinstance(given, str | Integral):  # one modality, not its letters
+            given = [given]
         if given is not None:
             names = self.modality_names_
             keep = sorted({modality_position(m, names, "given") for m in given})

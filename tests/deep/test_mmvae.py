@@ -350,6 +350,14 @@ def test_reconstruct_given_ignores_other_modalities(fitted, data):
     )
     with pytest.raises(ValueError, match=r"given 'pix' is not one of the modalities"):
         fitted.reconstruct(X, given=["pix"])
+    # One modality alone, not as a list: a string was read letter by letter
+    # ("given 'b' is not one of the modalities").
+    for one in ("block0", 0):
+        np.testing.assert_array_equal(
+            fitted.reconstruct(X, given=one), fitted.reconstruct(X, given=["block0"])
+        )
+    with pytest.raises(ValueError, match=r"given 'pix' is not one of the modalities"):
+        fitted.reconstruct(X, given="pix")
 
 
 def test_inverse_transform_layout_and_errors(fitted, data):
