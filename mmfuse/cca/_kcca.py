@@ -109,7 +109,11 @@ class KCCA(_BaseCCA):
         ``k(x, y) -> float``, or ``"precomputed"`` (``X`` then holds the
         kernel values: ``k(x_i, x_j)`` of the training rows in ``fit``, of
         new rows against the training rows in ``transform``). One value for
-        all modalities or a list with one a modality. Nyström fits compute
+        all modalities or a list with one a modality. scikit-learn's
+        cross-validation cannot split precomputed kernels side by side (it
+        splits one square kernel: "X should be a square kernel matrix"); to
+        cross-validate or grid-search, give the kernel by name or as a
+        callable, so that each fold computes its own. Nyström fits compute
         the features of chunks of rows in as many threads as BLAS may use
         (``threadpoolctl.threadpool_limits`` bounds them; BLAS runs on one
         thread meanwhile), so a callable may run in several threads at once.
