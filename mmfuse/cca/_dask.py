@@ -25,7 +25,7 @@ import numpy as np
 import scipy.linalg as sla
 from sklearn import config_context
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import assert_all_finite, check_is_fitted
 
 from mmfuse._blocks import (
     fit_blocks,
@@ -172,6 +172,8 @@ def _multiset_part(chunk, weights, *, columns, blocks, shift):
         sums = shifted_sums(chunk, columns, shift, weights=weights)
     if np.isfinite(sums.sums).all():
         return sums, None
+    # Infinity first, with scikit-learn's message, as in memory.
+    assert_all_finite(chunk, allow_nan=True, input_name="X")
     counts = _nan_counts(chunk, blocks)
     # No NaN: an overflow, which the solve reports naming the modality.
     return (sums, None) if not counts.any() else (None, counts)
@@ -278,6 +280,7 @@ def _kcca_part(chunk, weights, *, maps, blocks, shift):
     if not len(chunk):
         return None, None
     if not np.isfinite(chunk.sum(dtype=np.float64)):
+        assert_all_finite(chunk, allow_nan=True, input_name="X")  # as in memory
         return None, _nan_counts(chunk, blocks)
     if not maps:  # NaN counted only (a landmark row had NaN)
         return None, None

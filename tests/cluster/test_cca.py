@@ -148,6 +148,20 @@ def test_missing_modalities_as_in_memory(client, data, estimator):
     np.testing.assert_allclose(out, fitted.transform(X), atol=1e-10)
 
 
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_infinity_as_in_memory(client, data, estimator):
+    # MCCA and GCCA read an infinite value as an overflow of the statistics
+    # ("rescale the columns"), beside a NaN row lacking a modality too.
+    X = data.copy()
+    X[[5, 700], :5] = np.nan
+    X[705, 6] = np.inf
+    with pytest.raises(ValueError) as in_memory:
+        clone(estimator).fit(X)
+    with pytest.raises(ValueError, match="Input X contains infinity") as on:
+        clone(estimator).fit(da.from_array(X, chunks=(200, -1)))
+    assert str(on.value) == str(in_memory.value)
+
+
 @pytest.mark.parametrize(
     "estimator, message",
     [
