@@ -265,9 +265,9 @@ def check_data(X, y, blocks="auto", groups=None):
     ------
     ValueError
         For a non-numeric, infinite or empty (all-NaN) column (named), a
-        target or group label missing in some rows (which), NaN in part of a
-        modality, a modality missing in every row, or rows lacking every
-        modality.
+        column name used twice, a target or group label missing in some rows
+        (which), NaN in part of a modality, a modality missing in every row,
+        or rows lacking every modality.
     """
     if not hasattr(X, "shape"):
         X = np.asarray(X)
@@ -278,6 +278,14 @@ def check_data(X, y, blocks="auto", groups=None):
         raise ValueError("X has no rows.")
     columns = getattr(X, "columns", None)
     labels = list(range(n_features)) if columns is None else list(columns)
+    if columns is not None and columns.has_duplicates:
+        repeated = columns[columns.duplicated()].unique().tolist()
+        where = np.flatnonzero(columns.isin(repeated)).tolist()
+        raise ValueError(
+            f"X has {len(repeated)} column name(s) used more than once "
+            f"({repeated[:5]}, at positions {where[:10]}): a column must be "
+            f"named once to be told apart; rename or drop the copies."
+        )
     indices, names = resolve_blocks_for(blocks, X)
     used = np.sort(np.concatenate(indices))
     ignored = [labels[j] for j in np.setdiff1d(np.arange(n_features), used)]

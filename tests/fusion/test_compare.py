@@ -513,6 +513,13 @@ def test_data_errors_name_the_column_and_the_rows(mfeat):
         r"\(first: \['zer__0', 'zer__1',",
     ):
         compare_fusion(never, y, strategies="default")
+    twice = pd.concat([frame, frame[["kar__3"]]], axis=1)
+    with pytest.raises(
+        ValueError,
+        match=r"1 column name\(s\) used more than once \(\['kar__3'\], at "
+        r"positions \[3, 70\]\)",
+    ):
+        compare_fusion(twice, y, strategies="single")
     infinite = X.copy()
     infinite[2, 70] = np.inf
     with pytest.raises(ValueError, match=r"column 70 holds an infinite value \(row 2"):
