@@ -178,7 +178,16 @@ def _report(table, args: argparse.Namespace, title: str) -> int:
 
 
 def _strategies(text: str | None):
-    return "default" if text is None else [s.strip() for s in text.split(",") if s]
+    """Return the ``--strategies`` option as ``compare_fusion`` takes it."""
+    if text is None:
+        return "default"
+    items = [item.strip() for item in text.split(",")]
+    if not all(items):
+        raise ValueError(
+            f"--strategies {text!r} has an empty item; separate the strategies "
+            f"by single commas, e.g. single,early:kernel,stacking."
+        )
+    return items
 
 
 def _check_output(path: str | None, option: str) -> None:
@@ -241,7 +250,6 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from mmfuse.fusion import compare_fusion
 
     bunch = load_mfeat()
-    strategies = _strategies(args.strategies)
     views = ", ".join(f"{v} ({w})" for v, w in bunch.blocks.items())
     print(
         f"mfeat: {bunch.data.shape[0]} handwritten digits, 10 classes, "
@@ -256,7 +264,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                 bunch.data,
                 bunch.target,
                 bunch.blocks,
-                strategies=strategies,
+                strategies=_strategies(args.strategies),
                 cv=args.cv,
                 n_jobs=args.n_jobs,
                 random_state=args.seed,

@@ -340,6 +340,10 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
             ["{csv}", "--target", "digit", "--strategies", "nope"],
             "unknown strategy 'nope'",
         ),
+        (
+            ["{csv}", "--target", "digit", "--strategies", "single,,late"],
+            "--strategies 'single,,late' has an empty item",
+        ),
         (["{data}", "--target", "species"], "{data} is a directory"),
         (["{data}/empty.csv", "--target", "progression"], "has no rows, only a"),
         (
