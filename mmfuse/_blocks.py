@@ -251,10 +251,12 @@ def _blocks_from_feature_names(feature_names):
         raise ValueError(
             "blocks='auto' needs feature names of the form "
             "'<modality>__<feature>' (a DataFrame such as "
-            "load_mfeat(as_frame=True).data, or the output of a "
-            "ColumnTransformer), but X has no feature names. Pass blocks "
-            "explicitly: an int k, a list of widths such as [76, 216], or a "
-            "dict of column positions."
+            "load_mfeat(as_frame=True).data, or a ColumnTransformer's output "
+            "as a DataFrame, by set_output(transform='pandas')), but X has no "
+            "feature names. Pass blocks explicitly: an int k, a list of widths "
+            "such as [76, 216], or a dict of column positions (a sparse "
+            "output, e.g. of a TfidfVectorizer, is never a DataFrame: give "
+            "the widths of its parts)."
         )
     groups: dict[str, list[int]] = {}
     for position, name in enumerate(feature_names):
