@@ -337,7 +337,18 @@ def _parse_blocks(text: str | None):
     }
 
 
-def _read_frame(path: Path):
+def _separator_hint(path: Path, sep: str) -> str:
+    """Suggest ``--sep`` when the CSV's first line splits better on another one."""
+    with open(path, encoding="utf-8", errors="replace") as file:
+        header = file.readline()
+    counts = {other: header.count(other) for other in (";", "\t", "|", ",")}
+    best = max(counts, key=counts.get)
+    if best == sep or counts[best] <= header.count(sep):
+        return ""
+    return f" Its first line looks separated by {best!r}: pass --sep {best!r}."
+
+
+def _read_frame(path: Path, sep: str = ","):
     """Read a CSV or Parquet file into a DataFrame, with errors naming it."""
     try:
         import pandas as pd
@@ -346,25 +357,30 @@ def _read_frame(path: Path):
             "reading CSV or Parquet needs pandas: pip install 'mmfuse[pandas]'."
         ) from exc
     try:
-        if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path)
-        else:
-            frame = pd.read_parquet(path)
+        csv = path.suffix.lower() == ".csv"
+        frame = pd.read_csv(path, sep=sep) if csv else pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path} is empty: no header, no rows.") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ImportError) as exc:
         lines = str(exc).strip().splitlines() or [type(exc).__name__]
-        raise ValueError(f"{path} could not be read: {lines[0]}") from None
+        hint = _separator_hint(path, sep) if csv else ""
+        reason = lines[0].rstrip(".")
+        raise ValueError(f"{path} could not be read: {reason}.{hint}") from None
+    if csv and frame.shape[1] == 1:
+        hint = _separator_hint(path, sep)
+        if hint:
+            raise ValueError(f"{path} reads as one column with --sep {sep!r}.{hint}")
     if len(frame) == 0:
         raise ValueError(f"{path} has no rows, only a header.")
     return frame
 
 
-def _load_table(path: Path, target: str, groups: str | None = None):
+def _load_table(path: Path, target: str, groups: str | None = None, sep: str = ","):
     """Read ``(X, y, groups)`` from a CSV, Parquet or ``.npz`` file.
 
     The target and the groups are columns (arrays in a ``.npz``) named by
-    ``--target`` and ``--groups``; the other columns are ``X``.
+    ``--target`` and ``--groups``; the other columns are ``X``; ``sep``
+    separates a CSV's fields.
     """
     if path.is_dir():
         raise ValueError(f"{path} is a directory; give a .csv, .parquet or .npz file.")
@@ -395,13 +411,14 @@ def _load_table(path: Path, target: str, groups: str | None = None):
         raise ValueError(
             f"{path} is not a .csv, .parquet or .npz file; convert it to one of these."
         )
-    frame = _read_frame(path)
+    frame = _read_frame(path, sep)
     for option, column in (("--target", target), ("--groups", groups)):
         if column is not None and column not in frame.columns:
             shown = ", ".join(map(str, frame.columns[:8]))
+            more = len(frame.columns) - 8
             raise ValueError(
                 f"{option} column {column!r} is not in {path}; its columns are "
-                f"{shown}{', ...' if len(frame.columns) > 8 else ''}."
+                f"{shown}{f' and {more} more' if more > 0 else ''}."
             )
     if groups == target:
         raise ValueError(f"--groups and --target name the same column {target!r}.")
@@ -437,7 +454,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             _check_output(args.plot, "--plot")
             _check_output(args.json, "--json")
             spec = _parse_blocks(args.blocks)
-            X, y, groups = _load_table(path, args.target, args.groups)
+            sep = "\t" if args.sep in ("\\t", "tab") else args.sep
+            X, y, groups = _load_table(path, args.target, args.groups, sep)
             try:
                 X, y, groups, blocks, ignored = check_data(X, y, spec, groups)
             except ValueError as exc:
@@ -565,6 +583,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("data", help="a .csv, .parquet or .npz file (X and y)")
     compare.add_argument(
         "--target", required=True, metavar="COL", help="the target column (or array)"
+    )
+    compare.add_argument(
+        "--sep",
+        default=",",
+        metavar="CHAR",
+        help="the field separator of a CSV (default ','), e.g. ';' or tab",
     )
     compare.add_argument(
         "--blocks",

@@ -115,6 +115,7 @@ def data_dir(tmp_path_factory):
     frame.insert(0, "patient", np.arange(len(frame)) % 40)
     frame["progression"] = d.target
     frame.to_csv(folder / "diabetes.csv", index=False)
+    frame.to_csv(folder / "diabetes_semicolon.csv", index=False, sep=";")
     frame.drop(columns="patient").iloc[:0].to_csv(folder / "empty.csv", index=False)
     frame.loc[[3, 9], "progression"] = np.nan
     frame.to_csv(folder / "nan_target.csv", index=False)
@@ -152,6 +153,16 @@ def data_dir(tmp_path_factory):
     frame.to_csv(folder / "iris_empty_rows.csv", index=False)
     np.savez(folder / "one_column.npz", X=iris.data[:, 0], y=iris.target)
     return folder
+
+
+def test_compare_csv_with_another_separator(data_dir, capsys):
+    args = ["--target", "progression", "--strategies", "single", "--quiet"]
+    path = str(data_dir / "diabetes_semicolon.csv")
+    assert main(["compare", path, "--sep", ";", *args]) == 0
+    semicolon = _table_rows(capsys.readouterr().out)
+    assert main(["compare", str(data_dir / "diabetes.csv"), *args]) == 0
+    comma = _table_rows(capsys.readouterr().out)
+    assert [row[:6] for row in semicolon] == [row[:6] for row in comma]  # not times
 
 
 def test_compare_regression_csv(data_dir, capsys):
@@ -357,6 +368,11 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
         (
             ["{data}/iris_empty_rows.csv", "--target", "species"],
             "2 row(s) (first: [5, 6]) have none of the modalities",
+        ),
+        (
+            ["{data}/diabetes_semicolon.csv", "--target", "progression"],
+            "diabetes_semicolon.csv reads as one column with --sep ','. Its first "
+            "line looks separated by ';': pass --sep ';'.",
         ),
         (
             ["{data}/one_column.npz", "--target", "y"],
