@@ -11,7 +11,11 @@ epochs unless ``max_epochs`` is given), for the two columns only: ``probe``
 standardized pix as reader). Each setting is a JSON object of
 MultimodalVAE parameters (prefixed ones such as
 ``optimizer__weight_decay`` too), plus ``decoder_hidden`` (decoders of these
-hidden widths, the encoders keeping ``hidden``) and ``seed_offset``.
+hidden widths, the encoders keeping ``hidden``), ``seed_offset``,
+``warmup`` (a :class:`~mmfuse.deep.KLWarmup` over that many epochs) and
+``read``: ``"mixture"`` (the default: ``transform``, the mean of the joint
+posterior) or ``"joint"`` (the probe reads the mean of the product of every
+modality's expert instead, MoPoE's component of all modalities).
 
 Usage::
 
@@ -32,17 +36,22 @@ from sklearn.preprocessing import FunctionTransformer
 from threadpoolctl import threadpool_limits
 
 from mmfuse.datasets import load_mfeat
-from mmfuse.deep import MultimodalVAE
+from mmfuse.deep import KLWarmup, MultimodalVAE
 from mmfuse.deep._data import column_statistics
 from mmfuse.deep._layers import FusedMLP
+from mmfuse.deep._vae_module import products_of_experts
 from mmfuse.metrics import coherence
 
 
 def build(setting, blocks, fold):
     """MultimodalVAE of a setting, seeded fold + its seed_offset."""
     params = {"max_epochs": 100, **setting}
+    params.pop("read", None)
     offset = params.pop("seed_offset", 0)
     decoder_hidden = params.pop("decoder_hidden", None)
+    warmup = params.pop("warmup", None)
+    if warmup is not None:
+        params["callbacks"] = [("warmup", KLWarmup(n_epochs=warmup))]
     if "hidden" in params:
         params["hidden"] = tuple(params["hidden"])
     prefixed = {key: params.pop(key) for key in list(params) if "__" in key}
@@ -52,6 +61,19 @@ def build(setting, blocks, fold):
     if decoder_hidden is not None:
         vae.set_params(module__decoder=partial(FusedMLP, hidden=tuple(decoder_hidden)))
     return vae
+
+
+def joint_mean(vae, X):
+    """Mean of the product of every present modality's expert (shared latent)."""
+
+    def product(module, X, mask):
+        mu, logvar = module._encode(X)
+        d = module.latent_dim
+        every = torch.ones(1, mu.shape[0], dtype=torch.bool, device=mu.device)
+        return products_of_experts(mu[..., :d], logvar[..., :d], mask, every)[0][0]
+
+    vae.module_.joint_mean = partial(product, vae.module_)
+    return vae._module_method(X, "joint_mean")
 
 
 def main():
@@ -74,10 +96,11 @@ def main():
             reader = make_pipeline(standardize, LogisticRegression(max_iter=3000))
             reader.fit(X[train][:, pix], y[train])
             vae = build(setting, bunch.blocks, fold).fit(X[train])
-            probe = LogisticRegression(max_iter=3000).fit(
-                vae.transform(X[train]), y[train]
-            )
-            probes.append(probe.score(vae.transform(X[test]), y[test]))
+            read = vae.transform
+            if setting.get("read", "mixture") == "joint":
+                read = partial(joint_mean, vae)
+            probe = LogisticRegression(max_iter=3000).fit(read(X[train]), y[train])
+            probes.append(probe.score(read(X[test]), y[test]))
             coherences.append(
                 coherence(vae, X[test], y[test], {"pix": reader}, ["fou"])["pix"]
             )
