@@ -30,11 +30,14 @@ EXACT_KERNEL_ROWS = 10_000
 NYSTROEM_COMPONENTS = 1_000
 
 
-def _kernel(task: str, random_state, n_samples):
+def _kernel(task: str, random_state, n_samples, decision="ovr"):
     """Return an RBF kernel machine.
 
-    The classifier is an SVC, whose ``decision_function`` gives its
-    one-vs-one scores (they keep more for a stacker than their one-vs-rest
+    The classifier is an SVC whose ``decision_function`` has the shape
+    ``decision``: one-vs-rest, a score a class, for a strategy's own final
+    estimator (what scikit-learn's scorers read: with three classes its
+    three one-vs-one scores would be read as per-class ones); one-vs-one for
+    a stack's member (they keep more for the stacker than their one-vs-rest
     summary). The regressor is kernel ridge regression on the standardized
     target: RBF kernels fit no intercept and their penalty is not
     scale-invariant, so an unscaled target (diabetes: 25 to 346) is shrunk
@@ -46,7 +49,7 @@ def _kernel(task: str, random_state, n_samples):
     Nyström features of the same kernel instead.
     """
     if task == "classification":
-        return SVC(C=10.0, decision_function_shape="ovo", random_state=random_state)
+        return SVC(C=10.0, decision_function_shape=decision, random_state=random_state)
     regressor = KernelRidge(kernel="rbf")
     if n_samples is not None and n_samples > EXACT_KERNEL_ROWS:
         # The same model on NYSTROEM_COMPONENTS landmarks' features (a
@@ -277,14 +280,16 @@ def default_strategies(
     kernels = [
         (
             name,
-            make_pipeline(StandardScaler(), _kernel(task, random_state, n_samples)),
+            make_pipeline(
+                StandardScaler(), _kernel(task, random_state, n_samples, "ovo")
+            ),
             name,
         )
         for name in modalities
     ]
     neighbours = [(f"{name}_nn", _neighbours(task), name) for name in modalities]
     early = make_early_fusion(
-        _kernel(task, random_state, n_samples), widths, block_scaling=True
+        _kernel(task, random_state, n_samples, "ovo"), widths, block_scaling=True
     )
     stack = {
         "blocks": blocks,

@@ -19,6 +19,7 @@ from sklearn.exceptions import FitFailedWarning
 from sklearn.kernel_approximation import Nystroem
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import make_scorer, top_k_accuracy_score
 from sklearn.model_selection import (
     GroupKFold,
     StratifiedGroupKFold,
@@ -154,6 +155,28 @@ def test_default_strategies_under_global_pandas_output():
     pd.testing.assert_frame_equal(
         table[["strategy", "mean_accuracy"]], expected[["strategy", "mean_accuracy"]]
     )
+
+
+def test_decision_scores_are_one_a_class():
+    # The SVC strategies gave one-vs-one scores, which scorers read as
+    # per-class scores with three classes: top-1 accuracy from the scores
+    # came out near 0.3 beside an accuracy near 0.97.
+    X, y = load_wine(return_X_y=True)
+    top1 = make_scorer(
+        top_k_accuracy_score,
+        k=1,
+        response_method=("decision_function", "predict_proba"),
+    )
+    table = compare_fusion(
+        X,
+        y,
+        [5, 8],
+        strategies=["single", "early:kernel", "subspace"],
+        cv=3,
+        scoring={"acc": "accuracy", "top1": top1},
+        random_state=0,
+    )
+    np.testing.assert_allclose(table["mean_top1"], table["mean_acc"])
 
 
 def test_regression_targets_are_standardized(diabetes):
