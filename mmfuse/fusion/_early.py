@@ -190,7 +190,9 @@ default="standard"
             scale = FunctionTransformer(
                 _divide_by_sqrt_width, feature_names_out="one-to-one"
             )
-            if step != "passthrough":
+            if step == "passthrough":
+                step = scale
+            else:
                 # The preprocessing hands the scaling NumPy: a pipeline in a
                 # ColumnTransformer whose later step saw the first step's
                 # DataFrame (names x0, x1, ... of its own) fails under pandas

@@ -45,6 +45,16 @@ def test_block_scaling_gives_every_modality_the_same_total_variance(data):
     totals = [Z[:, :64].var(axis=0).sum(), Z[:, 64:111].var(axis=0).sum()]
     totals.append(Z[:, 111:].var(axis=0).sum())
     np.testing.assert_allclose(totals, 1.0, rtol=1e-10)
+    # A modality that passes through is divided too (it once was not).
+    kept = make_early_fusion(
+        LogisticRegression(max_iter=500),
+        BLOCKS,
+        preprocess={"kar": "standard"},
+        block_scaling=True,
+    ).fit(X, y)[:-1]
+    Z = kept.transform(X)
+    np.testing.assert_allclose(Z[:, 64:111], X[:, 64:111] / np.sqrt(47))
+    np.testing.assert_allclose(Z[:, 111:], X[:, 111:] / np.sqrt(6))
 
 
 @pytest.mark.parametrize("preprocess", ["standard", PCA(5)], ids=["standard", "pca"])
