@@ -24,6 +24,11 @@ from sklearn.model_selection import check_cv, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import Bunch, get_tags
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    process_routing,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.parallel import Parallel, delayed
@@ -406,15 +411,16 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                 )
         self._check_covered(np.logical_or.reduce(rows), "learn from")
         members = [estimator for _, estimator, _ in self.estimators]
+        self._weighted = self._weighted_fits(sample_weight)
         fitted = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_or_error)(
                 clone(estimator),
                 _select(data, cols, has),
                 y_fit[has],
-                _fit_params(estimator, _take(sample_weight, has)),
+                _fit_params(estimator, self._member_weights(name, sample_weight, has)),
             )
-            for estimator, cols, has in zip(
-                members, self._member_columns, rows, strict=True
+            for name, estimator, cols, has in zip(
+                names, members, self._member_columns, rows, strict=True
             )
         )
         for i, result in enumerate(fitted):
@@ -432,6 +438,47 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
             self._fit_final(data, y_fit, sample_weight, members, rows)
         del self._X_checked
         return self
+
+    def get_metadata_routing(self):
+        """Get the metadata routing of this object: to each member's ``fit``.
+
+        With ``sklearn.set_config(enable_metadata_routing=True)``, ``fit``'s
+        ``sample_weight`` reaches a member (and, for stacking, the final
+        estimator) only where it requests them
+        (``set_fit_request(sample_weight=True)``, on the member or on the
+        steps of a Pipeline member). The estimator itself uses the weights
+        too (its checks, and the stand-in outputs of stacking).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            A :class:`~sklearn.utils.metadata_routing.MetadataRouter`.
+        """
+        router = MetadataRouter(owner=type(self).__name__).add_self_request(self)
+        fit = MethodMapping().add(caller="fit", callee="fit")
+        for name, estimator, _ in self.estimators:
+            router.add(**{name: estimator}, method_mapping=fit)
+        if self.voting == "stack":
+            router.add(final_estimator=self._final(), method_mapping=fit)
+        return router
+
+    def _weighted_fits(self, sample_weight):
+        """Which fits get ``sample_weight``: the members' by name, the stacker's.
+
+        Every one without metadata routing; with it, those that request them.
+        """
+        fits = [name for name, _, _ in self.estimators] + ["final_estimator"]
+        if sample_weight is None or not get_config()["enable_metadata_routing"]:
+            return dict.fromkeys(fits, sample_weight is not None)
+        routed = process_routing(self, "fit", sample_weight=sample_weight)
+        return {
+            name: name in routed and "sample_weight" in routed[name].fit
+            for name in fits
+        }
+
+    def _member_weights(self, name, sample_weight, rows):
+        """Return the weights of ``rows`` for the fit ``name`` (None: it gets none)."""
+        return _take(sample_weight, rows) if self._weighted[name] else None
 
     def _member_error(self, i, exc, doing, X, rows, y=None, sample_weight=None):
         """Restate member ``i``'s error ``exc`` with the member's context.
@@ -507,7 +554,10 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                     cv=_restrict(splits, has),
                     method=method,
                     n_jobs=self.n_jobs,
-                    params=_fit_params(estimator, _take(sample_weight, has)),
+                    params=_fit_params(
+                        estimator,
+                        self._member_weights(self.estimators[i][0], sample_weight, has),
+                    ),
                 )
             except (ValueError, TypeError) as exc:
                 doing = f"give out-of-fold {method} (voting='stack', cv={cv})"
@@ -526,10 +576,17 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         self.final_estimator_ = self._fit_stacker(np.arange(len(members)))
 
     def _final(self):
-        """Return the unfitted final estimator: the parameter, or the default."""
-        if self.final_estimator is None:
-            return self._default_final_estimator()
-        return self.final_estimator
+        """Return the unfitted final estimator: the parameter, or the default.
+
+        Under metadata routing the default requests ``sample_weight``, as it
+        gets them without routing (nobody else could request them for it).
+        """
+        if self.final_estimator is not None:
+            return self.final_estimator
+        default = self._default_final_estimator()
+        if get_config()["enable_metadata_routing"]:
+            default.set_fit_request(sample_weight=True)
+        return default
 
     def _fit_stacker(self, members):
         """Fit a clone of the final estimator on the members ``members``.
@@ -541,7 +598,7 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
         rows = np.logical_or.reduce([self._oof_rows[i] for i in members])
         final = clone(self._final())
         features = np.hstack([self._oof_outputs[i][rows] for i in members])
-        sample_weight = _take(self._oof_weight, rows)
+        sample_weight = self._member_weights("final_estimator", self._oof_weight, rows)
         try:
             return final.fit(
                 features,
@@ -759,10 +816,12 @@ class LateFusionClassifier(ClassifierMixin, _BaseLateFusion):
     A :class:`~sklearn.pipeline.Pipeline` gets the weights on its last step,
     as ``fit(X, y, <last step>__sample_weight=w)`` (its transformers are
     fitted unweighted); with metadata routing enabled
-    (``sklearn.set_config(enable_metadata_routing=True)``) members get
-    ``sample_weight`` by scikit-learn's routing, so request it on each member,
-    or on the steps of a Pipeline member, with
-    ``set_fit_request(sample_weight=True)``.
+    (``sklearn.set_config(enable_metadata_routing=True)``) a member, and the
+    stacker, get ``sample_weight`` only if they request it (see
+    :meth:`get_metadata_routing`): request it on each member, or on the
+    steps of a Pipeline member, with ``set_fit_request(sample_weight=True)``,
+    or refuse it with ``False`` (a member whose fit takes no weights needs
+    neither).
 
     Parameters
     ----------

@@ -4,6 +4,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn import config_context
 from sklearn.base import clone
+from sklearn.exceptions import UnsetMetadataPassedError
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import (
@@ -616,6 +617,52 @@ def test_pipeline_member_gets_weights_on_its_last_step_or_by_routing(small):
         weighted = clone(model).fit(X, y, sample_weight=w)
         repeated = clone(model).fit(X_rep, y_rep)
         _assert_same_model(weighted, repeated, X)
+
+
+class _WeightSpy(LogisticRegression):
+    """Says whether its fit got weights."""
+
+    def fit(self, X, y, sample_weight=None):
+        self.weighted_ = sample_weight is not None
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_routing_weights_only_the_fits_that_request_them(small):
+    # Members got the weights whatever their request, and a member whose fit
+    # takes none failed the fit: the routing the docstring promised.
+    X, y, w, _, _ = _weights_and_repeats(*small)
+    rows = ~np.isnan(X[:, 0])
+    unweighted = LogisticRegression().fit(X[rows, :5], y[rows])
+    weighted = LogisticRegression().fit(X[rows, :5], y[rows], sample_weight=w[rows])
+    with config_context(enable_metadata_routing=True):
+        members = [
+            ("no", LogisticRegression().set_fit_request(sample_weight=False), 0),
+            ("yes", LogisticRegression().set_fit_request(sample_weight=True), 0),
+            ("knn", KNeighborsClassifier(), 1),
+        ]
+        for voting, request in [("soft", None), ("stack", True), ("stack", False)]:
+            final = None
+            if request is not None:
+                final = _WeightSpy().set_fit_request(sample_weight=request)
+            model = LateFusionClassifier(
+                members, blocks=BLOCKS, voting=voting, final_estimator=final
+            ).fit(X, y, sample_weight=w)
+            np.testing.assert_allclose(
+                model.named_estimators_["no"].coef_, unweighted.coef_
+            )
+            np.testing.assert_allclose(
+                model.named_estimators_["yes"].coef_, weighted.coef_
+            )
+            if final is not None:
+                assert model.final_estimator_.weighted_ is request
+        # The default stacker requests them: it got them without routing.
+        stack = LateFusionClassifier(members, blocks=BLOCKS, voting="stack")
+        stack.fit(X, y, sample_weight=w)
+        routing = stack.get_metadata_routing()
+        assert {"no", "yes", "knn", "final_estimator"} <= set(routing._route_mappings)
+        unset = [("m", LogisticRegression(), 0), ("knn", KNeighborsClassifier(), 1)]
+        with pytest.raises(UnsetMetadataPassedError, match="LogisticRegression.fit"):
+            LateFusionClassifier(unset, blocks=BLOCKS).fit(X, y, sample_weight=w)
 
 
 def test_estimators_without_sample_weight_are_named(small):
