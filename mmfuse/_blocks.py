@@ -728,6 +728,8 @@ def present_modalities(X: ArrayLike, blocks="auto") -> NDArray[np.bool_]:
 def _as_2d_float(X):
     if sp.issparse(X):
         return sp.csr_array(X, dtype=float)
+    if hasattr(X, "to_numpy"):  # pandas: its NA (nullable dtypes) becomes NaN
+        X = X.to_numpy(dtype=float, na_value=np.nan)
     X = np.asarray(X, dtype=float)
     if X.ndim != 2:
         raise ValueError(f"X must be 2-D; got an array of shape {X.shape}.")

@@ -192,6 +192,11 @@ def test_present_modalities_dense_and_sparse():
 def test_present_modalities_auto_on_frame():
     X = pd.DataFrame([[np.nan, 1.0]], columns=["a__0", "b__0"])
     assert_array_equal(present_modalities(X), [[False, True]])
+    # pandas' NA of nullable dtypes is missing too (it raised TypeError).
+    nullable = pd.DataFrame(
+        {"a__0": [pd.NA, 1], "a__1": [pd.NA, 2], "b__0": [3, pd.NA]}, dtype="Int64"
+    )
+    assert_array_equal(present_modalities(nullable), [[False, True], [True, False]])
 
 
 @pytest.mark.parametrize(
