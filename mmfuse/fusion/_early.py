@@ -26,6 +26,10 @@ class _ModalityColumns:
         indices, modalities = resolve_blocks_for(self.blocks, X)
         return indices[modalities.index(self.name)]
 
+    def __repr__(self):
+        # Shown in the repr of the ColumnTransformer (an address otherwise).
+        return f"ModalityColumns(name={self.name!r})"
+
 
 def check_estimator(estimator, what: str) -> None:
     """Raise a TypeError unless ``estimator`` is an estimator instance.

@@ -26,6 +26,7 @@ BLOCKS = {"kar": 64, "zer": 47, "mor": 6}
 def test_pipeline_names_features_by_modality(data):
     X, y = data
     model = make_early_fusion(LogisticRegression(max_iter=500), BLOCKS).fit(X, y)
+    assert "ModalityColumns(name='zer')" in repr(model)  # not an address
     assert isinstance(model, Pipeline)
     assert list(model.named_steps) == ["columntransformer", "logisticregression"]
     names = model[:-1].get_feature_names_out()
