@@ -493,17 +493,27 @@ def validate_numeric(estimator: BaseEstimator, X, y="no_validation", **params):
         What :func:`~sklearn.utils.validation.validate_data` returns.
     """
     try:
-        return validate_data(estimator, X, y, **params)
+        validated = validate_data(estimator, X, y, **params)
     except ValueError as exc:
-        blocks = getattr(estimator, "blocks_", None)
-        names = getattr(estimator, "modality_names_", None)
-        if blocks is None and hasattr(estimator, "blocks"):
-            try:
-                blocks, names = resolve_blocks_for(estimator.blocks, X)
-            except (TypeError, ValueError, IndexError):
-                blocks = names = None
-        check_numeric(X, type(estimator).__name__, blocks, names, cause=exc)
+        _check_numeric_for(estimator, X, cause=exc)
         raise
+    X_valid = validated[0] if isinstance(validated, tuple) else validated
+    if getattr(getattr(X_valid, "dtype", None), "kind", None) == "O":
+        # A pandas categorical of strings passes validate_data as objects.
+        _check_numeric_for(estimator, X)
+    return validated
+
+
+def _check_numeric_for(estimator, X, cause=None):
+    """:func:`check_numeric` with the estimator's blocks to name the modality."""
+    blocks = getattr(estimator, "blocks_", None)
+    names = getattr(estimator, "modality_names_", None)
+    if blocks is None and hasattr(estimator, "blocks"):
+        try:
+            blocks, names = resolve_blocks_for(estimator.blocks, X)
+        except (TypeError, ValueError, IndexError):
+            blocks = names = None
+    check_numeric(X, type(estimator).__name__, blocks, names, cause=cause)
 
 
 def check_numeric(X, who: str, blocks=None, names=None, *, cause=None) -> None:

@@ -456,6 +456,10 @@ def test_hostile_data_gets_clear_errors(small):
         match=r"X column \d \('c3'\) .*holds 'seven' in row 7, which is not a",
     ):
         clone(model).fit(X_text, y)
+    # A categorical of strings passed validation as objects: a bare TypeError.
+    X_text["c3"] = pd.Categorical(np.where(np.arange(len(X)) % 2, "odd", "even"))
+    with pytest.raises(ValueError, match=r"\('c3'\) .*holds 'even' in row 0"):
+        clone(model).fit(X_text, y)
     with pytest.raises(ValueError, match="y holds 'b' in row 0, which is not a number"):
         LateFusionRegressor([("r", Ridge(), 0)], blocks=BLOCKS).fit(
             X, np.array(["a", "b"])[y]
