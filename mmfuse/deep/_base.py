@@ -437,8 +437,28 @@ class BaseMultimodalNet(ParamsNet):
         with self._seeded() if reset else nullcontext():
             if reset:
                 self.initialize()
+            self._check_monitors()
             self._fit_epochs(inputs, y, reset=reset, fit_params=fit_params)
         return self
+
+    def _check_monitors(self):
+        """Refuse a callback that monitors a validation score with no split.
+
+        skorch would raise a bare KeyError ("Key 'valid_loss' was not found
+        in history") after the first epoch.
+        """
+        if self.train_split:
+            return
+        for name, callback in self.callbacks_:
+            monitor = getattr(callback, "monitor", None)
+            if isinstance(monitor, str) and monitor.startswith("valid"):
+                raise ValueError(
+                    f"callback {name!r} ({type(callback).__name__}) monitors "
+                    f"{monitor!r}, a score of the validation split, but "
+                    f"train_split=None holds none out. Give a train_split "
+                    f"(e.g. skorch.dataset.ValidSplit(5)), or monitor "
+                    f"'train_loss'."
+                )
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None, **fit_params):

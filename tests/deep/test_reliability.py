@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, EarlyStopping
+from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
 
 from mmfuse.datasets import make_multiview
@@ -534,6 +535,23 @@ def test_callbacks_that_are_not_callbacks_are_named(kind, callbacks, data):
         r"\(name, Callback\) pair",
     ):
         make(kind, callbacks=callbacks).fit(X, y)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_validation_monitor_without_a_split_is_named(kind, data):
+    # skorch raised a bare KeyError ("Key 'valid_loss' was not found in
+    # history") after the first epoch.
+    X, y = data[0], target(kind, data)
+    stop = [("stop", EarlyStopping(patience=2))]
+    with pytest.raises(
+        ValueError,
+        match=r"callback 'stop' \(EarlyStopping\) monitors 'valid_loss', a score "
+        r"of the validation split, but train_split=None holds none out",
+    ):
+        make(kind, callbacks=stop, train_split=None).fit(X, y)
+    watching_training = [("stop", EarlyStopping(monitor="train_loss"))]
+    make(kind, callbacks=watching_training, train_split=None).fit(X, y)
+    make(kind, callbacks=stop, train_split=ValidSplit(4)).fit(X, y)
 
 
 def test_regression_score_does_not_overflow_at_huge_targets(data):
