@@ -401,9 +401,9 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             if rows.all():
                 views.append(self._transform_view(X[:, block], v))
                 continue
-            variates = self._transform_view(X[rows][:, block], v)
-            full = np.full((X.shape[0], variates.shape[1]), np.nan, variates.dtype)
-            full[rows] = variates
+            full = np.full((X.shape[0], self.n_components), np.nan, X.dtype)
+            if rows.any():  # (a kernel cannot be evaluated on no row)
+                full[rows] = self._transform_view(X[rows][:, block], v)
             views.append(full)
         return views
 

@@ -4,6 +4,7 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg as sla
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -371,6 +372,19 @@ def test_missing_modality_rows_with_mean_output(nonlinear):
     views = kcca.transform_views(X)
     expected = (views[0][0] + views[2][0]) / 2
     np.testing.assert_allclose(kcca.transform(X)[0], expected)
+    # When no row has a modality (one new row, say), its kernel cannot be
+    # evaluated on zero rows: it raised "Found array with 0 sample(s)".
+    for kernel, rows in [
+        ("linear", X[:1]),
+        ("rbf", X[:1]),
+        ("rbf", sp.csr_array(X[:1])),  # NaN stored explicitly
+    ]:
+        fitted = clone(kcca).set_params(kernel=kernel).fit(nonlinear)
+        views = fitted.transform_views(rows)
+        assert np.isnan(views[1]).all()
+        np.testing.assert_allclose(
+            fitted.transform(rows)[0], (views[0][0] + views[2][0]) / 2
+        )
 
 
 @pytest.mark.parametrize(
