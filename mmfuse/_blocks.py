@@ -883,6 +883,44 @@ def raise_incomplete(
             )
 
 
+def check_every_modality_seen(
+    present: NDArray[np.bool_], blocks, names: list[str], who: str, columns=None
+) -> None:
+    """Reject a modality that no row has: nothing can learn from it.
+
+    A failed join or a wrong block leaves a modality all NaN; a model would
+    then score chance on it, or keep an untrained part for it, silently.
+
+    Parameters
+    ----------
+    present : ndarray of bool, shape (n_samples, n_modalities)
+        True where a row has the modality (:func:`modality_mask`).
+    blocks : list of ndarray of int
+        Each modality's column positions.
+    names : list of str
+        Modality names.
+    who : str
+        What needs the modality, for the message.
+    columns : sequence, default=None
+        Column labels of ``X`` (positions when None), to name the columns.
+
+    Raises
+    ------
+    ValueError
+        Naming the modality, its width and first columns, and what to do.
+    """
+    for name, block, seen in zip(names, blocks, present.any(axis=0), strict=True):
+        if not seen:
+            shown = [int(j) if columns is None else columns[j] for j in block[:5]]
+            raise ValueError(
+                f"modality {name!r} has no value in any row: all {len(block)} of "
+                f"its columns (first: {shown}) are NaN in "
+                f"every row, so {who} cannot learn from it (a failed join or a "
+                f"wrong block does this). Fix the data, or leave the modality "
+                f"out of blocks."
+            )
+
+
 def check_any_modality(
     present: NDArray[np.bool_], names: list[str], estimator_name: str
 ) -> None:

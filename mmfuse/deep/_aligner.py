@@ -14,7 +14,7 @@ from sklearn.utils.validation import (
 )
 from skorch.utils import to_tensor
 
-from mmfuse._blocks import per_modality, shared_space_names
+from mmfuse._blocks import modality_mask, per_modality, shared_space_names
 from mmfuse.deep._aligner_module import (
     AlignerModule,
     AlignmentLoss,
@@ -308,6 +308,19 @@ embedding_dim)
         X, y, sample_weight = super()._validate_training_data(
             X, y, sample_weight, reset=reset, classes=classes
         )
+        if (
+            reset
+            and y is None
+            and self.loss == "infonce"
+            and not (modality_mask(X, self.blocks_).sum(axis=1) >= 2).any()
+        ):
+            raise ValueError(
+                "no training row has two modalities, so ContrastiveAligner("
+                "loss='infonce') has no pair to align (its loss would be 0 and "
+                "the towers would stay as initialized). Give rows that have at "
+                "least two modalities, or labels y (rows of one label are "
+                "positives across modalities)."
+            )
         if y is None or self.loss == "dcca":
             return X, None, sample_weight
         y = check_array(y, ensure_2d=False, dtype=None, input_name="y")

@@ -46,6 +46,7 @@ from torch.utils.data import (
 from mmfuse._blocks import (
     BLOCKS_CONSTRAINT,
     check_any_modality,
+    check_every_modality_seen,
     fit_blocks,
     modality_mask,
     validate_numeric,
@@ -251,6 +252,13 @@ class BaseMultimodalNet(ParamsNet):
             )
         if reset:
             fit_blocks(self, min_blocks=self._min_blocks)
+            check_every_modality_seen(
+                modality_mask(X, self.blocks_),
+                self.blocks_,
+                self.modality_names_,
+                type(self).__name__,
+                getattr(self, "feature_names_in_", None),
+            )
             self.mean_, self.scale_ = column_statistics(X, sample_weight)
         y = self._encode_target(
             y, reset=reset, classes=classes, sample_weight=sample_weight

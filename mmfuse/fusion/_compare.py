@@ -23,6 +23,7 @@ from sklearn.utils.parallel import Parallel, delayed
 from mmfuse._blocks import (
     check_any_modality,
     check_complete,
+    check_every_modality_seen,
     check_numeric,
     resolve_blocks_for,
 )
@@ -307,15 +308,9 @@ def check_data(X, y, blocks="auto", groups=None):
         values, indices, names, "compare_fusion", allow_missing=True, columns=labels
     )
     check_any_modality(present, names, "compare_fusion")
-    for name, block, seen in zip(names, indices, present.any(axis=0), strict=True):
-        if not seen:
-            shown = [labels[j] for j in block[:5]]
-            raise ValueError(
-                f"modality {name!r} has no value in any row: all {len(block)} of "
-                f"its columns (first: {shown}) are NaN in every row, so no "
-                f"strategy could learn from it (a failed join or a wrong block "
-                f"does this). Fix the data, or leave the modality out of blocks."
-            )
+    check_every_modality_seen(
+        present, indices, names, "compare_fusion's strategies", labels
+    )
     blocks = {name: block.tolist() for name, block in zip(names, indices, strict=True)}
     return X, y, groups, blocks, ignored
 

@@ -413,6 +413,18 @@ def test_dcca_with_a_missing_modality_and_weights():
         aligner.fit(X[19:41], sample_weight=weight[19:41])
 
 
+def test_infonce_without_a_pair_is_an_error():
+    # No row had two modalities: the loss was 0 and the towers stayed as
+    # initialized, without a word.
+    X, y = make_multiview(120, [6, 4], n_latent=2, random_state=0)
+    X[:60, 6:] = np.nan
+    X[60:, :6] = np.nan
+    aligner = ContrastiveAligner(blocks=[6, 4], **TINY)
+    with pytest.raises(ValueError, match="no training row has two modalities"):
+        aligner.fit(X)
+    aligner.fit(X, (y[:, 0] > 0).astype(int))  # same-label rows are positives
+
+
 def test_y_of_the_wrong_length_is_an_error():
     X, _ = make_multiview(60, [5, 4], n_latent=2, random_state=0)
     with pytest.raises(ValueError, match="inconsistent numbers of samples"):

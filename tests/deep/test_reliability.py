@@ -538,6 +538,21 @@ def test_callbacks_that_are_not_callbacks_are_named(kind, callbacks, data):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+def test_a_modality_missing_in_every_training_row_is_named(kind, data):
+    # Its encoder and decoder were never trained, and predictions, imputations
+    # and samples used them silently.
+    X, y = data[0].copy(), target(kind, data)
+    X[:, 5:9] = np.nan
+    with pytest.raises(
+        ValueError,
+        match=r"modality 'block1' has no value in any row: all 4 of its columns "
+        r"\(first: \[5, 6, 7, 8\]\) are NaN in every row, so "
+        rf"{type(make(kind)).__name__} cannot learn from it",
+    ):
+        make(kind).fit(X, y)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_validation_monitor_without_a_split_is_named(kind, data):
     # skorch raised a bare KeyError ("Key 'valid_loss' was not found in
     # history") after the first epoch.
