@@ -387,23 +387,32 @@ class MultimodalVAE(
                 StrOptions(set(LIKELIHOODS)),
                 default="gaussian",
             )
-            for block, name, kind in zip(
-                self.blocks_, self.modality_names_, self.likelihoods_, strict=True
-            ):
+            for block, kind in zip(self.blocks_, self.likelihoods_, strict=True):
                 if kind == "bernoulli":
-                    self._check_unit_interval(X[:, block], name)
                     self.mean_[block], self.scale_[block] = 0.0, 1.0
+        self._check_unit_interval(X)
         return X, y, sample_weight
 
-    @staticmethod
-    def _check_unit_interval(values, name):
-        low, high = np.nanmin(values, initial=0.0), np.nanmax(values, initial=0.0)
-        if low < 0 or high > 1:
-            raise ValueError(
-                f"modality {name!r} has a Bernoulli likelihood, which needs "
-                f"values in [0, 1], but its values span [{low:g}, {high:g}]; "
-                f"rescale them to [0, 1] or use likelihood='gaussian' for it."
-            )
+    def _validate_new(self, X):
+        X = super()._validate_new(X)
+        self._check_unit_interval(X)  # new data too: it was checked at fit only
+        return X
+
+    def _check_unit_interval(self, X):
+        """Raise unless every Bernoulli modality's values lie in [0, 1]."""
+        for block, name, kind in zip(
+            self.blocks_, self.modality_names_, self.likelihoods_, strict=True
+        ):
+            if kind != "bernoulli":
+                continue
+            values = X[:, block]
+            low, high = np.nanmin(values, initial=0.0), np.nanmax(values, initial=0.0)
+            if low < 0 or high > 1:
+                raise ValueError(
+                    f"modality {name!r} has a Bernoulli likelihood, which needs "
+                    f"values in [0, 1], but its values span [{low:g}, {high:g}]; "
+                    f"rescale them to [0, 1] or use likelihood='gaussian' for it."
+                )
 
     def _build_module(self, **module_params):
         check_widths("hidden", self.hidden)

@@ -473,6 +473,12 @@ def test_bernoulli_modality(data):
     assert ((probabilities > 0) & (probabilities < 1)).all()
     with pytest.raises(ValueError, match=r"'bits' has a Bernoulli .* span \[-"):
         clone(vae).fit(X)
+    # New data too: transform, score, impute and reconstruct took any value.
+    for method in ("transform", "score", "impute", "reconstruct"):
+        with pytest.raises(ValueError, match=r"'bits' has a Bernoulli .* span \[-"):
+            getattr(vae, method)(X)
+    with pytest.raises(ValueError, match=r"'bits' has a Bernoulli .* span \[-"):
+        vae.partial_fit(X)
 
 
 @pytest.mark.parametrize(
