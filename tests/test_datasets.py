@@ -93,6 +93,12 @@ def test_make_multiview_nonlinear_view_has_no_linear_signal():
         ({"view_dims": []}, "view_dims"),
         ({"noise": -1.0}, "noise=-1.0"),
         ({"n_latent": 0}, "n_latent=0"),
+        # NaN and infinite noise gave non-finite data silently; a bool was
+        # taken for 1 and failed deep in numpy.
+        ({"noise": float("nan")}, "noise=nan must be a finite float >= 0"),
+        ({"noise": float("inf")}, "noise=inf must be a finite float >= 0"),
+        ({"n_samples": True}, "n_samples=True must be a positive int"),
+        ({"view_dims": [3, False]}, r"view_dims=\[3, False\]"),
     ],
 )
 def test_make_multiview_errors(kwargs, match):
