@@ -137,6 +137,8 @@ def _plot(records: list[dict], path: str, title: str) -> None:
         bbox_to_anchor=(1.01, 1.0),
         fontsize="small",
     )
+    if not Path(path).suffix:  # what matplotlib would do, said
+        path = f"{path}.png"
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     print(f"plot written to {path}")
@@ -195,9 +197,9 @@ def _check_output(path: str | None, option: str) -> None:
     if not path:
         return
     target = Path(path)
-    if target.is_dir():
+    if target.is_dir() or path.endswith(("/", os.sep)):
         raise ValueError(
-            f"{option} {path} is a directory; give a file name in it, e.g. "
+            f"{option} {path} names a directory; give a file name in it, e.g. "
             f"{target / ('compare.png' if option == '--plot' else 'table.json')}."
         )
     folder = target.parent

@@ -55,6 +55,19 @@ def test_demo_prints_a_ranked_table_and_writes_a_plot(tmp_path, capsys):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_demo_plot_paths_say_what_is_written(tmp_path, capsys):
+    # A name without an extension was reported as such while matplotlib wrote
+    # name.png; a name ending in "/" passed the check and failed after the run.
+    args = ["demo", "--strategies", "single:mor", "--cv", "2", "--quiet"]
+    assert main([*args, "--plot", str(tmp_path / "chart")]) == 0
+    assert f"plot written to {tmp_path / 'chart'}.png" in capsys.readouterr().out
+    assert (tmp_path / "chart.png").read_bytes()[:4] == b"\x89PNG"
+    assert main([*args, "--plot", f"{tmp_path / 'nodir'}/"]) == 1
+    captured = capsys.readouterr()
+    assert "names a directory; give a file name in it" in captured.err
+    assert "rank" not in captured.out  # refused before the run
+
+
 def test_compare_csv_writes_json(csv_file, tmp_path, capsys):
     out_json = tmp_path / "table.json"
     code = main(
@@ -388,7 +401,7 @@ def test_compare_blocks_as_in_python(data_dir, capsys, spec, expected):
         ),
         (
             ["{data}/diabetes.csv", "--target", "progression", "--json", "{data}"],
-            "--json {data} is a directory; give a file name in it",
+            "--json {data} names a directory; give a file name in it",
         ),
         (
             ["{data}/diabetes.csv", "--target", "progression", "--plot", "{data}/p.x"],
