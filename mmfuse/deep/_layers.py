@@ -378,6 +378,63 @@ class GroupedMLP(nn.Sequential):
         super().__init__(*layers)
 
 
+def build_part(factory, in_features, out_features, what):
+    """Call a user's ``factory(in_features, out_features)``; check the module.
+
+    A module instance in place of a factory, a factory that returns no
+    module, a module that fails on a batch of ``in_features`` columns or
+    that gives another width than ``out_features`` would otherwise surface
+    as torch's shape errors, mid-training. The check runs the module once,
+    in eval mode, on two rows of zeros (no random number is drawn).
+
+    Parameters
+    ----------
+    factory : callable
+        A class or factory of ``nn.Module``.
+    in_features, out_features : int
+        The widths it is built for.
+    what : str
+        What the module is, for the messages (e.g. ``"the encoder of
+        modality 1"``).
+
+    Returns
+    -------
+    module : nn.Module
+    """
+    if isinstance(factory, nn.Module):
+        raise TypeError(
+            f"{what} is given as a module instance ({type(factory).__name__}); "
+            f"give its class, or a factory f(in_features, out_features) that "
+            f"builds one (e.g. functools.partial(MyNet, depth=2)): one is built "
+            f"for each modality's widths."
+        )
+    module = factory(in_features, out_features)
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"{what}: its factory returned {type(module).__name__}, not a "
+            f"torch.nn.Module."
+        )
+    training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            width = module(torch.zeros(2, in_features)).shape[-1]
+    except Exception as exc:
+        raise ValueError(
+            f"{what}, built as f(in_features={in_features}, out_features="
+            f"{out_features}), fails on a batch of {in_features} columns: {exc}"
+        ) from exc
+    finally:
+        module.train(training)
+    if width != out_features:
+        raise ValueError(
+            f"{what}, built as f(in_features={in_features}, out_features="
+            f"{out_features}), gives {width} outputs a row; it must give "
+            f"out_features."
+        )
+    return module
+
+
 class ModalityEncoders(nn.ModuleList):
     """One encoder module per modality, given by the user (default :class:`MLP`).
 
@@ -400,8 +457,10 @@ class ModalityEncoders(nn.ModuleList):
         super().__init__(
             MLP(len(block), out_features, hidden, dropout)
             if encoder is None
-            else encoder(len(block), out_features)
-            for block, encoder in zip(blocks, encoders, strict=True)
+            else build_part(
+                encoder, len(block), out_features, f"the encoder of modality {m}"
+            )
+            for m, (block, encoder) in enumerate(zip(blocks, encoders, strict=True))
         )
         for m, block in enumerate(blocks):
             self.register_buffer(

@@ -7,7 +7,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mmfuse.deep._layers import FusedMLP, equal_shares, modality_encoders
+from mmfuse.deep._layers import (
+    FusedMLP,
+    build_part,
+    equal_shares,
+    modality_encoders,
+)
 
 # Encoders' log-variances and likelihoods' log-scales are clipped to these
 # ranges so that exp() stays finite in float32.
@@ -271,8 +276,14 @@ class MultimodalVAEModule(nn.Module):
             blocks, 2 * (latent_dim + private_dim), encoders, hidden, dropout
         )
         self.decoders = nn.ModuleList(
-            (f or _default_mlp(hidden[::-1], dropout))(latent_dim + private_dim, w)
-            for w, f in zip(self.widths, decoders or [None] * n, strict=True)
+            _default_mlp(hidden[::-1], dropout)(latent_dim + private_dim, w)
+            if f is None
+            else build_part(
+                f, latent_dim + private_dim, w, f"the decoder of modality {m}"
+            )
+            for m, (w, f) in enumerate(
+                zip(self.widths, decoders or [None] * n, strict=True)
+            )
         )
         self.likelihoods = nn.ModuleList(
             LIKELIHOODS[kind](w, s)

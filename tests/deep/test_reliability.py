@@ -537,6 +537,49 @@ def test_callbacks_that_are_not_callbacks_are_named(kind, callbacks, data):
         make(kind, callbacks=callbacks).fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "kind, params, error, match",
+    [
+        (
+            kind,
+            {"module__encoder": {"block1": lambda i, o: torch.nn.Linear(i, 3)}},
+            ValueError,
+            r"the encoder of modality 1, built as f\(in_features=4, out_features="
+            r"\d+\), gives 3 outputs a row; it must give out_features",
+        )
+        for kind in KINDS
+    ]
+    + [
+        (
+            "vae",
+            {"module__encoder": torch.nn.Linear(5, 4)},
+            TypeError,
+            r"the encoder of modality 0 is given as a module instance \(Linear\); "
+            r"give its class, or a factory",
+        ),
+        (
+            "classifier",
+            {"module__encoder": lambda i, o: "not a module"},
+            TypeError,
+            r"the encoder of modality 0: its factory returned str",
+        ),
+        (
+            "vae",
+            {"module__decoder": lambda i, o: torch.nn.Linear(i + 1, o)},
+            ValueError,
+            r"the decoder of modality 0, built as f\(in_features=2, out_features=5"
+            r"\), fails on a batch of 2 columns",
+        ),
+    ],
+)
+def test_custom_modules_of_the_wrong_shape_are_named(kind, params, error, match, data):
+    # They failed mid-training with torch's shape errors ("mat1 and mat2
+    # shapes cannot be multiplied"), or a TypeError from forward().
+    X, y = data[0], target(kind, data)
+    with pytest.raises(error, match=match):
+        make(kind).set_params(**params).fit(X, y)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_a_modality_missing_in_every_training_row_is_named(kind, data):
     # Its encoder and decoder were never trained, and predictions, imputations
