@@ -197,10 +197,17 @@ class ViewKernel:
         )
 
     def _raise_non_finite(self):
+        degree = self.params.get("degree")
         if callable(self.kernel):
             fix = (
                 "A callable kernel must return a finite value for every pair of "
                 "rows: fix the function or its kernel_params."
+            )
+        elif self.kernel == "poly" and degree is not None and degree % 1:
+            fix = (
+                f"A non-integer degree ({degree!r}) raises the negative values "
+                f"of gamma <x, y> + coef0 to a fractional power, which is NaN: "
+                f"give an integer degree."
             )
         else:
             fix = (

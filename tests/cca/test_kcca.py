@@ -599,6 +599,13 @@ def test_overflow_says_rescale_without_numpy_warnings(nonlinear, kernel, shown):
             KCCA(blocks=[4, 3, 5], kernel=kernel).fit(nonlinear * 1e200)
 
 
+def test_a_fractional_poly_degree_is_named_not_an_overflow(nonlinear):
+    # Negative bases to a fractional power are NaN: "rescale the columns"
+    # misled.
+    with pytest.raises(ValueError, match=r"A non-integer degree \(2.5\) raises"):
+        KCCA(blocks=[4, 3, 5], kernel="poly", degree=2.5, coef0=0).fit(nonlinear)
+
+
 @pytest.mark.parametrize(
     "params",
     [{}, {"gamma": [0.1, 0.1, 1e-300]}, {"kernel": ["rbf", "rbf", "additive_chi2"]}],
