@@ -577,6 +577,7 @@ def canonical_correlation_score(variates: Sequence[ArrayLike]) -> float:
     >>> round(canonical_correlation_score([a, b]), 3)
     0.577
     """
+    variates = list(variates)  # a generator too, as canonical_correlation takes
     rho = canonical_correlation(variates)
     n_views, n_rows = len(variates), np.shape(variates[0])[0]
     pairs = n_views * (n_views - 1) / 2
@@ -670,11 +671,25 @@ def coherence(
         )
     names = generator.modality_names_
     targets = {modality_position(t, names, "classifiers' key"): t for t in classifiers}
+    if len(targets) < len(classifiers):
+        raise ValueError(
+            f"classifiers names a modality twice (by name and by position: "
+            f"{list(classifiers)}); give one classifier a target modality."
+        )
     y = column_or_1d(y)
     if len(y) != len(X):
         raise ValueError(
             f"y has {len(y)} labels but X has {len(X)} rows; give one label a row."
         )
+    for key, classifier in classifiers.items():
+        classes = getattr(classifier, "classes_", None)
+        if classes is not None and not np.isin(y, classes).any():
+            raise ValueError(
+                f"none of y's labels (e.g. {y[:1].tolist()[0]!r}) is a class of "
+                f"the classifier of {key!r} (e.g. {np.asarray(classes)[:5].tolist()}"
+                f"): every generated row would count as wrong. Give y in the "
+                f"labels the classifier was fitted on."
+            )
     X_generated = generator.reconstruct(X, given=given)
     return {
         names[m]: float(

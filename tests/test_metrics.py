@@ -194,6 +194,12 @@ def test_score_peaks_at_the_shared_components():
     )
 
 
+def test_score_takes_any_iterable_of_views():
+    views = _views()
+    expected = canonical_correlation_score(views)
+    assert canonical_correlation_score(iter(views)) == expected  # len() failed
+
+
 def test_score_errors_as_canonical_correlation():
     a = np.ones((5, 2))
     with pytest.raises(ValueError, match="at least two views; got 1"):
@@ -521,6 +527,15 @@ def test_coherence_errors():
         coherence(_CopyGenerator(), X, y, {"c": reader}, ["a"])
     with pytest.raises(ValueError, match="y has 2 labels but X has 3 rows"):
         coherence(_CopyGenerator(), X, y[:2], {"b": reader}, ["a"])
+    # One target named twice kept the last classifier; labels of another type
+    # than the classifier's classes scored 0 silently.
+    with pytest.raises(ValueError, match="classifiers names a modality twice"):
+        coherence(_CopyGenerator(), X, y, {"b": reader, 1: reader}, ["a"])
+    fitted = LogisticRegression().fit(X[:, 2:] + np.arange(3)[:, None], y)
+    with pytest.raises(ValueError, match=r"none of y's labels \(e.g. 'no'\) is a"):
+        coherence(
+            _CopyGenerator(), X, np.array(["no", "yes", "no"]), {"b": fitted}, "a"
+        )
 
 
 def test_mean_average_precision_needs_labels():

@@ -679,9 +679,11 @@ class GCCA(_MultisetCCA):
 
     Notes
     -----
-    The eigenvalue of a component is the sum over modalities of the
-    squared multiple correlation of the shared variate with that modality
-    (its explained fraction); it lies in ``[0, n_modalities]``.
+    Without regularization, the eigenvalue of a component is the sum over
+    modalities of the squared multiple correlation of the shared variate
+    with that modality (its explained fraction), and lies in ``[0,
+    n_modalities]``; regularization shrinks the modalities' covariances, so
+    the eigenvalues can exceed ``n_modalities``.
 
     References
     ----------
