@@ -31,6 +31,7 @@ __all__ = [
     "ModalitySelector",
     "check_any_modality",
     "check_complete",
+    "check_every_modality_seen",
     "check_numeric",
     "fit_blocks",
     "incomplete_rows",
