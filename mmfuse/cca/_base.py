@@ -400,12 +400,19 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             rows = present[:, v]
             if rows.all():
                 views.append(self._transform_view(X[:, block], v))
-                continue
-            full = np.full((X.shape[0], self.n_components), np.nan, X.dtype)
-            if rows.any():  # (a kernel cannot be evaluated on no row)
-                full[rows] = self._transform_view(X[rows][:, block], v)
-            views.append(full)
-        return views
+            elif rows.any():  # (a kernel cannot be evaluated on no row)
+                variates = self._transform_view(X[rows][:, block], v)
+                full = np.full((len(rows), variates.shape[1]), np.nan, variates.dtype)
+                full[rows] = variates
+                views.append(full)
+            else:
+                views.append(None)
+        # A view no row has: NaN, in the dtype of the others (every row has one).
+        dtype = np.result_type(*(view.dtype for view in views if view is not None))
+        shape = (X.shape[0], self.n_components)
+        return [
+            np.full(shape, np.nan, dtype) if view is None else view for view in views
+        ]
 
     def _present(self, X, *, allow_missing=True):
         """Which rows have each view; error on NaN that is not a whole view."""
@@ -468,7 +475,9 @@ class _BaseCCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         views = np.stack(self._views(X, present))
         if present.all():
             return views.mean(axis=0)
-        return np.nansum(views, axis=0) / present.sum(axis=1)[:, None]
+        return (
+            np.nansum(views, axis=0) / present.sum(axis=1, dtype=views.dtype)[:, None]
+        )
 
     def score(self, X, y=None):
         """Shared structure found on ``X``: penalized sum of canonical correlations.

@@ -185,6 +185,13 @@ def test_dtype(Estimator, dtype, input_dtype, expected):
     assert all(W.dtype == expected for W in est.weights_)
     assert all(m.dtype == expected for m in est.means_)
     assert est.transform(X.astype(input_dtype)).dtype == expected
+    # Rows lacking a modality do not change it (their view's NaN rows were
+    # in the input's dtype, the mean's division in float64).
+    lacking = X.astype(input_dtype)
+    lacking[[0, 5], : dims[0]] = np.nan
+    for view in est.transform_views(lacking):
+        assert view.dtype == expected
+    assert est.set_params(output="mean").transform(lacking).dtype == expected
     reference = Estimator(2, blocks=dims).fit(X)
     np.testing.assert_allclose(
         est.canonical_correlations_, reference.canonical_correlations_, rtol=1e-4
