@@ -40,11 +40,12 @@ from mmfuse.cca._base import (
     unit_variance_signs,
 )
 from mmfuse.cca._kernel_features import (
+    centred_rank,
     landmark_count,
     nystroem_features,
     nystroem_rows,
 )
-from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
+from mmfuse.cca._solvers import sumcor_matrix
 from mmfuse.cca._statistics import (
     FIRST_ROWS,
     needs_shift,
@@ -498,8 +499,7 @@ def _ranks(estimator, C, statistics, slices):
             continue
         total = statistics.weight_sum
         gram = C[s, s] * (total - 1) / total
-        second_moment = np.diag(gram) + statistics.mean[s] ** 2
-        ranks.append(numerical_rank(gram, scale=float(second_moment.max())))
+        ranks.append(centred_rank(gram, statistics.mean[s], statistics.n_rows))
     return ranks
 
 

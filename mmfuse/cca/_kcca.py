@@ -46,6 +46,7 @@ from mmfuse.cca._base import (
 from mmfuse.cca._kernel_features import (
     KERNELS,
     ViewKernel,
+    centred_rank,
     exact_features,
     fits_in_memory,
     landmark_count,
@@ -55,7 +56,7 @@ from mmfuse.cca._kernel_features import (
     streamed_covariance,
     sumcor_operator,
 )
-from mmfuse.cca._solvers import numerical_rank, sumcor_matrix
+from mmfuse.cca._solvers import sumcor_matrix
 from mmfuse.metrics import canonical_correlation_from_covariance
 from mmfuse.utils._compat import Interval, StrOptions, _fit_context
 from mmfuse.utils._dask import is_dask_collection
@@ -455,9 +456,7 @@ class KCCA(_BaseCCA):
                 ranks.append(len(f.support))
                 continue
             f.store()
-            gram = f.gram() / f.total
-            second_moment = np.diag(gram) + f.mean**2
-            ranks.append(numerical_rank(gram, scale=float(second_moment.max())))
+            ranks.append(centred_rank(f.gram() / f.total, f.mean, f.n))
         return ranks
 
     def _solve(self, views, factors, regularization, rng):

@@ -179,12 +179,16 @@ def numerical_rank(C: NDArray, scale: float | None = None) -> int:
     >>> A = np.random.RandomState(0).standard_normal((5, 2))
     >>> numerical_rank(A @ A.T), numerical_rank(np.zeros((3, 3)))
     (2, 0)
+    >>> numerical_rank(np.array([[1e-20]]), scale=1.0)
+    0
     """
     if scale is None:
         scale = float(np.max(np.diag(C), initial=0.0))
     if not scale > 0:
         return 0
     floor = C.shape[0] * np.finfo(C.dtype).eps * scale
+    if not np.max(np.diag(C), initial=0.0) > floor:
+        return 0  # pstrf compares its first pivot with 0 only, not with tol
     (pstrf,) = sla.get_lapack_funcs(("pstrf",), (C,))
     _, _, rank, _ = pstrf(C, tol=floor, lower=1)
     return int(rank)

@@ -625,6 +625,20 @@ def test_kernel_of_rank_zero_is_refused(nonlinear, params):
         KCCA(blocks=[4, 3, 5], regularization=0.5, **params).fit(X)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"kernel": "linear"}, {"approximation": "nystroem", "random_state": 0}],
+)
+def test_a_constant_modality_is_refused_whatever_its_value(nonlinear, params):
+    # LAPACK's pstrf compares its first pivot with 0, not with the floor: a
+    # constant 5.0 left a centred Gram of 4e-15 (floor 2e-14) read as rank 1,
+    # and a variate of zero variance, canonical correlation 0, no word.
+    X = nonlinear.copy()
+    X[:, 7:] = 5.0
+    with pytest.raises(ValueError, match="'block2' has numerical rank 0"):
+        KCCA(1, blocks=[4, 3, 5], **params).fit(X)
+
+
 def test_centred_rank_of_the_kernel_bounds_n_components(nonlinear):
     X = nonlinear.copy()
     X[:, 6] = 4.0  # 'block1' (3 columns, one constant): 2 directions once centred

@@ -189,6 +189,16 @@ def test_sample_weight_of_the_wrong_length(data):
         MCCA(blocks=WIDTHS).fit(da.from_array(data), sample_weight=np.ones(10))
 
 
+def test_a_constant_modality_as_in_memory(client, data):
+    X = data.copy()
+    X[:, 11:] = 5.0  # block2 constant
+    with pytest.raises(ValueError) as in_memory:
+        clone(ESTIMATORS[2]).fit(X)
+    with pytest.raises(ValueError, match="'block2' is constant over the 1000") as on:
+        clone(ESTIMATORS[2]).fit(da.from_array(X, chunks=(300, -1)))
+    assert str(on.value) == str(in_memory.value)
+
+
 def test_more_landmarks_than_rows_as_in_memory(client, data):
     estimator = clone(ESTIMATORS[2]).set_params(n_landmarks=len(data) + 1)
     with pytest.warns(UserWarning, match="all 1000 rows are landmarks") as caught:
