@@ -428,7 +428,8 @@ def fit_kcca(estimator, X, sample_weight=None):
     statistics = sums.statistics()
     C = statistics.covariance()
     slices = stacked_slices(len(f.support) for f, _ in factors)
-    estimator._check_n_components(n, _ranks(estimator, C, statistics, slices))
+    ranks = _ranks(estimator, C, statistics, slices)
+    estimator._check_n_components(n, ranks, kernel=True)  # KCCA's message
     D = [
         regularized_block(C[s, s], r, relative=False)
         for s, r in zip(slices, regularization, strict=True)
