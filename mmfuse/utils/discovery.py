@@ -12,15 +12,16 @@ from mmfuse.utils._optional import EXTRAS
 
 __all__ = ["all_estimators"]
 
-# Subpackages that need an optional extra, with the modules it installs.
-_OPTIONAL = {"mmfuse.deep": EXTRAS["deep"]}
+# Subpackages and modules that need an optional extra, with the modules they
+# import (mmfuse.cca._dask imports dask at its top).
+_OPTIONAL = {"mmfuse.deep": EXTRAS["deep"], "mmfuse.cca._dask": ("dask",)}
 
 
 def all_estimators() -> list[tuple[str, type]]:
     """List the public estimator classes of mmfuse.
 
-    Walks every module of the package (skipping subpackages whose optional
-    dependency is not installed) and keeps the classes that derive from
+    Walks every module of the package (skipping subpackages and modules
+    whose optional dependency is not installed) and keeps the classes that derive from
     :class:`~sklearn.base.BaseEstimator`, are exported under a public name
     and are not abstract.
 

@@ -30,3 +30,23 @@ def test_nothing_imports_dask_without_a_dask_collection():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+WITHOUT_DASK = """
+import sys
+for name in ("dask", "dask.array", "distributed"):
+    sys.modules[name] = None  # as if the dask extra were not installed
+from mmfuse.utils.discovery import all_estimators
+print(sorted(name for name, _ in all_estimators() if "CCA" in name))
+"""
+
+
+def test_all_estimators_without_the_dask_extra():
+    # mmfuse.cca._dask imports dask at its top: walking it raised
+    # ModuleNotFoundError where the extra is not installed.
+    env = {**os.environ, "PYTHONPATH": str(Path(mmfuse.__file__).parents[1])}
+    out = subprocess.run(
+        [sys.executable, "-c", WITHOUT_DASK], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "['GCCA', 'KCCA', 'MCCA']"
