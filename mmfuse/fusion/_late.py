@@ -361,12 +361,14 @@ class _BaseLateFusion(TransformerMixin, _BaseComposition):
                 f"weights={self.weights!r} must be {n_members} numbers, one a "
                 f"member in the order of estimators."
             )
-        if not np.isfinite(weights).all() or (weights < 0).any() or weights.sum() <= 0:
+        if not np.isfinite(weights).all() or (weights < 0).any() or weights.max() <= 0:
             raise ValueError(
                 f"weights={self.weights!r} must be finite and non-negative, "
                 f"with a positive sum."
             )
-        return weights
+        # The votes are weighted means, whatever the scale: scaled to a
+        # largest weight of 1, weights near float64's largest do not overflow.
+        return weights / weights.max()
 
     def _fit(self, X, y_fit, sample_weight):
         """Fit the members and, for stacking, the final estimator.

@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -203,6 +205,15 @@ def test_weights_shift_the_vote(split):
     np.testing.assert_array_equal(
         only_kar.predict(X_test), kar.predict(X_test[:, 76:140])
     )
+    # Only their ratios count: weights near float64's largest overflowed the
+    # sums of the vote, and every probability came out 0.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        huge = _late(weights=[1.5e308, 1e308, 1.5e308]).fit(X, y)
+        np.testing.assert_allclose(
+            huge.predict_proba(X_test),
+            _late(weights=[3, 2, 3]).fit(X, y).predict_proba(X_test),
+        )
 
 
 def test_grid_search_reaches_a_member_parameter(split):
