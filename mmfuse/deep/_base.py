@@ -25,7 +25,7 @@ The training loop, callbacks, history, devices and pickling are skorch's.
 import math
 import warnings
 from abc import abstractmethod
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -152,8 +152,9 @@ class BaseMultimodalNet(ParamsNet):
         Where the module is trained and run, e.g. ``"cuda"``.
     random_state : int, RandomState instance or None
         Seeds the initial weights, shuffling and dropout: the same seed gives
-        the same model on CPU. torch's global random state is restored after
-        ``fit``. None draws from torch's global generator.
+        the same model on CPU, through ``fit`` and ``partial_fit`` alike.
+        torch's global random state is restored after each. None draws from
+        torch's global generator.
     """
 
     # Fewest modalities the model accepts (an aligner needs two).
@@ -284,14 +285,14 @@ class BaseMultimodalNet(ParamsNet):
         return self._module_input(self._validate_new(X))
 
     @contextmanager
-    def _seeded(self):
-        """Seed torch from ``random_state``, restoring its global state after."""
+    def _seeded(self, offset=0):
+        """Seed torch by :func:`seed_torch`, restoring its global state after."""
         if self.random_state is None:
             yield
             return
         device = torch.device(self.device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            seed_torch(self.random_state)
+            seed_torch(self.random_state, offset)
             yield
 
     def initialize_optimizer(self, triggered_directly=None):
@@ -442,7 +443,8 @@ class BaseMultimodalNet(ParamsNet):
             inputs["sample_weight"] = (sample_weight / sample_weight.max()).astype(
                 np.float32
             )
-        with self._seeded() if reset else nullcontext():
+        # A later partial_fit is seeded too, by the epochs trained so far.
+        with self._seeded(0 if reset else len(self.history_)):
             if reset:
                 self.initialize()
             self._check_monitors()

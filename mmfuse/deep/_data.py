@@ -97,17 +97,14 @@ def unstandardize(Z: NDArray, mean: NDArray, scale: NDArray, what: str) -> NDArr
     return values
 
 
-def seed_torch(random_state) -> torch.Generator:
-    """Seed torch's global generator from ``random_state`` and return a seeded one.
+def seed_torch(random_state, offset: int = 0) -> None:
+    """Seed torch's global generator from ``random_state``, plus ``offset``.
 
     skorch draws initial weights and shuffles from torch's global generator,
-    so a fit seeds it here; ``random_state=None`` leaves it as it is.
+    so a fit seeds it here. A later ``partial_fit`` passes the epochs trained
+    so far as ``offset``: each call draws anew, and two copies of a net
+    trained alike stay alike.
     """
-    generator = torch.Generator()
-    if random_state is None:
-        generator.seed()
-        return generator
-    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    torch.manual_seed(seed)
-    generator.manual_seed(seed)
-    return generator
+    bound = np.iinfo(np.int32).max
+    seed = int(check_random_state(random_state).randint(bound))
+    torch.manual_seed((seed + offset) % bound)

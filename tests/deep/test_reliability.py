@@ -2,6 +2,7 @@
 crashes, clear messages, untouched global random states, ``sample_weight``."""
 
 import contextlib
+import copy
 import pickle
 import re
 import warnings
@@ -245,6 +246,24 @@ def test_inference_leaves_global_random_states_alone(kind, data):
     assert torch.equal(torch.random.get_rng_state(), torch_state)
     after = np.random.get_state()
     assert all(np.array_equal(a, b) for a, b in zip(after, numpy_state, strict=True))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_partial_fit_is_seeded_and_leaves_the_global_state_alone(kind, data):
+    # Only fit was seeded: two copies of one net, given the same partial_fit,
+    # differed, and torch's global generator moved.
+    X, y = data[0], target(kind, data)
+    net = make(kind, dropout=0.2).fit(X, y)
+    a, b = copy.deepcopy(net), copy.deepcopy(net)
+    state = torch.random.get_rng_state()
+    a.partial_fit(X, y)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b.partial_fit(X, y)
+    output = "transform" if kind == "vae" else "predict"
+    np.testing.assert_array_equal(getattr(a, output)(X), getattr(b, output)(X))
+    # Each call draws anew: a second partial_fit is not the first one again.
+    a.partial_fit(X, y)
+    assert not np.array_equal(getattr(a, output)(X), getattr(b, output)(X))
 
 
 # ------------------------------------------------------------ hyperparameters
