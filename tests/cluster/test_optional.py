@@ -23,13 +23,18 @@ print(imported)
 """
 
 
-def test_nothing_imports_dask_without_a_dask_collection():
+def _run(code):
+    """Run ``code`` in a fresh interpreter that imports this mmfuse; its output."""
     env = {**os.environ, "PYTHONPATH": str(Path(mmfuse.__file__).parents[1])}
     out = subprocess.run(
-        [sys.executable, "-c", CODE], env=env, capture_output=True, text=True
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()
+
+
+def test_nothing_imports_dask_without_a_dask_collection():
+    assert _run(CODE) == "[]"
 
 
 WITHOUT_DASK = """
@@ -44,9 +49,4 @@ print(sorted(name for name, _ in all_estimators() if "CCA" in name))
 def test_all_estimators_without_the_dask_extra():
     # mmfuse.cca._dask imports dask at its top: walking it raised
     # ModuleNotFoundError where the extra is not installed.
-    env = {**os.environ, "PYTHONPATH": str(Path(mmfuse.__file__).parents[1])}
-    out = subprocess.run(
-        [sys.executable, "-c", WITHOUT_DASK], env=env, capture_output=True, text=True
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "['GCCA', 'KCCA', 'MCCA']"
+    assert _run(WITHOUT_DASK) == "['GCCA', 'KCCA', 'MCCA']"
