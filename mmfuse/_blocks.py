@@ -915,10 +915,9 @@ def check_every_modality_seen(
             shown = [int(j) if columns is None else columns[j] for j in block[:5]]
             raise ValueError(
                 f"modality {name!r} has no value in any row: all {len(block)} of "
-                f"its columns (first: {shown}) are NaN in "
-                f"every row, so {who} cannot learn from it (a failed join or a "
-                f"wrong block does this). Fix the data, or leave the modality "
-                f"out of blocks."
+                f"its columns (first: {shown}) are NaN in every row, so {who} "
+                f"cannot learn from it (a failed join or a wrong block does "
+                f"this). Fix the data, or leave the modality out of blocks."
             )
 
 
