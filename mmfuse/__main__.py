@@ -7,6 +7,7 @@ code (0 success, 1 a failure the command reports, 2 bad usage).
 
 import argparse
 import json
+import math
 import os
 import sys
 import warnings
@@ -102,9 +103,17 @@ def _plot(records: list[dict], path: str, title: str) -> None:
         return
     metric = _metrics(records)[0]
     ordered = records[::-1]
-    drawn = [(i, r) for i, r in enumerate(ordered) if not _failed(r)]
+    # A failed strategy, or a score that is not finite (nan, -inf), has no bar.
+    drawn = [
+        (i, r)
+        for i, r in enumerate(ordered)
+        if not _failed(r) and math.isfinite(r[f"mean_{metric}"])
+    ]
     means = [r[f"mean_{metric}"] for _, r in drawn]
-    stds = [r[f"std_{metric}"] for _, r in drawn]
+    stds = [
+        r[f"std_{metric}"] if math.isfinite(r[f"std_{metric}"]) else 0.0
+        for _, r in drawn
+    ]
     families = sorted({r["family"] for _, r in drawn})
     colours = dict(zip(families, plt.get_cmap("tab10").colors, strict=False))
     fig, ax = plt.subplots(figsize=(7.5, 0.35 * len(records) + 1.3))
@@ -122,9 +131,11 @@ def _plot(records: list[dict], path: str, title: str) -> None:
     ax.set_xlim(low - 0.02 * span, high + 0.14 * span)
     for (i, _), end, mean in zip(drawn, ends, means, strict=True):
         ax.text(max(end, 0.0), i, f" {mean:.4f}", va="center", fontsize="small")
+    shown = {i for i, _ in drawn}
     for i, record in enumerate(ordered):
-        if _failed(record):
-            ax.text(0.0, i, " failed", va="center", fontsize="small")
+        if i not in shown:
+            label = "failed" if _failed(record) else f"{record[f'mean_{metric}']}"
+            ax.text(0.0, i, f" {label}", va="center", fontsize="small")
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_xlabel(f"{metric}: mean ± std over folds (bars start at 0)")
     ax.set_title(title)
@@ -145,9 +156,12 @@ def _plot(records: list[dict], path: str, title: str) -> None:
 
 
 def _json_safe(records: list[dict]) -> list[dict]:
-    """Return the records with NaN as None (JSON has no NaN)."""
+    """Return the records with NaN and infinities as None (JSON has neither)."""
     return [
-        {k: None if isinstance(v, float) and v != v else v for k, v in r.items()}
+        {
+            k: None if isinstance(v, float) and not math.isfinite(v) else v
+            for k, v in r.items()
+        }
         for r in records
     ]
 

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,27 @@ def test_demo_plot_paths_say_what_is_written(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "names a directory; give a file name in it" in captured.err
     assert "rank" not in captured.out  # refused before the run
+
+
+def test_infinite_scores_are_null_in_json_and_unbarred_in_the_plot(data_dir, tmp_path):
+    # -inf was written as -Infinity (not JSON), and the plot came out empty.
+    frame = pd.read_csv(data_dir / "diabetes.csv")
+    frame["progression"] *= 1e160  # squared errors overflow to inf
+    frame.to_csv(tmp_path / "huge.csv", index=False)
+    out_json, out_png = tmp_path / "t.json", tmp_path / "t.png"
+    args = ["--target", "progression", "--strategies", "single:demo", "--cv", "2"]
+    args += ["--scoring", "neg_mean_squared_error", "--quiet"]
+    args += ["--json", str(out_json), "--plot", str(out_png)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the scorer's overflow
+        assert main(["compare", str(tmp_path / "huge.csv"), *args]) == 0
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    records = json.loads(out_json.read_text(), parse_constant=refuse)
+    assert records[0]["mean_neg_mean_squared_error"] is None
+    assert out_png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_csv_writes_json(csv_file, tmp_path, capsys):
