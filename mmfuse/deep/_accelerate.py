@@ -171,7 +171,11 @@ class AccelerateSupport(AccelerateMixin):
         prepared = vars(self).pop("_prepared", [])
         if self.accelerator is None or not prepared:
             return
-        ours = {id(value) for value in prepared}
+        # Under several processes prepare returns a DistributedDataParallel
+        # wrapper, while the accelerator lists the module inside it.
+        ours = {
+            id(v) for value in prepared for v in (value, getattr(value, "module", None))
+        }
         for registry in ("_models", "_optimizers", "_dataloaders"):
             kept = getattr(self.accelerator, registry, None)
             if kept is not None:

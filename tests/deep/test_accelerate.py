@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -133,6 +134,19 @@ def test_fitted_nets_are_released_by_the_shared_accelerator(data):
     assert accelerator._models == [users_own]
     assert accelerator._optimizers == []
     net.fit(X, y).partial_fit(X, y)  # prepared again, then released again
+    assert accelerator._models == [users_own]
+
+
+def test_a_wrapped_module_is_released_too():
+    # Several processes: prepare returns a DistributedDataParallel wrapper,
+    # the accelerator lists the module inside; matched by identity, every
+    # fitted module stayed listed (5 after 5 fits).
+    accelerator = accelerate.Accelerator(cpu=True)
+    inner, users_own = torch.nn.Linear(2, 1), torch.nn.Linear(2, 1)
+    accelerator._models[:] = [inner, users_own]
+    net = classifier().set_params(accelerator=accelerator)
+    net._prepared = [SimpleNamespace(module=inner)]
+    net._release_prepared()
     assert accelerator._models == [users_own]
 
 
