@@ -135,7 +135,10 @@ default="standard"
         Steps ``"columntransformer"`` and the estimator's lowercase class
         name, as :func:`~sklearn.pipeline.make_pipeline` names them; a
         modality's preprocessing parameters are
-        ``columntransformer__<modality>__<param>``.
+        ``columntransformer__<modality>__<param>``; with ``block_scaling``
+        each modality is a Pipeline of its preprocessing and the scaling, so
+        they are ``columntransformer__<modality>__<step>__<param>`` (e.g.
+        ``columntransformer__kar__standardscaler__with_mean``).
 
     See Also
     --------
