@@ -68,7 +68,8 @@ def on_dask_cluster(address: str, *, timeout: float | None = None):
     ImportError
         When ``dask.distributed`` is not installed.
     ValueError
-        When no scheduler answers at ``address`` within ``timeout``.
+        When no scheduler answers at ``address`` within ``timeout``, or it
+        has no worker by then.
     """
     try:
         from distributed import Client
@@ -88,6 +89,15 @@ def on_dask_cluster(address: str, *, timeout: float | None = None):
             f"({type(exc).__name__}: {exc}). Start one (`dask scheduler` and "
             f"`dask worker ADDRESS`, or dask.distributed.LocalCluster) and pass "
             f"the address it prints, e.g. tcp://127.0.0.1:8786."
+        ) from exc
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError as exc:
+        client.close()
+        raise ValueError(
+            f"the Dask scheduler at {address!r} has no worker after {timeout:g} "
+            f"s, so nothing would run: start one (`dask worker {address}`), or "
+            f"give the address of a cluster that has workers."
         ) from exc
     with client, parallel_config(backend="dask"):
         yield client

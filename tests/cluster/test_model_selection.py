@@ -4,6 +4,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from distributed import LocalCluster
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
@@ -92,3 +93,19 @@ def test_cli_compare_on_a_running_cluster(client, tmp_path, capsys):
         return [row[:4] for row in rows]
 
     assert scores(remote) == scores(local) != []
+
+
+def test_cli_compare_on_a_cluster_without_workers(tmp_path, capsys, monkeypatch):
+    # It started the run and died 10 s later in joblib's TimeoutError
+    # traceback ("DaskDistributedBackend has no worker").
+    bunch = load_mfeat(views=["kar", "zer"], as_frame=True)
+    path = tmp_path / "digits.csv"
+    bunch.frame.iloc[::10].to_csv(path, index=False)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        args = ["compare", str(path), "--target", "digit", "--cv", "2", "--quiet"]
+        monkeypatch.setattr("mmfuse.utils._dask.CONNECT_TIMEOUT", 1.0)
+        code = main([*args, "--scheduler", empty.scheduler_address])
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "has no worker after 1 s, so nothing would run" in captured.err
+    assert "rank" not in captured.out
