@@ -1,7 +1,9 @@
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -570,6 +572,30 @@ def test_scheduler_that_does_not_answer(csv_file, capsys, monkeypatch):
         "'tcp://127.0.0.1:9' within 1 s"
     )
     assert "pass the address it prints" in err
+
+
+def test_scheduler_address_of_something_else(csv_file, capsys, monkeypatch):
+    # At a port where an HTTP server answers (a dashboard's, 8787, given for
+    # the scheduler's 8786), the client's handshake waited forever.
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr("mmfuse.utils._dask.CONNECT_TIMEOUT", 1.0)
+    address = f"tcp://127.0.0.1:{server.server_address[1]}"
+    args = ["compare", str(csv_file), "--target", "digit", "--quiet"]
+    try:
+        assert main([*args, "--scheduler", address]) == 1
+    finally:
+        server.shutdown()
+    err = capsys.readouterr().err
+    assert f"cannot reach a Dask scheduler at '{address}' within 1 s" in err
+    assert "no scheduler handshake within 6 s" in err
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    """Answers nothing a Dask client understands, and logs nothing."""
+
+    def log_message(self, *args):
+        pass
 
 
 def test_scheduler_without_dask_installed(csv_file, capsys, monkeypatch):

@@ -8,6 +8,7 @@ been imported already, and :func:`on_dask_cluster` imports
 """
 
 import sys
+import threading
 from contextlib import contextmanager
 
 __all__ = ["is_dask_collection", "on_dask_cluster"]
@@ -82,7 +83,7 @@ def on_dask_cluster(address: str, *, timeout: float | None = None):
 
     timeout = CONNECT_TIMEOUT if timeout is None else timeout
     try:
-        client = Client(address, timeout=timeout)
+        client = _connect(Client, address, timeout)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
         raise ValueError(
             f"cannot reach a Dask scheduler at {address!r} within {timeout:g} s "
@@ -101,3 +102,29 @@ def on_dask_cluster(address: str, *, timeout: float | None = None):
         ) from exc
     with client, parallel_config(backend="dask"):
         yield client
+
+
+def _connect(Client, address, timeout):
+    """``Client(address, timeout=timeout)``, given up after ``timeout`` too.
+
+    distributed bounds the connection by ``timeout`` but not the handshake
+    that follows: at a port where something answers that is no scheduler
+    (its dashboard, 8787, for its 8786; an HTTP server) the client waited
+    forever. It connects in a daemon thread, left behind if it hangs.
+    """
+    outcome = {}
+
+    def connect():
+        try:
+            outcome["client"] = Client(address, timeout=timeout)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout + 5.0)  # the connection's own timeout, then a margin
+    if "error" in outcome:
+        raise outcome["error"]
+    if "client" not in outcome:
+        raise TimeoutError(f"no scheduler handshake within {timeout + 5.0:g} s")
+    return outcome["client"]
