@@ -1,6 +1,7 @@
 """Cross-validate fusion strategies side by side on the same folds."""
 
 import warnings
+from collections import Counter
 from numbers import Integral, Real
 
 import numpy as np
@@ -279,9 +280,10 @@ def check_data(X, y, blocks="auto", groups=None):
         raise ValueError("X has no rows.")
     columns = getattr(X, "columns", None)
     labels = list(range(n_features)) if columns is None else list(columns)
-    if columns is not None and columns.has_duplicates:
-        repeated = columns[columns.duplicated()].unique().tolist()
-        where = np.flatnonzero(columns.isin(repeated)).tolist()
+    counts = Counter(labels)  # any frame's column labels, not pandas' only
+    if len(counts) < len(labels):
+        repeated = [label for label, count in counts.items() if count > 1]
+        where = [j for j, label in enumerate(labels) if counts[label] > 1]
         raise ValueError(
             f"X has {len(repeated)} column name(s) used more than once "
             f"({repeated[:5]}, at positions {where[:10]}): a column must be "
